@@ -1,0 +1,52 @@
+# The two commands of the README:
+#   make run    set everything up, then serve the hub on 127.0.0.1:8080
+#   make test   set everything up, then run the whole test suite
+# Each target installs what it needs, so both work on a fresh machine.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= etc/statushub.toml
+PYTEST_ARGS ?=
+
+.PHONY: run test deps system-deps venv plugin-cache node-deps crossbar bench clean
+
+run: deps
+	$(BIN)/twistd -n statushub --config $(CONFIG)
+
+test: deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+deps: system-deps venv plugin-cache node-deps crossbar
+
+# Debian packages: a Docker engine for the tests' private dockerd, a static
+# busybox for the test image, Chromium for the browser tests.
+SYSTEM_PACKAGES := docker.io busybox-static chromium nodejs
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(BIN)/.installed
+$(BIN)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# twistd finds plugins through twisted/plugins; write the cache once so that
+# the first twistd start does not try to (and warn that it cannot).
+plugin-cache: venv
+	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
+
+node-deps:
+
+crossbar:
+
+bench: deps
+
+clean:
+	rm -rf $(VENV) build *.egg-info

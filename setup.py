@@ -1,0 +1,30 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="statushub",
+    version="0.1.0",
+    description="Deploy container topologies on Docker and stream their health live over WebSocket",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    # twisted.plugins is listed explicitly: it has no __init__.py of ours,
+    # and twistd finds the plugin through it.
+    packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
+    package_data={"statushub": ["static/*", "static/**/*"]},
+    include_package_data=True,
+    install_requires=[
+        "twisted>=24.3",
+        "autobahn>=24.4",
+        "docker>=7.0",
+        "zope.interface>=6.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-twisted>=1.14",
+            "treq>=24.9",
+            "playwright>=1.49",
+        ],
+    },
+    entry_points={"console_scripts": ["statushub = statushub.cli:main"]},
+)

@@ -1,0 +1,193 @@
+"""
+Configuration: a TOML file under C{etc/}, validated against L{SCHEMA}.
+
+Every key has a type and a default, so a missing file section means the
+defaults and an unknown key or a wrong type is an error that names the file,
+the section and the key.  Command-line options override the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+
+class ConfigError(Exception):
+    """
+    The configuration cannot be used; the message says where and why.
+    """
+
+
+@dataclass(frozen=True)
+class Setting:
+    """
+    One key: its accepted types, its default, and an optional check that
+    returns an error text or L{None}.
+    """
+
+    types: tuple[type, ...]
+    default: Any
+    help: str
+    check: Any = None
+
+
+def _positive(value: Any) -> Optional[str]:
+    return None if value > 0 else "must be greater than 0"
+
+
+
+def _stringList(value: Any) -> Optional[str]:
+    if all(isinstance(item, str) for item in value):
+        return None
+    return "must be a list of strings"
+
+
+NUMBER = (int, float)
+
+SCHEMA: dict[str, dict[str, Setting]] = {
+    "server": {
+        "listen": Setting(
+            (str,),
+            "tcp:8080:interface=127.0.0.1",
+            "Twisted endpoint description to serve HTTP and WebSocket on",
+        ),
+        "token": Setting(
+            (str,),
+            "",
+            "bearer token required by the API and the feed; empty: no token",
+        ),
+        "allowed_origins": Setting(
+            (list,),
+            [],
+            "WebSocket origins allowed besides the hub's own; '*' allows any",
+            _stringList,
+        ),
+    },
+    "feed": {
+        "ping_interval": Setting(NUMBER, 20.0, "seconds between server pings", _positive),
+        "ping_timeout": Setting(
+            NUMBER, 10.0, "seconds a client has to answer a ping", _positive
+        ),
+        "max_send_buffer": Setting(
+            (int,),
+            1024 * 1024,
+            "bytes a client may leave unread before it is dropped",
+            _positive,
+        ),
+        "max_message_size": Setting(
+            (int,), 4096, "largest message a client may send, in bytes", _positive
+        ),
+    },
+    "polling": {
+        "interval": Setting(NUMBER, 2.0, "seconds between health polls", _positive),
+    },
+}
+
+
+class Config:
+    """
+    A validated configuration: C{config["feed"]["ping_interval"]}.
+    """
+
+    def __init__(self, values: Mapping[str, Mapping[str, Any]], source: str) -> None:
+        self._values = {section: dict(keys) for section, keys in values.items()}
+        self.source = source
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self._values[section]
+
+    def override(self, section: str, key: str, value: Any) -> None:
+        """
+        Set one key, validated as if it came from the file (the command line
+        uses this).
+        """
+        self._values[section][key] = _validate(
+            SCHEMA, section, key, value, f"{self.source} (overridden)"
+        )
+
+
+def _validate(
+    schema: Mapping[str, Mapping[str, Setting]],
+    section: str,
+    key: str,
+    value: Any,
+    source: str,
+) -> Any:
+    setting = schema[section][key]
+    where = f"{source}: [{section}] {key}"
+    # bool is an int to Python, but never a number to a user
+    if isinstance(value, bool) and bool not in setting.types:
+        raise ConfigError(f"{where}: expected {_typeNames(setting)}, got a boolean")
+    if not isinstance(value, setting.types):
+        raise ConfigError(
+            f"{where}: expected {_typeNames(setting)}, got {type(value).__name__}"
+        )
+    if setting.check is not None:
+        problem = setting.check(value)
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
+    if float in setting.types and isinstance(value, int):
+        value = float(value)
+    return value
+
+
+def _typeNames(setting: Setting) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list",
+             bool: "true or false"}
+    if setting.types == NUMBER:
+        return "a number"
+    return " or ".join(names.get(t, t.__name__) for t in setting.types)
+
+
+def defaults(schema: Mapping[str, Mapping[str, Setting]] = SCHEMA) -> Config:
+    return Config(
+        {
+            section: {key: setting.default for key, setting in keys.items()}
+            for section, keys in schema.items()
+        },
+        "defaults",
+    )
+
+
+def parse(
+    data: Mapping[str, Any],
+    source: str,
+    schema: Mapping[str, Mapping[str, Setting]] = SCHEMA,
+) -> Config:
+    """
+    Validate already-parsed TOML data.
+    """
+    config = defaults(schema)
+    config.source = source
+    for section, keys in data.items():
+        if section not in schema:
+            known = ", ".join(sorted(schema))
+            raise ConfigError(f"{source}: unknown section [{section}] (known: {known})")
+        if not isinstance(keys, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        for key, value in keys.items():
+            if key not in schema[section]:
+                known = ", ".join(sorted(schema[section]))
+                raise ConfigError(
+                    f"{source}: [{section}] unknown key {key!r} (known: {known})"
+                )
+            config[section][key] = _validate(schema, section, key, value, source)
+    return config
+
+
+def load(path: str, schema: Mapping[str, Mapping[str, Setting]] = SCHEMA) -> Config:
+    """
+    Read and validate a TOML file.
+
+    @raise ConfigError: the file cannot be read, is not TOML, or does not fit
+        the schema.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the file: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    return parse(data, path, schema)
