@@ -1,0 +1,6 @@
+# Fixtures live in tests/fixtures/, one module per kind of real part the
+# tests start (the hub process, a private Docker engine, a router, a browser).
+# Add a module here when you add one there.
+pytest_plugins = [
+    "tests.fixtures.hubprocess",
+]
