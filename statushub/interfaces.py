@@ -58,3 +58,68 @@ class IHealthCheck(Interface):
         """
         A short word: C{"reachable"}, C{"unreachable"}, C{"joined"}, ...
         """
+
+
+class IContainerEngine(Interface):
+    """
+    The container engine a deployment runs on, as the deployment side needs it.
+
+    Every method returns a L{twisted.internet.defer.Deferred} and never blocks
+    the reactor; a failure is an L{statushub.engine.EngineError} (or its
+    subclass L{statushub.engine.ImageNotFound}).
+    """
+
+    def ping():
+        """
+        Fire with L{None} when the engine answers.
+        """
+
+    def createContainer(spec):
+        """
+        Create (not start) one container from a
+        L{statushub.engine.ContainerSpec}; fire with its id.
+        """
+
+    def startContainer(containerId: str):
+        """
+        Start a created container.
+        """
+
+    def removeContainer(containerId: str):
+        """
+        Remove a container, running or not (force); a container that is
+        already gone is not an error.
+        """
+
+    def listContainers(labels: dict):
+        """
+        Fire with a list of L{statushub.engine.ContainerState} for every
+        container (running or not) carrying all of C{labels} (a value of
+        L{None} matches any value).  One engine call, however many
+        containers there are.
+        """
+
+    def events(labels: dict):
+        """
+        Open the engine's event stream for containers carrying all of
+        C{labels}; fire with an L{statushub.engine.IEventStream}.
+        """
+
+
+class IEventStream(Interface):
+    """
+    An open event stream.  Reading blocks: call L{next} from a thread of its
+    own, never from the reactor thread.
+    """
+
+    def next():
+        """
+        Block until the next L{statushub.engine.EngineEvent}; return L{None}
+        when the stream has ended (closed, or the connection broke).
+        """
+
+    def close() -> None:
+        """
+        End the stream; a thread blocked in L{next} returns.  Callable from
+        any thread.
+        """

@@ -1,0 +1,83 @@
+"""
+The container engine: values exchanged with it, its errors, and (in
+L{statushub.engine.docker}) the Docker implementation of
+L{statushub.interfaces.IContainerEngine}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+# Every container statushub creates carries these labels: they are how the
+# hub finds its containers again after a restart, and how the tests clean up
+# only what is theirs.
+DEPLOYMENT_LABEL = "io.statushub.deployment"
+NODE_LABEL = "io.statushub.node"
+INDEX_LABEL = "io.statushub.index"
+
+
+class EngineError(Exception):
+    """
+    The engine could not be asked, or refused; the message says why.
+    """
+
+
+class ImageNotFound(EngineError):
+    """
+    The engine does not have the image a container asks for.
+    """
+
+
+@dataclass(frozen=True)
+class HealthCheckSpec:
+    test: tuple[str, ...]
+    interval: float = 1.0
+    timeout: float = 1.0
+    retries: int = 3
+    startPeriod: float = 0.0
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """
+    What one node asks of the engine.  Deliberately small: nothing in here
+    can reach the host (no mounts, no privileges, no host namespaces), and
+    containers get no network.
+    """
+
+    name: str
+    image: str
+    command: Optional[tuple[str, ...]] = None
+    env: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    healthcheck: Optional[HealthCheckSpec] = None
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """
+    One container as the engine lists it.
+
+    @ivar status: the engine's state word (C{running}, C{exited}, ...).
+    @ivar health: C{starting}, C{healthy}, C{unhealthy}, or L{None} when the
+        container has no health check.
+    """
+
+    containerId: str
+    status: str
+    health: Optional[str] = None
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    """
+    One container event: C{action} is the engine's word (C{die}, C{start},
+    C{pause}, C{health_status: healthy}, ...).
+    """
+
+    containerId: str
+    action: str
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    timeNano: int = 0

@@ -1,0 +1,225 @@
+"""
+L{IContainerEngine} on the Docker SDK.
+
+The SDK blocks, so every call runs in a thread pool of our own (sized so that
+a deploy, a poll and a teardown can overlap without queueing behind one
+another, small enough not to matter on a 2-core machine) with a socket
+timeout, plus a reactor-side timeout as a backstop.  The event stream reads
+in one more thread of its own so that it can never occupy the pool.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Callable, Optional, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from statushub.engine import (
+    ContainerSpec,
+    ContainerState,
+    EngineError,
+    EngineEvent,
+    ImageNotFound,
+)
+from statushub.interfaces import IContainerEngine, IEventStream
+
+T = TypeVar("T")
+
+# Docker 20.10 speaks 1.41 and every later engine still accepts it.  A fixed
+# version also keeps the client from asking the engine at construction,
+# which would block (and fail when the engine is down).
+API_VERSION = "1.41"
+POOL_THREADS = 4
+
+# "Up 3 seconds (healthy)", "Up 1 second (health: starting)"
+_HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+
+
+def dockerHost(configured: str = "") -> str:
+    """
+    Where the engine is: the configured address, else C{DOCKER_HOST}, else the
+    local socket (what the Docker CLI does).
+    """
+    return configured or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def healthFromListStatus(status: str) -> Optional[str]:
+    """
+    The health word inside the list API's human C{Status} text, if any.
+    """
+    match = _HEALTH_IN_STATUS.search(status or "")
+    if match is None:
+        return None
+    word = match.group(1)
+    return "starting" if word == "health: starting" else word
+
+
+def _labelFilter(labels: dict[str, Optional[str]]) -> list[str]:
+    return [key if value is None else f"{key}={value}" for key, value in labels.items()]
+
+
+@implementer(IEventStream)
+class _DockerEventStream:
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def next(self) -> Optional[EngineEvent]:
+        for raw in self._stream:
+            if raw.get("Type") != "container":
+                continue
+            actor = raw.get("Actor") or {}
+            return EngineEvent(
+                containerId=actor.get("ID") or raw.get("id", ""),
+                action=raw.get("Action") or raw.get("status", ""),
+                labels=dict(actor.get("Attributes") or {}),
+                timeNano=int(raw.get("timeNano") or 0),
+            )
+        return None
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        except Exception:
+            # already closed or broken: either way nothing is left to end
+            pass
+
+
+@implementer(IContainerEngine)
+class DockerEngine:
+    """
+    A Docker engine at C{host} (see L{dockerHost}).
+
+    Call L{stop} when done: it ends the thread pool.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        host: str = "",
+        timeout: float = 10.0,
+        threads: int = POOL_THREADS,
+    ) -> None:
+        self._reactor = reactor
+        self.host = dockerHost(host)
+        self.timeout = timeout
+        self._pool = ThreadPool(minthreads=0, maxthreads=threads, name="statushub-docker")
+        self._pool.start()
+        self._client = docker.APIClient(
+            base_url=self.host, version=API_VERSION, timeout=timeout
+        )
+
+    def stop(self) -> None:
+        self._pool.stop()
+        self._client.close()
+
+    def _call(self, what: str, function: Callable[..., T], *args: Any, **kw: Any) -> "Deferred[T]":
+        def guarded() -> T:
+            try:
+                return function(*args, **kw)
+            except docker.errors.ImageNotFound as e:
+                raise ImageNotFound(f"{what}: no such image: {e.explanation}") from e
+            except docker.errors.APIError as e:
+                explanation = e.explanation or str(e)
+                if e.status_code == 404 and "image" in str(explanation).lower():
+                    raise ImageNotFound(f"{what}: {explanation}") from e
+                raise EngineError(f"{what}: {explanation}") from e
+            except (requests.exceptions.RequestException, OSError) as e:
+                raise EngineError(f"{what}: cannot reach the engine at {self.host}: {e}") from e
+            except docker.errors.DockerException as e:
+                raise EngineError(f"{what}: {e}") from e
+
+        d = deferToThreadPool(self._reactor, self._pool, guarded)
+        # the socket timeout should fire first; this is the backstop for a
+        # call that hangs anywhere else
+        d.addTimeout(self.timeout + 5, self._reactor, onTimeoutCancel=self._timedOut(what))
+        return d
+
+    def _timedOut(self, what: str) -> Callable[[Any, float], Any]:
+        def raiseEngineError(result: Any, timeout: float) -> Any:
+            raise EngineError(f"{what}: the engine did not answer within {timeout} s")
+
+        return raiseEngineError
+
+    def ping(self) -> "Deferred[None]":
+        return self._call("ping", lambda: (self._client.ping(), None)[1])
+
+    def createContainer(self, spec: ContainerSpec) -> "Deferred[str]":
+        def create() -> str:
+            healthcheck = None
+            if spec.healthcheck is not None:
+                check = spec.healthcheck
+                healthcheck = {
+                    "test": list(check.test),
+                    "interval": int(check.interval * 1e9),
+                    "timeout": int(check.timeout * 1e9),
+                    "retries": check.retries,
+                    "start_period": int(check.startPeriod * 1e9),
+                }
+            created = self._client.create_container(
+                image=spec.image,
+                command=list(spec.command) if spec.command is not None else None,
+                name=spec.name,
+                environment=dict(spec.env),
+                labels=dict(spec.labels),
+                healthcheck=healthcheck,
+                # no network at all: a node talks to nothing, the host least
+                network_disabled=True,
+                host_config=self._client.create_host_config(network_mode="none"),
+            )
+            return created["Id"]
+
+        return self._call(f"create container {spec.name!r}", create)
+
+    def startContainer(self, containerId: str) -> "Deferred[None]":
+        return self._call(
+            f"start container {containerId[:12]}", self._client.start, containerId
+        )
+
+    def removeContainer(self, containerId: str) -> "Deferred[None]":
+        def remove() -> None:
+            try:
+                self._client.remove_container(containerId, force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as e:
+                # removal already under way: it will be gone
+                if e.status_code == 409 and "already in progress" in str(e.explanation):
+                    return
+                raise
+
+        return self._call(f"remove container {containerId[:12]}", remove)
+
+    def listContainers(self, labels: dict[str, Optional[str]]) -> "Deferred[list[ContainerState]]":
+        def listing() -> list[ContainerState]:
+            # the low-level list: one request, no inspect per container
+            rows = self._client.containers(all=True, filters={"label": _labelFilter(labels)})
+            return [
+                ContainerState(
+                    containerId=row["Id"],
+                    status=row.get("State", "unknown"),
+                    health=healthFromListStatus(row.get("Status", "")),
+                    labels=dict(row.get("Labels") or {}),
+                )
+                for row in rows
+            ]
+
+        return self._call("list containers", listing)
+
+    def events(self, labels: dict[str, Optional[str]]) -> "Deferred[IEventStream]":
+        def openStream() -> IEventStream:
+            stream = self._client.events(
+                filters={"type": ["container"], "label": _labelFilter(labels)},
+                decode=True,
+            )
+            return _DockerEventStream(stream)
+
+        return self._call("open the event stream", openStream)
