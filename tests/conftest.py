@@ -3,4 +3,5 @@
 # Add a module here when you add one there.
 pytest_plugins = [
     "tests.fixtures.hubprocess",
+    "tests.fixtures.docker",
 ]
