@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 .PHONY: run test deps system-deps venv plugin-cache node-deps crossbar bench clean
 
 run: deps
-	$(BIN)/twistd -n statushub --config $(CONFIG)
+	$(BIN)/twistd -n --pidfile= statushub --config $(CONFIG)
 
 test: deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -34,7 +34,8 @@ venv: $(BIN)/.installed
 $(BIN)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	# compat mode puts the checkout on sys.path, so twistd finds twisted/plugins here
+	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
 # twistd finds plugins through twisted/plugins; write the cache once so that
@@ -42,9 +43,28 @@ $(BIN)/.installed: setup.py
 plugin-cache: venv
 	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
 
+# Node packages for the WAMP tests and examples (autobahn 22.11.1 is the last
+# line that runs on Node 20; autobahn-browser ships autobahn.min.js).
+NODE_DIRS := tests/node examples/node
 node-deps:
+	@for d in $(NODE_DIRS); do \
+	  if [ ! -d $$d/node_modules ] || [ $$d/package.json -nt $$d/node_modules ]; then \
+	    echo "npm install in $$d"; \
+	    (cd $$d && npm install --no-audit --no-fund --loglevel=error) && touch $$d/node_modules || exit 1; \
+	  fi; done
 
-crossbar:
+# Crossbar.io pins its own dependencies: it lives in its own virtual
+# environment, never in the hub's.  Start a router with
+#   .crossbar-venv/bin/crossbar start --cbdir etc/crossbar/single
+CROSSBAR_VENV := .crossbar-venv
+CROSSBAR_VERSION ?= 26.10.1
+crossbar: $(CROSSBAR_VENV)/bin/.installed
+$(CROSSBAR_VENV)/bin/.installed:
+	$(PYTHON) -m venv $(CROSSBAR_VENV)
+	$(CROSSBAR_VENV)/bin/pip install -q --upgrade pip
+	$(CROSSBAR_VENV)/bin/pip install -q 'crossbar==$(CROSSBAR_VERSION)'
+	$(CROSSBAR_VENV)/bin/crossbar version >/dev/null
+	touch $@
 
 bench: deps
 

@@ -1,0 +1,149 @@
+"""
+The hub: tracks the connected feed clients and broadcasts to them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+from autobahn.twisted.websocket import WebSocketServerFactory
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
+from twisted.logger import Logger
+from twisted.python import threadable
+from zope.interface import implementer
+
+from statushub.hub import closecodes
+from statushub.hub.protocol import StatusProtocol
+from statushub.interfaces import IStatusSink, IStatusSource
+
+
+def encodeMessage(message: dict[str, Any]) -> bytes:
+    """
+    The JSON text of one status message, compact: it goes to every client.
+    """
+    return json.dumps(message, separators=(",", ":")).encode("utf-8")
+
+
+@implementer(IStatusSink)
+class StatusHubFactory(WebSocketServerFactory):
+    """
+    An Autobahn server factory that is also the set of its open connections.
+
+    A message is encoded and framed once, then the same bytes are written to
+    every client.  Nothing here waits for a client: a client's unread data
+    sits in its own transport buffer, and a client whose buffer grows past
+    C{maxSendBuffer} is disconnected.
+
+    @param source: where the current picture comes from, for new clients.
+    @param reactor: used to hand broadcasts from other threads to the reactor
+        thread, and as the clock for keep-alive.
+    """
+
+    protocol = StatusProtocol
+    log = Logger()
+
+    def __init__(
+        self,
+        source: IStatusSource,
+        reactor: IReactorTime,
+        maxSendBuffer: int = 1024 * 1024,
+        maxMessageSize: int = 4096,
+    ) -> None:
+        super().__init__(reactor=reactor)
+        self.setProtocolOptions(
+            maxMessagePayloadSize=maxMessageSize,
+            maxFramePayloadSize=maxMessageSize,
+            # keep-alive is ours (KeepAlive): one timer for all clients
+            autoPingInterval=0,
+            # every client gets the same bytes, so no per-client compression
+            perMessageCompressionAccept=lambda offers: None,
+        )
+        self.maxSendBuffer = maxSendBuffer
+        # a dict keeps insertion order: the oldest clients are served first
+        self._clients: dict[StatusProtocol, None] = {}
+        self._currentFrame = self._frame(source.current())
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def __iter__(self) -> Iterator[StatusProtocol]:
+        return iter(list(self._clients))
+
+    def __contains__(self, client: object) -> bool:
+        return client in self._clients
+
+    def _frame(self, message: dict[str, Any]) -> bytes:
+        return self.prepareMessage(encodeMessage(message)).payloadHybi
+
+    def register(self, client: StatusProtocol) -> None:
+        """
+        Add an open client and send it the current picture at once.
+        """
+        self._clients[client] = None
+        self._send(client, self._currentFrame)
+
+    def unregister(self, client: StatusProtocol) -> None:
+        """
+        Forget a client; harmless if it was never registered or already gone.
+        """
+        self._clients.pop(client, None)
+
+    def sendCurrent(self, client: StatusProtocol) -> None:
+        if client in self._clients:
+            self._send(client, self._currentFrame)
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        """
+        Send C{message} to every client.  From a thread other than the
+        reactor's, the call is handed to the reactor and returns at once;
+        messages keep the order in which they reach the reactor.
+        """
+        if not threadable.isInIOThread():
+            IReactorFromThreads(self.reactor).callFromThread(self.broadcast, message)
+            return
+        frame = self._frame(message)
+        self._currentFrame = frame
+        for client in list(self._clients):
+            self._send(client, frame)
+
+    def _send(self, client: StatusProtocol, frame: bytes) -> None:
+        if not client.isOpen:
+            self.unregister(client)
+            return
+        window = client.window
+        if window is not None and not window.admit(len(frame), self.maxSendBuffer):
+            self.dropSlowClient(client)
+            return
+        client.transport.write(frame)
+
+    def dropSlowClient(self, client: StatusProtocol) -> None:
+        """
+        Disconnect a client that does not read fast enough.  It is told why
+        in the close frame; if it does not read that either, Autobahn's close
+        handshake timeout drops the connection.
+        """
+        self.unregister(client)
+        self.log.info(
+            "dropping slow feed client {peer}: more than {limit} bytes unsent",
+            peer=client.peer,
+            limit=self.maxSendBuffer,
+        )
+        client.sendClose(
+            closecodes.TOO_SLOW,
+            f"client too slow: more than {self.maxSendBuffer} bytes left unread",
+        )
+
+    def dropUnresponsive(self, client: StatusProtocol, timeout: float) -> None:
+        """
+        Drop a client that did not answer a ping within C{timeout} seconds.
+        There is no point in a close handshake with a peer that is not
+        answering.
+        """
+        self.unregister(client)
+        self.log.info(
+            "dropping feed client {peer}: no answer to ping within {timeout} s",
+            peer=client.peer,
+            timeout=timeout,
+        )
+        client.dropConnection(abort=True)

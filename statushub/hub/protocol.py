@@ -1,0 +1,78 @@
+"""
+One connected feed client.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+from autobahn.twisted.websocket import WebSocketServerProtocol
+from autobahn.websocket.protocol import WebSocketProtocol
+
+from statushub.hub import closecodes
+from statushub.hub.sendwindow import SendWindow
+
+
+class StatusProtocol(WebSocketServerProtocol):
+    """
+    Registers with the hub once the handshake is done, unregisters on every
+    way the connection can end.  Clients mostly listen; the one message they
+    may send is C{{"type": "get_status"}}, answered with the current picture.
+
+    @ivar window: this client's share of Twisted's flow control.
+    @ivar pingSentAt: when the oldest unanswered server ping went out, or
+        L{None}.
+    """
+
+    window: Optional[SendWindow] = None
+    pingSentAt: Optional[float] = None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        # Behind twisted.web, the HTTP channel is still the transport's
+        # producer; the channel is done with this connection, so our window
+        # takes its place and hears when the send buffer fills up.
+        if getattr(self.transport, "producer", None) is not None:
+            self.transport.unregisterProducer()
+        self.window = SendWindow(getattr(self.transport, "bufferSize", 0))
+        self.transport.registerProducer(self.window, True)
+
+    def onOpen(self) -> None:
+        self.factory.register(self)
+
+    def onClose(self, wasClean: bool, code: Optional[int], reason: Optional[str]) -> None:
+        self.factory.unregister(self)
+
+    def connectionLost(self, reason) -> None:
+        # onClose covers nearly every path; this one covers a drop that
+        # Autobahn reports before the handshake or not at all.
+        self.factory.unregister(self)
+        super().connectionLost(reason)
+
+    @property
+    def isOpen(self) -> bool:
+        return self.state == WebSocketProtocol.STATE_OPEN
+
+    def onPong(self, payload: bytes) -> None:
+        self.pingSentAt = None
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        # Any message also proves the client is alive.
+        self.pingSentAt = None
+        if isBinary:
+            self.closeForBadMessage("binary messages are not accepted")
+            return
+        try:
+            request = json.loads(payload)
+        except ValueError:
+            self.closeForBadMessage("message is not valid JSON")
+            return
+        if not isinstance(request, dict) or request.get("type") != "get_status":
+            self.closeForBadMessage('the only accepted message is {"type": "get_status"}')
+            return
+        self.factory.sendCurrent(self)
+
+    def closeForBadMessage(self, reason: str) -> None:
+        self.factory.unregister(self)
+        self.sendClose(closecodes.BAD_MESSAGE, reason)

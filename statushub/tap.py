@@ -1,0 +1,123 @@
+"""
+C{twistd statushub}: options and the service tree.
+
+The plugin in twisted/plugins/ only points here, so that listing twistd's
+plugins imports neither the reactor nor this module's dependencies.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.python import usage
+
+from statushub import config as configuration
+
+
+class Options(usage.Options):
+    synopsis = "[--config FILE] [--listen ENDPOINT] [--poll-interval SECONDS]"
+    longdesc = (
+        "Serve the statushub WebSocket feed, HTTP API and dashboard. "
+        "Options given here override the config file."
+    )
+
+    optParameters = [
+        ["config", "c", None, "TOML configuration file (default: built-in defaults)"],
+        [
+            "listen",
+            "l",
+            None,
+            "Twisted endpoint to serve on, e.g. tcp:8080:interface=127.0.0.1 "
+            "(overrides [server] listen)",
+        ],
+        [
+            "poll-interval",
+            None,
+            None,
+            "seconds between health polls (overrides [polling] interval)",
+            float,
+        ],
+    ]
+
+    # command-line option -> (section, key) it overrides
+    overrides = {
+        "listen": ("server", "listen"),
+        "poll-interval": ("polling", "interval"),
+    }
+
+    def postOptions(self) -> None:
+        try:
+            if self["config"] is not None:
+                loaded = configuration.load(self["config"])
+            else:
+                loaded = configuration.defaults()
+            for option, (section, key) in self.overrides.items():
+                if self[option] is not None:
+                    loaded.override(section, key, self[option])
+        except configuration.ConfigError as e:
+            raise usage.UsageError(str(e))
+        self.config = loaded
+
+
+def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService:
+    """
+    The hub's service tree: the site on its endpoint, keep-alive, and what
+    the orchestrator adds.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+
+    from statushub.hub import StatusHubFactory
+    from statushub.hub.keepalive import KeepAlive
+    from statushub.status import StatusBoard
+    from statushub.web.site import makeSite
+
+    config = options.config
+    feed = config["feed"]
+
+    service = MultiService()
+    board = StatusBoard(reactor)
+    hub = StatusHubFactory(
+        board,
+        reactor,
+        maxSendBuffer=feed["max_send_buffer"],
+        maxMessageSize=feed["max_message_size"],
+    )
+    board.addSink(hub)
+    KeepAlive(hub, reactor, feed["ping_interval"], feed["ping_timeout"]).setServiceParent(
+        service
+    )
+
+    site = makeSite(board, hub, config)
+    endpoint = serverFromString(reactor, config["server"]["listen"])
+    server = AnnouncingEndpointService(endpoint, site)
+    # a port that cannot be bound stops twistd at start, with the reason
+    server._raiseSynchronously = True
+    server.setServiceParent(service)
+    return service
+
+
+class AnnouncingEndpointService(StreamServerEndpointService):
+    """
+    Logs the address actually bound, so that C{tcp:0} (any free port) is
+    usable: the tests start the hub that way and read this line.
+    """
+
+    log = Logger(namespace="statushub")
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self._waitingForPort.addCallback(self._announce)
+
+    def _announce(self, port: Any) -> Any:
+        address = port.getHost()
+        self.log.info(
+            "statushub serving on http://{host}:{port}/",
+            host=getattr(address, "host", address),
+            port=getattr(address, "port", ""),
+        )
+        return port

@@ -1,0 +1,40 @@
+"""
+Small helpers for resources that answer JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+
+def respondJSON(request: Request, code: int, body: Any) -> bytes:
+    """
+    Set the status code and content type; return the body to render.
+    """
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"cache-control", b"no-store")
+    return json.dumps(body).encode("utf-8") + b"\n"
+
+
+class JSONError(Resource):
+    """
+    Answers any request with one error code and C{{"error": text}}.
+    """
+
+    isLeaf = True
+
+    def __init__(self, code: int, text: str, headers: dict[bytes, bytes] | None = None):
+        super().__init__()
+        self._code = code
+        self._text = text
+        self._headers = headers or {}
+
+    def render(self, request: Request) -> bytes:
+        for name, value in self._headers.items():
+            request.setHeader(name, value)
+        return respondJSON(request, self._code, {"error": self._text})
