@@ -43,6 +43,24 @@ def _stringList(value: Any) -> Optional[str]:
     return "must be a list of strings"
 
 
+def _wampURL(value: Any) -> Optional[str]:
+    if value == "":
+        return None
+    from statushub.wamp.sink import checkURL
+
+    return checkURL(value)
+
+
+def _wampPrefix(value: Any) -> Optional[str]:
+    from statushub.wamp.sink import checkPrefix
+
+    return checkPrefix(value)
+
+
+def _nonEmpty(value: Any) -> Optional[str]:
+    return None if value else "must not be empty"
+
+
 NUMBER = (int, float)
 
 SCHEMA: dict[str, dict[str, Setting]] = {
@@ -81,6 +99,29 @@ SCHEMA: dict[str, dict[str, Setting]] = {
     },
     "polling": {
         "interval": Setting(NUMBER, 2.0, "seconds between health polls", _positive),
+    },
+    "wamp": {
+        "url": Setting(
+            (str,),
+            "",
+            "WebSocket URL of the WAMP router (ws://127.0.0.1:8081/ws); empty: WAMP off",
+            _wampURL,
+        ),
+        "realm": Setting((str,), "statushub", "WAMP realm to join", _nonEmpty),
+        "prefix": Setting(
+            (str,),
+            "io.statushub",
+            "URI prefix: publish on <prefix>.status, register <prefix>.get_status",
+            _wampPrefix,
+        ),
+        "authid": Setting(
+            (str,), "statushub", "authid for WAMP-ticket authentication", _nonEmpty
+        ),
+        "ticket": Setting(
+            (str,),
+            "",
+            "WAMP-ticket secret (or env STATUSHUB_WAMP_TICKET); empty: join anonymously",
+        ),
     },
 }
 

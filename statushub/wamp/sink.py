@@ -1,0 +1,364 @@
+"""
+The WAMP publisher: a second L{IStatusSink} beside the WebSocket hub.
+
+A L{WampStatusSink} keeps one WAMP session (Autobahn's Twisted client) joined
+on a router's realm.  Every status message goes out once, as the single
+positional argument of an event on C{<prefix>.status}; the router fans it out
+to any number of subscribers.  C{<prefix>.get_status} answers the current
+picture.
+
+The router may come and go: a L{ClientService} reconnects with backoff, and
+every (re)join publishes the current picture at once, so a subscriber never
+stays behind a router restart.  Nothing here ever waits for the router:
+L{WampStatusSink.broadcast} only writes to a transport buffer, with at most
+C{maxInFlight} unacknowledged publications; past that, only the newest
+message is kept (every message is a full picture, and C{seq} tells a
+subscriber that it skipped some).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Optional
+
+from autobahn.twisted.wamp import ApplicationSession
+from autobahn.twisted.websocket import WampWebSocketClientFactory
+from autobahn.wamp import message as wampmessage
+from autobahn.wamp.types import (
+    CloseDetails,
+    ComponentConfig,
+    PublishOptions,
+    RegisterOptions,
+    SessionDetails,
+)
+from autobahn.websocket.util import parse_url
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.logger import Logger
+from twisted.python import threadable
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from statushub.interfaces import IHealthCheck, IStatusSink, IStatusSource
+
+DEFAULT_PREFIX = "io.statushub"
+
+#: health words, as /healthz shows them under "wamp"
+STOPPED = "stopped"
+CONNECTING = "connecting"
+JOINED = "joined"
+DISCONNECTED = "disconnected"
+
+
+def checkURL(url: str) -> Optional[str]:
+    """
+    Why C{url} cannot be a router address, or L{None} if it can.
+    """
+    try:
+        parse_url(url)
+    except Exception as e:
+        return f"not a ws:// or wss:// URL ({e})"
+    return None
+
+
+def checkPrefix(prefix: str) -> Optional[str]:
+    """
+    Why C{prefix} cannot start WAMP URIs, or L{None} if it can.
+    """
+    try:
+        wampmessage.check_or_raise_uri(prefix + ".status", strict=True)
+    except Exception:
+        return "must be dot-separated words of lowercase letters, digits and _"
+    return None
+
+
+class _HubSession(ApplicationSession):
+    """
+    One WAMP session to the router; it hands every event to its sink.
+    """
+
+    def __init__(self, config: ComponentConfig, sink: "WampStatusSink") -> None:
+        super().__init__(config)
+        self._sink = sink
+
+    def onConnect(self) -> None:
+        sink = self._sink
+        if sink.ticket:
+            self.join(self.config.realm, authmethods=["ticket"], authid=sink.authid)
+        else:
+            self.join(self.config.realm, authmethods=["anonymous"])
+
+    def onChallenge(self, challenge: Any) -> str:
+        if challenge.method == "ticket" and self._sink.ticket:
+            return self._sink.ticket
+        raise Exception(f"the router asked for {challenge.method!r} authentication")
+
+    def onJoin(self, details: SessionDetails) -> Deferred:
+        return ensureDeferred(self._sink._joined(self, details))
+
+    def onLeave(self, details: CloseDetails) -> None:
+        self._sink._left(self, details)
+        # the transport goes too; ClientService then reconnects
+        self.disconnect()
+
+    def onDisconnect(self) -> None:
+        self._sink._disconnected(self)
+
+
+@implementer(IStatusSink, IHealthCheck)
+class WampStatusSink(Service):
+    """
+    Publish the status on a WAMP realm; a child service of the hub.
+
+    @ivar name: the key of this sink's health in C{/healthz}.
+    @ivar published: publications the router acknowledged.
+    @ivar coalesced: messages replaced by a newer one while the router was
+        slow to acknowledge.
+    """
+
+    name = "wamp"
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        source: IStatusSource,
+        url: str,
+        realm: str,
+        prefix: str = DEFAULT_PREFIX,
+        authid: str = "",
+        ticket: str = "",
+        retryPolicy: Optional[Callable[[int], float]] = None,
+        maxInFlight: int = 32,
+        endpoint: Optional[IStreamClientEndpoint] = None,
+    ) -> None:
+        """
+        @param reactor: the reactor (or, in tests, a clock with the reactor
+            parts the connection needs): timing of retries, thread hand-off.
+        @param source: where the current picture comes from.
+        @param url: the router's WebSocket URL, C{ws://127.0.0.1:8081/ws}.
+        @param realm: the realm to join.
+        @param prefix: the start of both URIs.
+        @param authid: with C{ticket}, join with WAMP-ticket as this authid;
+            without, join anonymously.
+        @param retryPolicy: seconds to wait before reconnect attempt C{n}.
+        @param maxInFlight: unacknowledged publications allowed at once.
+        @param endpoint: connect here instead of the URL's host and port.
+        """
+        problem = checkURL(url)
+        if problem:
+            raise ValueError(f"WAMP url {url!r}: {problem}")
+        problem = checkPrefix(prefix)
+        if problem:
+            raise ValueError(f"WAMP prefix {prefix!r}: {problem}")
+        if not realm:
+            raise ValueError("WAMP realm must not be empty")
+        self._reactor = reactor
+        self._source = source
+        self.url = url
+        self.realm = realm
+        self.prefix = prefix
+        self.topic = prefix + ".status"
+        self.procedure = prefix + ".get_status"
+        self.authid = authid or "statushub"
+        self.ticket = ticket
+        self._policy = retryPolicy or backoffPolicy(initialDelay=0.5, maxDelay=15.0)
+        self._maxInFlight = maxInFlight
+        self._endpoint = endpoint
+        self._creatorThread = threading.get_ident()
+
+        self._state = STOPPED
+        self._client: Optional[ClientService] = None
+        self._session: Optional[_HubSession] = None
+        self._everJoined: set[int] = set()
+        self._connectsWithoutJoin = 0
+        self._inFlight = 0
+        self._pending: Optional[dict] = None
+        self.published = 0
+        self.coalesced = 0
+        self.joins = 0
+
+    def __repr__(self) -> str:
+        return f"<WampStatusSink {self.url} realm={self.realm} prefix={self.prefix}>"
+
+    # IHealthCheck
+
+    def health(self) -> str:
+        return self._state
+
+    # IStatusSink
+
+    def broadcast(self, message: dict) -> None:
+        if self._inReactorThread():
+            self._publish(message)
+        else:
+            self._reactor.callFromThread(self._publish, message)
+
+    def _inReactorThread(self) -> bool:
+        if threadable.ioThread is not None:
+            return threadable.isInIOThread()
+        # the reactor has not run yet: it will run where we were made
+        return threading.get_ident() == self._creatorThread
+
+    # Service
+
+    def startService(self) -> None:
+        super().startService()
+        self._state = CONNECTING
+        factory = WampWebSocketClientFactory(
+            self._makeSession, url=self.url, reactor=self._reactor
+        )
+        # a silent router (a dead host, a pulled cable) is noticed by pings
+        factory.setProtocolOptions(
+            autoPingInterval=10,
+            autoPingTimeout=5,
+            openHandshakeTimeout=5,
+            closeHandshakeTimeout=1,
+        )
+        factory.noisy = False
+        self._client = ClientService(
+            self._endpoint or self._endpointFor(self.url),
+            factory,
+            retryPolicy=self._retryDelay,
+            clock=self._reactor,
+        )
+        self._client.startService()
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        self._state = STOPPED
+        self._session = None
+        client, self._client = self._client, None
+        if client is None:
+            return succeed(None)
+        return client.stopService()
+
+    def _endpointFor(self, url: str) -> IStreamClientEndpoint:
+        isSecure, host, port = parse_url(url)[:3]
+        endpoint = HostnameEndpoint(self._reactor, host, port)
+        if isSecure:
+            from twisted.internet.ssl import optionsForClientTLS
+
+            endpoint = wrapClientTLS(optionsForClientTLS(host), endpoint)
+        return endpoint
+
+    def _retryDelay(self, failedAttempts: int) -> float:
+        # A router that accepts the connection but refuses the join (wrong
+        # realm, bad ticket) resets ClientService's count every time: count
+        # those connections too, so the delay still grows.
+        return self._policy(failedAttempts + self._connectsWithoutJoin)
+
+    def _makeSession(self) -> _HubSession:
+        return _HubSession(ComponentConfig(realm=self.realm), self)
+
+    # session events
+
+    async def _joined(self, session: _HubSession, details: SessionDetails) -> None:
+        if not self.running:
+            session.leave()
+            return
+        self._session = session
+        self._everJoined.add(id(session))
+        self._connectsWithoutJoin = 0
+        self._inFlight = 0
+        self._pending = None
+        self._state = JOINED
+        self.joins += 1
+        self.log.info(
+            "joined WAMP realm {realm} at {url} as {authrole}; publishing on {topic}",
+            realm=details.realm,
+            url=self.url,
+            authrole=details.authrole,
+            topic=self.topic,
+        )
+        # whoever subscribed while we were away gets the picture at once
+        self._publish(self._source.current())
+        try:
+            # "last": a rejoin wins over our own earlier registration that
+            # the router has not yet noticed is gone
+            await session.register(
+                self._getStatus, self.procedure, options=RegisterOptions(invoke="last")
+            )
+        except Exception as e:
+            self.log.error(
+                "cannot register {procedure} on the router: {error}",
+                procedure=self.procedure,
+                error=e,
+            )
+
+    def _left(self, session: _HubSession, details: CloseDetails) -> None:
+        if id(session) not in self._everJoined:
+            self.log.warn(
+                "the router at {url} refused to let us join realm {realm}: {reason} {message}",
+                url=self.url,
+                realm=self.realm,
+                reason=details.reason,
+                message=details.message or "",
+            )
+
+    def _disconnected(self, session: _HubSession) -> None:
+        if id(session) not in self._everJoined:
+            self._connectsWithoutJoin += 1
+        self._everJoined.discard(id(session))
+        if session is self._session or self._session is None:
+            self._session = None
+            self._inFlight = 0
+            self._pending = None
+            if self.running:
+                if self._state == JOINED:
+                    self.log.warn("lost the WAMP router at {url}; reconnecting", url=self.url)
+                self._state = DISCONNECTED
+
+    def _getStatus(self) -> dict:
+        return self._source.current()
+
+    # publishing
+
+    def _publish(self, message: dict) -> None:
+        session = self._session
+        if session is None:
+            # nobody to tell; the next join publishes the current picture
+            return
+        if self._inFlight >= self._maxInFlight:
+            if self._pending is not None:
+                self.coalesced += 1
+            self._pending = message
+            return
+        self._inFlight += 1
+        try:
+            d = session.publish(
+                self.topic,
+                message,
+                options=PublishOptions(acknowledge=True, retain=True),
+            )
+        except Exception as e:
+            self._inFlight -= 1
+            self.log.warn("cannot publish on {topic}: {error}", topic=self.topic, error=e)
+            return
+        d.addCallbacks(
+            self._acknowledged, self._refused, callbackArgs=(session,), errbackArgs=(session,)
+        )
+
+    def _acknowledged(self, result: Any, session: _HubSession) -> None:
+        self.published += 1
+        self._settle(session)
+
+    def _refused(self, failure: Failure, session: _HubSession) -> None:
+        if session is self._session:
+            self.log.error(
+                "the router refused a publication on {topic}: {error}",
+                topic=self.topic,
+                error=failure.value,
+            )
+        self._settle(session)
+
+    def _settle(self, session: _HubSession) -> None:
+        if session is not self._session:
+            return
+        self._inFlight -= 1
+        if self._pending is not None:
+            message, self._pending = self._pending, None
+            self._publish(message)
