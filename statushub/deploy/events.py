@@ -1,0 +1,153 @@
+"""
+Following the engine's event stream, so that a change reaches clients well
+under the poll interval.  Polling stays as the safety net.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from statushub.engine import EngineError, EngineEvent
+from statushub.interfaces import IContainerEngine, IEventStream
+
+RunInThread = Callable[[Callable[[], Any]], "Deferred[Any]"]
+
+
+class EventFollower:
+    """
+    Read the engine's container events (filtered by C{labels}) and hand each
+    to C{onEvent} in the reactor thread.
+
+    Reading blocks, so it happens in a thread of its own (C{runInThread}; by
+    default a one-thread pool of the follower's, so it never takes a thread
+    the engine's calls need).  When the stream cannot be opened or breaks,
+    the follower waits and reconnects, the wait doubling from
+    C{initialBackoff} up to C{maxBackoff}; C{onConnected} is called each
+    time the stream is (re)opened, so the caller can catch up on whatever
+    happened while it was down.  L{stop} closes the stream.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        engine: IContainerEngine,
+        labels: dict[str, Optional[str]],
+        onEvent: Callable[[EngineEvent], Any],
+        clock: Any,
+        onConnected: Callable[[], Any] = lambda: None,
+        runInThread: Optional[RunInThread] = None,
+        initialBackoff: float = 0.5,
+        maxBackoff: float = 10.0,
+    ) -> None:
+        self._engine = engine
+        self._labels = labels
+        self._onEvent = onEvent
+        self._onConnected = onConnected
+        self._clock = clock
+        self._initialBackoff = initialBackoff
+        self._maxBackoff = maxBackoff
+        self._pool: Optional[ThreadPool] = None
+        if runInThread is None:
+            self._pool = ThreadPool(minthreads=0, maxthreads=1, name="statushub-events")
+            pool = self._pool
+            runInThread = lambda f: deferToThreadPool(clock, pool, f)  # noqa: E731
+        self._runInThread = runInThread
+        self._running = False
+        self._stream: Optional[IEventStream] = None
+        self._waiting: Optional[Deferred] = None
+        self._done: Optional[Deferred] = None
+        self.connected = False
+        self.connections = 0
+
+    def start(self) -> None:
+        if self._running:
+            return
+        self._running = True
+        if self._pool is not None:
+            self._pool.start()
+        self._done = ensureDeferred(self._follow())
+
+    def stop(self) -> "Deferred[None]":
+        """
+        Close the stream and stop reconnecting; fire when the reader is done.
+        """
+        if not self._running:
+            return succeed(None)
+        self._running = False
+        if self._stream is not None:
+            self._stream.close()
+        if self._waiting is not None:
+            self._waiting.cancel()
+        done = self._done
+        assert done is not None
+
+        def stopPool(result: Any) -> Any:
+            if self._pool is not None:
+                self._pool.stop()
+            return None
+
+        return done.addBoth(stopPool)
+
+    async def _pause(self, delay: float) -> None:
+        self._waiting = deferLater(self._clock, delay, lambda: None)
+        try:
+            await self._waiting
+        except CancelledError:
+            pass
+        finally:
+            self._waiting = None
+
+    async def _follow(self) -> None:
+        backoff = self._initialBackoff
+        while self._running:
+            try:
+                stream = await self._engine.events(self._labels)
+            except Exception as e:
+                self.log.warn(
+                    "cannot open the engine's event stream ({error}); retrying in {delay} s",
+                    error=e if isinstance(e, EngineError) else repr(e),
+                    delay=backoff,
+                )
+                await self._pause(backoff)
+                backoff = min(backoff * 2, self._maxBackoff)
+                continue
+            if not self._running:
+                stream.close()
+                break
+            self._stream = stream
+            self.connected = True
+            self.connections += 1
+            backoff = self._initialBackoff
+            self._call(self._onConnected)
+            try:
+                while self._running:
+                    event = await self._runInThread(stream.next)
+                    if event is None:
+                        break
+                    self._call(self._onEvent, event)
+            except Exception:
+                self.log.failure("reading the engine's event stream failed")
+            finally:
+                self._stream = None
+                self.connected = False
+                stream.close()
+            if self._running:
+                self.log.info("the engine's event stream ended; reconnecting in {delay} s",
+                              delay=backoff)
+                await self._pause(backoff)
+                backoff = min(backoff * 2, self._maxBackoff)
+
+    def _call(self, function: Callable[..., Any], *args: Any) -> None:
+        try:
+            function(*args)
+        except Exception:
+            # a bad handler must not end the stream
+            self.log.failure("handling an engine event failed")

@@ -1,0 +1,232 @@
+"""
+Topologies: the user's description of a deployment, validated before
+anything is created.
+
+Validation is an allow-list: a node may have exactly the fields below and no
+other, so nothing that reaches the host (privileged mode, mounts, host
+namespaces, devices, capabilities, ports...) can get through, whatever the
+engine would accept.  Every error names the field, e.g. C{nodes[1].id}.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from statushub.engine import (
+    DEPLOYMENT_LABEL,
+    INDEX_LABEL,
+    NODE_LABEL,
+    ContainerSpec,
+    HealthCheckSpec,
+)
+
+# safe in a container name and a label value: short, no separators to abuse
+SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+# an image reference: registry/name:tag, no whitespace or shell characters
+IMAGE_REFERENCE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_NODES = 32
+MAX_ARGUMENT = 4096
+
+TOPOLOGY_FIELDS = {"name", "nodes"}
+NODE_FIELDS = {"id", "image", "command", "env", "healthcheck"}
+HEALTHCHECK_FIELDS = {"test", "interval", "timeout", "retries", "start_period"}
+# fields the engine knows that would give a node a way to the host: named
+# in the error so the user learns why, not just that the field is unknown
+HOST_REACHING = {
+    "privileged", "volumes", "mounts", "binds", "devices", "cap_add", "capabilities",
+    "network_mode", "network", "pid_mode", "pid", "ipc_mode", "ipc", "uts_mode",
+    "userns_mode", "ports", "security_opt", "user", "sysctls", "cgroup_parent",
+    "host_config", "hostconfig",
+}
+
+
+class TopologyError(ValueError):
+    """
+    The topology cannot be deployed.  C{field} names where (C{nodes[0].image});
+    C{str()} says where and why.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    image: str
+    command: Optional[tuple[str, ...]] = None
+    env: tuple[tuple[str, str], ...] = ()
+    healthcheck: Optional[HealthCheckSpec] = None
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    nodes: tuple[Node, ...]
+
+    def containerSpecs(self) -> list[tuple[Node, ContainerSpec]]:
+        """
+        One container per node, named and labelled after the deployment and
+        the node (the labels are how a restarted hub finds them again).
+        """
+        return [
+            (
+                node,
+                ContainerSpec(
+                    name=f"statushub-{self.name}-{node.id}",
+                    image=node.image,
+                    command=node.command,
+                    env=node.env,
+                    labels=(
+                        (DEPLOYMENT_LABEL, self.name),
+                        (NODE_LABEL, node.id),
+                        (INDEX_LABEL, str(index)),
+                    ),
+                    healthcheck=node.healthcheck,
+                ),
+            )
+            for index, node in enumerate(self.nodes)
+        ]
+
+
+def _unknownFields(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    for key in data:
+        if key in allowed:
+            continue
+        field = f"{where}.{key}" if where else str(key)
+        if str(key).lower() in HOST_REACHING:
+            raise TopologyError(field, "not allowed: it would give the node access to the host")
+        raise TopologyError(field, f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+
+def _string(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise TopologyError(field, f"must be a string, not {_typeName(value)}")
+    return value
+
+
+def _typeName(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _seconds(value: Any, field: str, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TopologyError(field, f"must be a number of seconds, not {_typeName(value)}")
+    if value < minimum or value > 3600:
+        raise TopologyError(field, f"must be between {minimum} and 3600 seconds")
+    return float(value)
+
+
+def _stringList(value: Any, field: str, allowEmpty: bool = False) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise TopologyError(field, f"must be a list of strings, not {_typeName(value)}")
+    if not value and not allowEmpty:
+        raise TopologyError(field, "must not be empty")
+    items = []
+    for i, item in enumerate(value):
+        item = _string(item, f"{field}[{i}]")
+        if len(item) > MAX_ARGUMENT or "\x00" in item:
+            raise TopologyError(f"{field}[{i}]", "too long or contains a NUL byte")
+        items.append(item)
+    return tuple(items)
+
+
+def _healthcheck(value: Any, field: str) -> HealthCheckSpec:
+    if not isinstance(value, dict):
+        raise TopologyError(field, f"must be an object, not {_typeName(value)}")
+    _unknownFields(value, HEALTHCHECK_FIELDS, field)
+    if "test" not in value:
+        raise TopologyError(f"{field}.test", "is required")
+    test = _stringList(value["test"], f"{field}.test")
+    if test[0] not in ("CMD", "CMD-SHELL") or len(test) < 2:
+        raise TopologyError(
+            f"{field}.test", 'must be ["CMD", program, args...] or ["CMD-SHELL", command]'
+        )
+    retries = value.get("retries", 3)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 1 <= retries <= 100:
+        raise TopologyError(f"{field}.retries", "must be a whole number from 1 to 100")
+    return HealthCheckSpec(
+        test=test,
+        interval=_seconds(value.get("interval", 1.0), f"{field}.interval", 0.1),
+        timeout=_seconds(value.get("timeout", 1.0), f"{field}.timeout", 0.1),
+        retries=retries,
+        startPeriod=_seconds(value.get("start_period", 0.0), f"{field}.start_period", 0.0),
+    )
+
+
+def _node(data: Any, where: str) -> Node:
+    if not isinstance(data, dict):
+        raise TopologyError(where, f"must be an object, not {_typeName(data)}")
+    _unknownFields(data, NODE_FIELDS, where)
+    for required in ("id", "image"):
+        if required not in data:
+            raise TopologyError(f"{where}.{required}", "is required")
+    nodeId = _string(data["id"], f"{where}.id")
+    if not SAFE_NAME.match(nodeId):
+        raise TopologyError(
+            f"{where}.id",
+            f"{nodeId!r} is not a safe id: 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit",
+        )
+    image = _string(data["image"], f"{where}.image")
+    if not IMAGE_REFERENCE.match(image):
+        raise TopologyError(f"{where}.image", f"{image!r} is not an image reference")
+    command = None
+    if "command" in data:
+        command = _stringList(data["command"], f"{where}.command")
+    env: tuple[tuple[str, str], ...] = ()
+    if "env" in data:
+        if not isinstance(data["env"], dict):
+            raise TopologyError(f"{where}.env", f"must be an object, not {_typeName(data['env'])}")
+        pairs = []
+        for key, value in data["env"].items():
+            if not ENV_NAME.match(key):
+                raise TopologyError(f"{where}.env.{key}", "is not a valid variable name")
+            pairs.append((key, _string(value, f"{where}.env.{key}")))
+        env = tuple(pairs)
+    healthcheck = None
+    if "healthcheck" in data:
+        healthcheck = _healthcheck(data["healthcheck"], f"{where}.healthcheck")
+    return Node(id=nodeId, image=image, command=command, env=env, healthcheck=healthcheck)
+
+
+def validateTopology(data: Any) -> Topology:
+    """
+    Check a topology (parsed JSON or TOML) and return it as a value.
+
+    @raise TopologyError: naming the first field that is wrong.
+    """
+    if not isinstance(data, dict):
+        raise TopologyError("topology", f"must be an object, not {_typeName(data)}")
+    _unknownFields(data, TOPOLOGY_FIELDS, "")
+    if "name" not in data:
+        raise TopologyError("name", "is required")
+    name = _string(data["name"], "name")
+    if not SAFE_NAME.match(name):
+        raise TopologyError(
+            "name",
+            f"{name!r} is not a safe name: 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit",
+        )
+    if "nodes" not in data:
+        raise TopologyError("nodes", "is required")
+    if not isinstance(data["nodes"], list):
+        raise TopologyError("nodes", f"must be a list, not {_typeName(data['nodes'])}")
+    if not data["nodes"]:
+        raise TopologyError("nodes", "must have at least one node")
+    if len(data["nodes"]) > MAX_NODES:
+        raise TopologyError("nodes", f"at most {MAX_NODES} nodes")
+    nodes: list[Node] = []
+    seen: set[str] = set()
+    for index, nodeData in enumerate(data["nodes"]):
+        node = _node(nodeData, f"nodes[{index}]")
+        if node.id in seen:
+            raise TopologyError(f"nodes[{index}].id", f"duplicate node id {node.id!r}")
+        seen.add(node.id)
+        nodes.append(node)
+    return Topology(name=name, nodes=tuple(nodes))

@@ -1,0 +1,157 @@
+"""
+An in-memory L{IContainerEngine} for unit tests: containers are dicts, calls
+answer at once (or, with C{hold}, when the test says so), failures are set
+up by the test.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Optional
+
+from twisted.internet.defer import Deferred, DeferredQueue, fail, succeed
+from zope.interface import implementer
+
+from statushub.engine import (
+    ContainerSpec,
+    ContainerState,
+    EngineError,
+    EngineEvent,
+    ImageNotFound,
+)
+from statushub.interfaces import IContainerEngine, IEventStream
+
+
+@implementer(IEventStream)
+class FakeEventStream:
+    """
+    Events the test L{push}es; L{next} returns a Deferred (the fake's
+    C{runInThread} just calls it).
+    """
+
+    def __init__(self) -> None:
+        self._queue: DeferredQueue = DeferredQueue()
+        self.closed = False
+
+    def push(self, event: Optional[EngineEvent]) -> None:
+        self._queue.put(event)
+
+    def next(self) -> "Deferred[Optional[EngineEvent]]":
+        if self.closed:
+            return succeed(None)
+        return self._queue.get()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._queue.put(None)
+
+
+@implementer(IContainerEngine)
+class FakeEngine:
+    def __init__(self, images: tuple[str, ...] = ("statushub/busybox",)) -> None:
+        self.images = set(images)
+        self.containers: dict[str, dict[str, Any]] = {}
+        self.reachable = True
+        self.calls: list[str] = []
+        self.streams: list[FakeEventStream] = []
+        # name of a method -> error it raises once, for the next call
+        self.failNext: dict[str, Exception] = {}
+        # when set, listContainers answers only when the test fires it
+        self.holdLists = False
+        self.heldLists: list[tuple[Deferred, dict]] = []
+        self._ids = (f"{n:064x}" for n in itertools.count(0xC0FFEE))
+
+    def _check(self, method: str) -> Optional[Deferred]:
+        self.calls.append(method)
+        if not self.reachable:
+            return fail(EngineError(f"{method}: cannot reach the engine at fake"))
+        if method in self.failNext:
+            return fail(self.failNext.pop(method))
+        return None
+
+    def ping(self) -> Deferred:
+        return self._check("ping") or succeed(None)
+
+    def createContainer(self, spec: ContainerSpec) -> Deferred:
+        failed = self._check("createContainer")
+        if failed:
+            return failed
+        if spec.image not in self.images:
+            return fail(ImageNotFound(f"create container {spec.name!r}: no such image: {spec.image}"))
+        if any(c["name"] == spec.name for c in self.containers.values()):
+            return fail(EngineError(f"create container {spec.name!r}: name in use"))
+        containerId = next(self._ids)
+        self.containers[containerId] = {
+            "name": spec.name,
+            "status": "created",
+            "health": None,
+            "hasHealthcheck": spec.healthcheck is not None,
+            "labels": dict(spec.labels),
+        }
+        return succeed(containerId)
+
+    def startContainer(self, containerId: str) -> Deferred:
+        failed = self._check("startContainer")
+        if failed:
+            return failed
+        container = self.containers[containerId]
+        container["status"] = "running"
+        if container["hasHealthcheck"]:
+            container["health"] = "starting"
+        return succeed(None)
+
+    def removeContainer(self, containerId: str) -> Deferred:
+        failed = self._check("removeContainer")
+        if failed:
+            return failed
+        self.containers.pop(containerId, None)
+        return succeed(None)
+
+    def _matching(self, labels: dict) -> list[ContainerState]:
+        return [
+            ContainerState(cid, c["status"], c["health"], dict(c["labels"]))
+            for cid, c in self.containers.items()
+            if all(
+                key in c["labels"] and (value is None or c["labels"][key] == value)
+                for key, value in labels.items()
+            )
+        ]
+
+    def listContainers(self, labels: dict) -> Deferred:
+        failed = self._check("listContainers")
+        if failed:
+            return failed
+        if self.holdLists:
+            d: Deferred = Deferred()
+            self.heldLists.append((d, labels))
+            return d
+        return succeed(self._matching(labels))
+
+    def releaseLists(self) -> None:
+        held, self.heldLists = self.heldLists, []
+        for d, labels in held:
+            d.callback(self._matching(labels))
+
+    def events(self, labels: dict) -> Deferred:
+        failed = self._check("events")
+        if failed:
+            return failed
+        stream = FakeEventStream()
+        self.streams.append(stream)
+        return succeed(stream)
+
+    # test helpers: what happens behind the hub's back
+    def set(self, containerId: str, **fields: Any) -> None:
+        self.containers[containerId].update(fields)
+
+    def idsByNode(self) -> dict[str, str]:
+        return {c["labels"]["io.statushub.node"]: cid for cid, c in self.containers.items()}
+
+
+def callNow(function: Any) -> Any:
+    """
+    The fake's C{runInThread}: the fake stream's C{next} already returns a
+    Deferred, so no thread is needed.
+    """
+    return function()
