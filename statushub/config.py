@@ -100,6 +100,24 @@ SCHEMA: dict[str, dict[str, Setting]] = {
     "polling": {
         "interval": Setting(NUMBER, 2.0, "seconds between health polls", _positive),
     },
+    "docker": {
+        "host": Setting(
+            (str,),
+            "",
+            "Docker engine address (unix:///path or tcp://127.0.0.1:port); "
+            "empty: DOCKER_HOST, else the local socket",
+        ),
+        "timeout": Setting(
+            NUMBER, 10.0, "seconds any one engine call may take", _positive
+        ),
+    },
+    "events": {
+        "enabled": Setting(
+            (bool,),
+            True,
+            "follow the engine's event stream so changes show before the next poll",
+        ),
+    },
     "wamp": {
         "url": Setting(
             (str,),
