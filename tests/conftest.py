@@ -4,4 +4,5 @@
 pytest_plugins = [
     "tests.fixtures.hubprocess",
     "tests.fixtures.docker",
+    "tests.fixtures.crossbar",
 ]

@@ -1,0 +1,82 @@
+// An Autobahn JS client of statushub's WAMP realm, driven by the tests.
+//
+//   node client.js URL REALM PREFIX follow    call get_status, subscribe, print each event
+//   node client.js URL REALM PREFIX publish   try to publish on <prefix>.status
+//
+// Prints one JSON object per line on stdout:
+//   {"kind": "joined", "session": N}
+//   {"kind": "get_status", "message": {...}}
+//   {"kind": "status", "message": {...}}          one per event on <prefix>.status
+//   {"kind": "subscribed"}
+//   {"kind": "publish_refused", "error": "wamp.error.not_authorized"}
+//   {"kind": "published"}
+//   {"kind": "left", "reason": "..."}
+//   {"kind": "error", "error": "..."}
+// It reconnects by itself (as a user's client would) until it is killed.
+
+"use strict";
+
+const autobahn = require("autobahn");
+
+const [url, realm, prefix, mode] = process.argv.slice(2);
+if (!url || !realm || !prefix || !["follow", "publish"].includes(mode)) {
+  console.error("usage: node client.js URL REALM PREFIX follow|publish");
+  process.exit(2);
+}
+
+function say(object) {
+  process.stdout.write(JSON.stringify(object) + "\n");
+}
+
+function errorText(error) {
+  return (error && (error.error || error.message)) || String(error);
+}
+
+const connection = new autobahn.Connection({
+  url: url,
+  realm: realm,
+  max_retries: -1,
+  initial_retry_delay: 0.2,
+  max_retry_delay: 1,
+  retry_delay_jitter: 0,
+});
+
+connection.onopen = async function (session) {
+  say({ kind: "joined", session: session.id });
+  try {
+    if (mode === "publish") {
+      try {
+        await session.publish(
+          prefix + ".status",
+          [{ type: "status_update", deployStatus: "failed", nodeStatuses: [], seq: 999999 }],
+          {},
+          { acknowledge: true }
+        );
+        say({ kind: "published" });
+      } catch (error) {
+        say({ kind: "publish_refused", error: errorText(error) });
+      }
+      return;
+    }
+    await session.subscribe(prefix + ".status", function (args) {
+      say({ kind: "status", message: args[0] });
+    });
+    say({ kind: "subscribed" });
+    const current = await session.call(prefix + ".get_status");
+    say({ kind: "get_status", message: current });
+  } catch (error) {
+    say({ kind: "error", error: errorText(error) });
+  }
+};
+
+connection.onclose = function (reason, details) {
+  say({ kind: "left", reason: reason });
+  // false: let Autobahn retry
+  return false;
+};
+
+process.on("SIGTERM", function () {
+  process.exit(0);
+});
+
+connection.open();

@@ -1,0 +1,112 @@
+"""
+The WAMP sink against a real Crossbar.io router on the committed node config,
+with real Autobahn JS (Node) clients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from statushub.status import NodeStatus, StatusBoard
+from statushub.wamp import WampStatusSink
+from tests.waiting import waitUntil
+
+pytestmark = pytest.mark.wamp
+
+
+def isKind(kind: str) -> Any:
+    return lambda event: event["kind"] == kind
+
+
+def sinkFor(router: Any, board: StatusBoard, **kwargs: Any) -> WampStatusSink:
+    sink = WampStatusSink(
+        reactor,
+        board,
+        router.url,
+        "statushub",
+        ticket=kwargs.pop("ticket", router.ticket),
+        retryPolicy=lambda attempt: 0.2,
+        **kwargs,
+    )
+    board.addSink(sink)
+    return sink
+
+
+@pytest_twisted.ensureDeferred
+async def test_autobahn_js_client_gets_status_and_every_change(
+    crossbar_router: Any, wamp_client: Any
+) -> None:
+    router = crossbar_router()
+    board = StatusBoard(reactor)
+    sink = sinkFor(router, board)
+    sink.startService()
+    try:
+        await waitUntil(lambda: sink.health() == "joined", 20, what="hub joined")
+        board.change(deployStatus="deploying", deployment="demo")
+
+        client = wamp_client(router.url)
+        got = await client.waitFor(isKind("get_status"))
+        assert got["message"] == board.current()
+        assert got["message"]["deployStatus"] == "deploying"
+
+        board.change(
+            deployStatus="deployed",
+            nodeStatuses=(NodeStatus("web", "c1", "running", "healthy"),),
+        )
+        event = await client.waitFor(
+            lambda e: e["kind"] == "status" and e["message"]["seq"] == board.current()["seq"]
+        )
+        # the same JSON object as the feed, as the single positional argument
+        assert event["message"] == board.current()
+        assert event["message"]["nodeStatuses"] == [
+            {"nodeId": "web", "containerId": "c1", "status": "running", "health": "healthy"}
+        ]
+    finally:
+        await sink.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_role_cannot_publish_on_the_status_topic(
+    crossbar_router: Any, wamp_client: Any
+) -> None:
+    router = crossbar_router()
+    board = StatusBoard(reactor)
+    sink = sinkFor(router, board)
+    sink.startService()
+    try:
+        await waitUntil(lambda: sink.health() == "joined", 20, what="hub joined")
+        follower = wamp_client(router.url)
+        await follower.waitFor(isKind("get_status"))
+
+        intruder = wamp_client(router.url, "publish")
+        refused = await intruder.waitFor(
+            lambda e: e["kind"] in ("publish_refused", "published")
+        )
+        assert refused == {"kind": "publish_refused", "error": "wamp.error.not_authorized"}
+        # and nothing reached the subscriber
+        board.change(deployStatus="deploying")
+        await follower.waitFor(
+            lambda e: e["kind"] == "status" and e["message"]["deployStatus"] == "deploying"
+        )
+        assert all(m["seq"] != 999999 for m in follower.statuses())
+    finally:
+        await sink.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrong_ticket_never_joins(crossbar_router: Any) -> None:
+    router = crossbar_router()
+    board = StatusBoard(reactor)
+    sink = sinkFor(router, board, ticket="not-the-ticket")
+    sink.startService()
+    try:
+        # refused joins are counted, so retries slow down instead of spinning
+        await waitUntil(lambda: sink._connectsWithoutJoin >= 2, 20, what="two refused joins")
+        assert sink.health() == "disconnected"
+        assert sink.joins == 0
+    finally:
+        await sink.stopService()
