@@ -179,9 +179,7 @@ def _validate(
     if isinstance(value, bool) and bool not in setting.types:
         raise ConfigError(f"{where}: expected {_typeNames(setting)}, got a boolean")
     if not isinstance(value, setting.types):
-        raise ConfigError(
-            f"{where}: expected {_typeNames(setting)}, got {type(value).__name__}"
-        )
+        raise ConfigError(f"{where}: expected {_typeNames(setting)}, got {value!r}")
     if setting.check is not None:
         problem = setting.check(value)
         if problem:

@@ -54,6 +54,8 @@ class StatusHubFactory(WebSocketServerFactory):
         self.setProtocolOptions(
             maxMessagePayloadSize=maxMessageSize,
             maxFramePayloadSize=maxMessageSize,
+            # tell a client that breaks the protocol why, before dropping it
+            failByDrop=False,
             # keep-alive is ours (KeepAlive): one timer for all clients
             autoPingInterval=0,
             # every client gets the same bytes, so no per-client compression
@@ -123,7 +125,6 @@ class StatusHubFactory(WebSocketServerFactory):
         in the close frame; if it does not read that either, Autobahn's close
         handshake timeout drops the connection.
         """
-        self.unregister(client)
         self.log.info(
             "dropping slow feed client {peer}: more than {limit} bytes unsent",
             peer=client.peer,

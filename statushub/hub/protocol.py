@@ -74,5 +74,11 @@ class StatusProtocol(WebSocketServerProtocol):
         self.factory.sendCurrent(self)
 
     def closeForBadMessage(self, reason: str) -> None:
-        self.factory.unregister(self)
         self.sendClose(closecodes.BAD_MESSAGE, reason)
+
+    def sendCloseFrame(self, code=None, reasonUtf8=None, isReply=False) -> None:
+        # Every close goes through here: ours, Autobahn's on a protocol
+        # error, the reply to the client's.  Once it is sent, nothing else
+        # may be, so the hub forgets the client now, not at connectionLost.
+        self.factory.unregister(self)
+        super().sendCloseFrame(code, reasonUtf8, isReply)

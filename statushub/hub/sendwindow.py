@@ -32,8 +32,11 @@ class SendWindow:
         self.unsent = 0
 
     def pauseProducing(self) -> None:
-        self.paused = True
-        self.unsent = self._bufferSize
+        # Twisted calls this on every write while the buffer is full, not
+        # only on the first: count from the first one.
+        if not self.paused:
+            self.paused = True
+            self.unsent = self._bufferSize
 
     def resumeProducing(self) -> None:
         self.paused = False

@@ -22,9 +22,9 @@ def presentedToken(request: Request) -> bytes | None:
     """
     header = request.getHeader(b"authorization")
     if header is not None:
-        scheme, _, credentials = header.partition(" ")
-        if scheme.lower() == "bearer":
-            return credentials.strip().encode("utf-8")
+        scheme, _, credentials = header.partition(b" ")
+        if scheme.lower() == b"bearer":
+            return credentials.strip()
         return None
     values = request.args.get(b"token")
     return values[0] if values else None
@@ -65,6 +65,10 @@ def isSameOrigin(origin: str, host: str) -> bool:
     return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
 
 
+def _text(header: bytes | None) -> str | None:
+    return None if header is None else header.decode("latin-1")
+
+
 class OriginGuard(Resource):
     """
     Refuses a WebSocket upgrade from a browser page of another origin, unless
@@ -87,8 +91,8 @@ class OriginGuard(Resource):
         return origin.rstrip("/").lower() in self._allowed
 
     def render(self, request: Request) -> bytes:
-        origin = request.getHeader(b"origin")
-        host = request.getHeader(b"host")
+        origin = _text(request.getHeader(b"origin"))
+        host = _text(request.getHeader(b"host"))
         if not self.allows(origin, host):
             return JSONError(403, f"origin {origin!r} is not allowed").render(request)
         return self._wrapped.render(request)

@@ -1,0 +1,91 @@
+"""
+Configuration: defaults, the file, the command line, and the errors that
+stop a start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from twisted.python.usage import UsageError
+
+from statushub import config
+from statushub.tap import Options
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "statushub.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_shipped_config_is_valid_and_loopback_only() -> None:
+    loaded = config.load(str(REPO / "etc" / "statushub.toml"))
+    assert "interface=127.0.0.1" in loaded["server"]["listen"]
+    assert loaded["server"]["token"] == ""
+
+
+def test_defaults_fill_missing_keys(tmp_path: Path) -> None:
+    loaded = config.load(write(tmp_path, "[feed]\nping_interval = 3\n"))
+    assert loaded["feed"]["ping_interval"] == 3.0
+    assert isinstance(loaded["feed"]["ping_interval"], float)
+    assert loaded["feed"]["ping_timeout"] == 10.0
+    assert loaded["feed"]["max_send_buffer"] == 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("[feed]\nping_intervall = 3\n", "[feed] unknown key 'ping_intervall'"),
+        ("[fed]\nping_interval = 3\n", "unknown section [fed]"),
+        ('[feed]\nping_interval = "3"\n', "[feed] ping_interval: expected a number"),
+        ("[feed]\nping_interval = true\n", "[feed] ping_interval: expected a number"),
+        ("[feed]\nmax_send_buffer = 1.5\n", "[feed] max_send_buffer: expected an integer"),
+        ("[feed]\nping_timeout = 0\n", "[feed] ping_timeout: must be greater than 0"),
+        ("[server]\nallowed_origins = [1]\n", "[server] allowed_origins: must be a list"),
+        ("feed = 3\n", "[feed] must be a table"),
+        ("[feed\n", "not valid TOML"),
+    ],
+)
+def test_invalid_file_names_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(config.ConfigError) as e:
+        config.load(path)
+    assert path in str(e.value)
+    assert expected in str(e.value)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope.toml")
+    with pytest.raises(config.ConfigError, match="nope.toml: cannot read the file"):
+        config.load(missing)
+
+
+def test_command_line_overrides_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\nlisten = "tcp:9000"\n[polling]\ninterval = 5\n')
+    options = Options()
+    options.parseOptions(
+        ["--config", path, "--listen", "tcp:0:interface=127.0.0.1", "--poll-interval", "0.5"]
+    )
+    assert options.config["server"]["listen"] == "tcp:0:interface=127.0.0.1"
+    assert options.config["polling"]["interval"] == 0.5
+
+
+def test_options_report_config_errors(tmp_path: Path) -> None:
+    path = write(tmp_path, "[feed]\nbogus = 1\n")
+    with pytest.raises(UsageError, match="bogus"):
+        Options().parseOptions(["--config", path])
+
+
+def test_command_line_values_are_validated() -> None:
+    with pytest.raises(UsageError, match="must be greater than 0"):
+        Options().parseOptions(["--poll-interval", "-1"])
+
+
+def test_no_config_file_means_defaults() -> None:
+    options = Options()
+    options.parseOptions([])
+    assert options.config["server"]["listen"] == "tcp:8080:interface=127.0.0.1"

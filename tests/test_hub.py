@@ -1,0 +1,282 @@
+"""
+The hub in memory: the seed's test plan, keep-alive on a task.Clock, slow
+and misbehaving clients, and every way a client can leave.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from zope.interface.verify import verifyObject
+
+from statushub.hub import StatusHubFactory, closecodes
+from statushub.hub.keepalive import KeepAlive
+from statushub.interfaces import IStatusSink, IStatusSource
+from statushub.status import NodeStatus, Picture, StatusBoard
+from tests.memoryclient import MemoryClient
+
+
+def makeHub(**kwargs) -> tuple[StatusBoard, StatusHubFactory]:
+    board = StatusBoard(Clock())
+    hub = StatusHubFactory(board, reactor, **kwargs)
+    board.addSink(hub)
+    return board, hub
+
+
+def deployed(n: int = 1) -> Picture:
+    return Picture(
+        deployStatus="deployed",
+        nodeStatuses=tuple(
+            NodeStatus(f"node{i}", f"c{i}", "running") for i in range(n)
+        ),
+    )
+
+
+def closeFrame(client: MemoryClient) -> tuple[int, str]:
+    [(opcode, payload)] = [f for f in client.frames() if f[0] == 8]
+    (code,) = struct.unpack("!H", payload[:2])
+    return code, payload[2:].decode("utf-8")
+
+
+def test_interfaces() -> None:
+    board, hub = makeHub()
+    verifyObject(IStatusSink, hub)
+    verifyObject(IStatusSource, board)
+
+
+# The seed's test plan.
+
+
+def test_registered_client_receives_broadcast() -> None:
+    board, hub = makeHub()
+    client = MemoryClient(hub).open()
+    assert client.protocol in hub
+    board.update(deployed())
+    messages = client.messages()
+    assert [m["deployStatus"] for m in messages] == ["idle", "deployed"]
+    assert messages[1]["nodeStatuses"] == [
+        {"nodeId": "node0", "containerId": "c0", "status": "running"}
+    ]
+
+
+def test_unregistered_client_receives_nothing() -> None:
+    board, hub = makeHub()
+    client = MemoryClient(hub).open()
+    client.messages()
+    hub.unregister(client.protocol)
+    board.update(deployed())
+    assert client.messages() == []
+    assert len(hub) == 0
+
+
+def test_every_client_receives_broadcast() -> None:
+    board, hub = makeHub()
+    clients = [MemoryClient(hub, port=40000 + i).open() for i in range(5)]
+    board.update(deployed(2))
+    for client in clients:
+        assert [m["seq"] for m in client.messages()] == [0, 1]
+
+
+def test_disconnected_client_is_unregistered() -> None:
+    board, hub = makeHub()
+    gone, staying = MemoryClient(hub, 1).open(), MemoryClient(hub, 2).open()
+    gone.disconnect()
+    assert gone.protocol not in hub
+    assert staying.protocol in hub
+    board.update(deployed())
+    assert [m["seq"] for m in staying.messages()] == [0, 1]
+
+
+# The picture a client gets.
+
+
+def test_new_client_gets_current_picture_then_changes_only() -> None:
+    board, hub = makeHub()
+    board.update(deployed())
+    client = MemoryClient(hub).open()
+    [snapshot] = client.messages()
+    assert snapshot["deployStatus"] == "deployed"
+    assert snapshot["seq"] == 1
+    board.update(deployed())  # no change, no message
+    assert client.messages() == []
+    board.update(Picture(deployStatus="tearing_down"))
+    assert [m["seq"] for m in client.messages()] == [2]
+
+
+def test_idle_snapshot_shape() -> None:
+    board, hub = makeHub()
+    [snapshot] = MemoryClient(hub).open().messages()
+    assert snapshot["type"] == "status_update"
+    assert snapshot["deployStatus"] == "idle"
+    assert snapshot["nodeStatuses"] == []
+    assert snapshot["seq"] == 0
+    assert snapshot["timestamp"].endswith("Z")
+
+
+def test_get_status_is_answered_with_the_current_picture() -> None:
+    board, hub = makeHub()
+    client = MemoryClient(hub).open()
+    board.update(deployed())
+    client.messages()
+    client.send(json.dumps({"type": "get_status"}).encode())
+    [again] = client.messages()
+    assert again["seq"] == 1
+    assert client.protocol in hub
+
+
+# Misbehaving clients are closed, alone.
+
+
+@pytest.mark.parametrize(
+    "payload, opcode, reason",
+    [
+        (b"{not json", 1, "not valid JSON"),
+        (b'{"type": "subscribe"}', 1, "only accepted message"),
+        (b"\x00\x01", 2, "binary"),
+    ],
+)
+def test_bad_message_closes_only_that_client(payload, opcode, reason) -> None:
+    board, hub = makeHub()
+    bad, good = MemoryClient(hub, 1).open(), MemoryClient(hub, 2).open()
+    bad.messages()
+    bad.send(payload, opcode)
+    code, text = closeFrame(bad)
+    assert code == closecodes.BAD_MESSAGE
+    assert reason in text
+    assert bad.protocol not in hub
+    board.update(deployed())
+    assert [m["seq"] for m in good.messages()] == [0, 1]
+
+
+def test_oversized_message_closes_only_that_client() -> None:
+    board, hub = makeHub(maxMessageSize=64)
+    big, good = MemoryClient(hub, 1).open(), MemoryClient(hub, 2).open()
+    big.messages()
+    big.send(b'{"type": "get_status", "pad": "' + b"x" * 100 + b'"}')
+    code, _ = closeFrame(big)
+    assert code == 1009  # message too big
+    assert big.protocol not in hub
+    assert good.protocol in hub
+
+
+def test_slow_client_is_dropped_with_a_reason() -> None:
+    board, hub = makeHub(maxSendBuffer=10_000)
+    slow, fast = MemoryClient(hub, 1).open(), MemoryClient(hub, 2).open()
+    slow.messages()
+    fast.messages()
+    for i in range(50):
+        # the transport says its buffer is full on every write, as Twisted does
+        slow.protocol.window.pauseProducing()
+        board.update(deployed(i + 1))
+    assert slow.protocol not in hub
+    code, reason = closeFrame(slow)
+    assert code == closecodes.TOO_SLOW
+    assert "too slow" in reason and "10000" in reason
+    assert [m["seq"] for m in fast.messages()] == list(range(1, 51))
+
+
+def test_paused_client_that_catches_up_is_kept() -> None:
+    board, hub = makeHub(maxSendBuffer=1024 * 1024)
+    client = MemoryClient(hub).open()
+    client.protocol.window.pauseProducing()
+    board.update(deployed())
+    client.protocol.window.resumeProducing()
+    assert client.protocol.window.unsent == 0
+    assert client.protocol in hub
+
+
+# Keep-alive.
+
+
+def test_silent_client_is_dropped_after_ping_timeout() -> None:
+    board, hub = makeHub()
+    clock = Clock()
+    keepAlive = KeepAlive(hub, clock, interval=5, timeout=2)
+    keepAlive.startService()
+    silent, answering = MemoryClient(hub, 1).open(), MemoryClient(hub, 2).open()
+    clock.advance(5)
+    assert any(opcode == 9 for opcode, _ in silent.frames())  # pinged
+    answering.pong()
+    clock.advance(1.9)
+    assert silent.protocol in hub
+    clock.advance(0.1)
+    assert silent.protocol not in hub
+    assert silent.transport.disconnecting
+    assert answering.protocol in hub
+    keepAlive.stopService()
+    assert clock.getDelayedCalls() == []
+
+
+def test_client_answering_every_ping_stays() -> None:
+    board, hub = makeHub()
+    clock = Clock()
+    keepAlive = KeepAlive(hub, clock, interval=1, timeout=3)
+    keepAlive.startService()
+    client = MemoryClient(hub).open()
+    for _ in range(10):
+        clock.advance(1)
+        client.pong()
+    assert client.protocol in hub
+    keepAlive.stopService()
+
+
+def test_timeout_longer_than_interval() -> None:
+    board, hub = makeHub()
+    clock = Clock()
+    keepAlive = KeepAlive(hub, clock, interval=1, timeout=3.5)
+    keepAlive.startService()
+    client = MemoryClient(hub).open()
+    clock.pump([1, 1, 1, 1])  # first ping at 1, unanswered for 3 s
+    assert client.protocol in hub
+    clock.advance(0.5)  # 3.5 s after the first ping
+    assert client.protocol not in hub
+    keepAlive.stopService()
+
+
+def test_client_pings_are_answered() -> None:
+    board, hub = makeHub()
+    client = MemoryClient(hub).open()
+    client.messages()
+    client.send(b"hello", opcode=9)
+    assert (0xA, b"hello") in client.frames()
+
+
+# No way of leaving leaks a protocol.
+
+
+def test_no_path_leaks_a_protocol() -> None:
+    board, hub = makeHub(maxSendBuffer=1000)
+    clock = Clock()
+    keepAlive = KeepAlive(hub, clock, interval=1, timeout=1)
+    keepAlive.startService()
+
+    clean = MemoryClient(hub, 1).open()
+    clean.send(struct.pack("!H", 1000), opcode=8)
+    clean.disconnect()
+
+    dropped = MemoryClient(hub, 2).open()
+    dropped.disconnect()
+
+    failed = MemoryClient(hub, 3)
+    failed.protocol.dataReceived(b"GET /ws/status HTTP/1.1\r\nHost: x\r\n\r\n")
+    failed.disconnect()
+
+    bad = MemoryClient(hub, 4).open()
+    bad.send(b"garbage")
+    bad.disconnect()
+
+    slow = MemoryClient(hub, 5).open()
+    slow.protocol.window.pauseProducing()
+    board.update(deployed(40))
+    slow.disconnect()
+
+    silent = MemoryClient(hub, 6).open()
+    clock.advance(2)
+    silent.disconnect()
+
+    assert len(hub) == 0
+    keepAlive.stopService()
