@@ -233,11 +233,11 @@ class LoadGenerators:
                     f"{before} <= {theirs} <= {after} does not hold"
                 )
 
-    def connect(self, group: str, url: str, total: int, concurrency: int) -> None:
+    def connect(self, group: str, url: str, total: int, concurrency: int, light: bool) -> None:
         shares = split(total, len(self.workers))
         for index, share in enumerate(shares):
             self.send(index, cmd="connect", group=group, url=url, count=share,
-                      concurrency=concurrency)
+                      concurrency=concurrency, light=light)
         timeout = 60 + total / 100
         for index, share in enumerate(shares):
             answer = self.answer(index, timeout=timeout)
@@ -366,6 +366,7 @@ def fanoutOnce(args: argparse.Namespace, n: int, repeat: int) -> dict[str, Any]:
     """
     servers: dict[str, Server] = {}
     loadgen: Optional[LoadGenerators] = None
+    profilers: list[subprocess.Popen] = []
     try:
         for name in args.servers:
             servers[name] = Server(name, args.server_cpus)
@@ -374,7 +375,7 @@ def fanoutOnce(args: argparse.Namespace, n: int, repeat: int) -> dict[str, Any]:
         loadgen.checkClock()
         for name, server in servers.items():
             started = time.monotonic()
-            loadgen.connect(name, server.url, n, args.concurrency)
+            loadgen.connect(name, server.url, n, args.concurrency, args.reader == "light")
             deadline = time.monotonic() + 30
             while server.stats()["clients"] != n and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -390,6 +391,9 @@ def fanoutOnce(args: argparse.Namespace, n: int, repeat: int) -> dict[str, Any]:
         }
         samples: dict[str, list[dict]] = {name: [] for name in servers}
         order = list(servers)
+        if args.profile:
+            for name, server in servers.items():
+                profilers.append(profile(args.profile, name, n, repeat, server))
         for i in range(args.broadcasts):
             turn = order[i % len(order):] + order[: i % len(order)]
             for name in turn:
@@ -397,15 +401,45 @@ def fanoutOnce(args: argparse.Namespace, n: int, repeat: int) -> dict[str, Any]:
                 sample = measureBroadcast(servers[name], loadgen, seq, n, args.settle,
                                           args.timeout)
                 samples[name].append(sample)
+        stopProfilers(profilers)
         result = {name: summarise(samples[name], rssPerClient[name]) for name in servers}
         for name in servers:
             result[name]["samples"] = samples[name]
         return result
     finally:
+        stopProfilers(profilers)
         if loadgen is not None:
             loadgen.stop()
         for server in servers.values():
             server.stop()
+
+
+def profile(directory: str, name: str, n: int, repeat: int, server: Server) -> subprocess.Popen:
+    """
+    py-spy on one server during the measured broadcasts: collapsed stacks
+    (one line a stack, with its sample count), summarised by
+    bench/profile_summary.py.
+    """
+    os.makedirs(directory, exist_ok=True)
+    output = os.path.join(directory, f"{name}-{n}-{repeat + 1}.txt")
+    return subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid",
+         str(server.process.pid), "--rate", "250", "--format", "raw", "--nonblocking",
+         "--output", output],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=_dieWithParent(None),
+    )
+
+
+def stopProfilers(profilers: list[subprocess.Popen]) -> None:
+    while profilers:
+        profiler = profilers.pop()
+        profiler.send_signal(signal.SIGINT)
+        try:
+            profiler.wait(30)
+        except subprocess.TimeoutExpired:
+            profiler.kill()
+            profiler.wait()
 
 
 def idleOnce(args: argparse.Namespace) -> dict[str, Any]:
@@ -424,7 +458,7 @@ def idleOnce(args: argparse.Namespace) -> dict[str, Any]:
     try:
         m = args.idle_clients
         loadgen = LoadGenerators(min(args.workers, m), args.loadgen_cpus)
-        loadgen.connect("hub", server.url, m, args.concurrency)
+        loadgen.connect("hub", server.url, m, args.concurrency, args.reader == "light")
         time.sleep(1)  # the current picture every client gets on connect
         before = loadgen.ask(cmd="traffic", group="hub")
         stats0 = server.stats()
@@ -586,6 +620,8 @@ def main() -> int:
     parser.add_argument("--servers", default="hub,autobahn,websockets")
     parser.add_argument("--workers", type=int, default=int(env("BENCH_WORKERS", "4")),
                         help="load-generator processes")
+    parser.add_argument("--reader", choices=("light", "ws"), default=env("BENCH_READER", "light"),
+                        help="how the load generator reads frames after ws's handshake")
     parser.add_argument("--concurrency", type=int, default=8,
                         help="handshakes in flight per load generator")
     parser.add_argument("--settle", type=float, default=0.05,
@@ -599,6 +635,8 @@ def main() -> int:
     parser.add_argument("--idle-clients", type=int, default=int(env("BENCH_IDLE_CLIENTS", "1000")))
     parser.add_argument("--idle-rounds", type=int, default=int(env("BENCH_IDLE_ROUNDS", "2")),
                         help="ping intervals to watch an idle hub for (0: skip)")
+    parser.add_argument("--profile", default=env("BENCH_PROFILE", ""),
+                        help="directory: record each server with py-spy during the broadcasts")
     parser.add_argument("--out", default=env("BENCH_OUT", os.path.join(HERE, "results",
                                                                         "latest.json")))
     args = parser.parse_args()

@@ -3,8 +3,10 @@
 // JSON lines on stdin/stdout.
 //
 // Commands (stdin, one JSON object a line):
-//   {"cmd": "connect", "group": G, "url": U, "count": N, "concurrency": C}
-//       open N clients to U, at most C handshakes in flight; answers
+//   {"cmd": "connect", "group": G, "url": U, "count": N, "concurrency": C,
+//    "light": bool}
+//       open N clients to U, at most C handshakes in flight, and read them
+//       with the light frame reader (below) or with ws's own; answers
 //       {"ev": "connected", "group": G, "open": n, "failed": f, "error": e}
 //   {"cmd": "query", "group": G, "seq": S}
 //       {"ev": "seq", "group": G, "seq": S, "count": c, "open": n,
@@ -65,8 +67,7 @@ function readSeq(data) {
   return digits ? seq : -1;
 }
 
-function onMessage(g, data) {
-  const t = now();
+function onMessage(g, data, t = now()) {
   g.messages++;
   const seq = readSeq(data);
   if (seq < 0) return;
@@ -84,7 +85,60 @@ function onMessage(g, data) {
   }
 }
 
-function openOne(g, url) {
+// The light reader: once the handshake is done, the socket's bytes bypass
+// ws's Receiver (a Writable stream, several callbacks a frame) and go through
+// this loop instead.  Server frames are unmasked; pings are answered with a
+// pong (masked, as a client must), a close frame with a close.
+const EMPTY_MASK = Buffer.alloc(4);
+
+function controlFrame(opcode, payload) {
+  const header = Buffer.from([0x80 | opcode, 0x80 | payload.length]);
+  return Buffer.concat([header, EMPTY_MASK, payload]);
+}
+
+function readFrames(g, client, chunk) {
+  const t = now();
+  let buf = client.pending === null ? chunk : Buffer.concat([client.pending, chunk]);
+  let off = 0;
+  for (;;) {
+    const left = buf.length - off;
+    if (left < 2) break;
+    const b0 = buf[off];
+    let len = buf[off + 1] & 0x7f;
+    let header = 2;
+    if (len === 126) {
+      if (left < 4) break;
+      len = buf.readUInt16BE(off + 2);
+      header = 4;
+    } else if (len === 127) {
+      if (left < 10) break;
+      len = Number(buf.readBigUInt64BE(off + 2));
+      header = 10;
+    }
+    if (left < header + len) break;
+    const opcode = b0 & 0x0f;
+    const payload = buf.subarray(off + header, off + header + len);
+    off += header + len;
+    if (opcode === 0x1 || opcode === 0x2) {
+      onMessage(g, payload, t);
+    } else if (opcode === 0x9) {
+      g.pings++;
+      client.sock.write(controlFrame(0xA, payload));
+    } else if (opcode === 0x8) {
+      client.sock.end(controlFrame(0x8, payload.subarray(0, 2)));
+    }
+  }
+  client.pending = off < buf.length ? buf.subarray(off) : null;
+}
+
+function goLight(g, ws) {
+  const sock = ws._socket;
+  sock.removeAllListeners('data');
+  const client = { sock, pending: null };
+  sock.on('data', (chunk) => readFrames(g, client, chunk));
+}
+
+function openOne(g, url, light) {
   return new Promise((resolve) => {
     const ws = new WebSocket(url, {
       perMessageDeflate: false, // the hub does not compress: nor may the references
@@ -93,6 +147,7 @@ function openOne(g, url) {
     });
     let opened = false;
     ws.on('open', () => {
+      if (light) goLight(g, ws);
       opened = true;
       g.clients.add(ws);
       g.open++;
@@ -117,7 +172,7 @@ function openOne(g, url) {
   });
 }
 
-async function connect({ group: name, url, count, concurrency }) {
+async function connect({ group: name, url, count, concurrency, light }) {
   const g = group(name);
   let next = 0;
   let failed = 0;
@@ -125,7 +180,7 @@ async function connect({ group: name, url, count, concurrency }) {
   async function lane() {
     while (next < count) {
       next++;
-      const err = await openOne(g, url);
+      const err = await openOne(g, url, light);
       if (err !== null) { failed++; error = err; }
     }
   }

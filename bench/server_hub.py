@@ -1,0 +1,64 @@
+"""
+The statushub hub under test: the real service tree (statushub.tap's
+makeService: the twisted.web site serving /ws/status, the hub factory,
+keep-alive), configured from etc/statushub.toml but listening on an ephemeral
+loopback port.  A broadcast goes through the real path,
+StatusHubFactory.broadcast(message).
+
+    python bench/server_hub.py [--config etc/statushub.toml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet import reactor
+
+from common import Controlled, raiseFileLimit
+from twisted_control import serveControl
+
+from statushub.hub import StatusHubFactory
+from statushub.hub.keepalive import KeepAlive
+from statushub.tap import Options, makeService
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def findHub(service) -> StatusHubFactory:
+    for child in service:
+        if isinstance(child, KeepAlive):
+            return child._hub
+    raise RuntimeError("no KeepAlive in the service tree: cannot find the hub")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", default=os.path.join(ROOT, "etc", "statushub.toml"))
+    args = parser.parse_args()
+
+    raiseFileLimit()
+    options = Options()
+    options.parseOptions(["--config", args.config, "--listen", "tcp:0:interface=127.0.0.1"])
+    service = makeService(options, reactor)
+    hub = findHub(service)
+    site = next(s for s in service if isinstance(s, StreamServerEndpointService))
+
+    service.privilegedStartService()
+    service.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+
+    def listening(port):
+        serveControl(
+            Controlled(broadcast=hub.broadcast, clients=lambda: len(hub)),
+            port.getHost().port,
+        )
+        return port
+
+    site._waitingForPort.addCallback(listening)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()
