@@ -92,7 +92,15 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService
         service
     )
 
-    site = makeSite(board, hub, config)
+    from statushub.deploy.service import Orchestrator
+
+    # deployments on the engine: polls and events feed the board
+    orchestrator = Orchestrator(board, config, reactor)
+    orchestrator.setServiceParent(service)
+
+    site = makeSite(
+        board, hub, config, api=orchestrator.api, healthChecks=orchestrator.healthChecks
+    )
     endpoint = serverFromString(reactor, config["server"]["listen"])
     server = AnnouncingEndpointService(endpoint, site)
     # a port that cannot be bound stops twistd at start, with the reason

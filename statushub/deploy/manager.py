@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -45,6 +45,9 @@ _EVENT_STATUS = {
     "destroy": "missing",
 }
 _NO_HEALTH = object()
+# how often, and how far apart, teardown looks for containers still there
+REMOVAL_CHECKS = 20
+REMOVAL_CHECK_DELAY = 0.25
 
 
 class DeploymentConflict(Exception):
@@ -271,11 +274,18 @@ class DeploymentManager:
         try:
             for containerId in containerIds:
                 await self._engine.removeContainer(containerId)
-            for state in await self._engine.listContainers({DEPLOYMENT_LABEL: name}):
-                await self._engine.removeContainer(state.containerId)
+            # the engine may still be removing one (a removal that outlived
+            # our timeout shows as "removing"): look until none is left
+            for attempt in range(REMOVAL_CHECKS):
+                remaining = await self._engine.listContainers({DEPLOYMENT_LABEL: name})
+                if not remaining:
+                    return None
+                for state in remaining:
+                    await self._engine.removeContainer(state.containerId)
+                await deferLater(self._clock, REMOVAL_CHECK_DELAY, lambda: None)
         except Exception as e:
             return str(e)
-        return None
+        return f"{len(remaining)} container(s) still being removed"
 
     # -- teardown ------------------------------------------------------
 

@@ -1,0 +1,59 @@
+"""
+The orchestrator as a twistd service: the Docker engine, the deployment
+manager (polling, events, adoption at start), and what it adds to the site.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.web.resource import IResource
+
+from statushub.config import Config
+from statushub.deploy.api import DeploymentResource
+from statushub.deploy.manager import DeploymentManager, EngineHealth
+from statushub.engine.docker import DockerEngine
+from statushub.interfaces import IHealthCheck
+from statushub.status import StatusBoard
+
+
+class Orchestrator(Service):
+    """
+    @ivar api: resources to mount under C{/api}.
+    @ivar healthChecks: what C{/healthz} should report.
+    """
+
+    def __init__(self, board: StatusBoard, config: Config, reactor: Any) -> None:
+        self.engine = DockerEngine(
+            reactor, host=config["docker"]["host"], timeout=config["docker"]["timeout"]
+        )
+        self.manager = DeploymentManager(
+            self.engine,
+            board,
+            reactor,
+            pollInterval=config["polling"]["interval"],
+            followEvents=config["events"]["enabled"],
+        )
+        self.api: dict[str, IResource] = {
+            "deployment": DeploymentResource(self.manager, board)
+        }
+        self.healthChecks: list[IHealthCheck] = [EngineHealth(board)]
+
+    def startService(self) -> None:
+        super().startService()
+        # checks the engine and adopts a deployment found there; an engine
+        # that is down is retried, the hub serves meanwhile
+        self.manager.start()
+
+    def stopService(self) -> "Deferred[None]":
+        super().stopService()
+        # the containers stay: a hub started later adopts them
+        stopped = self.manager.stop()
+
+        def stopEngine(result: Any) -> Any:
+            self.engine.stop()
+            return result
+
+        return stopped.addBoth(stopEngine)
