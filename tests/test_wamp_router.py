@@ -26,7 +26,7 @@ def sinkFor(router: Any, board: StatusBoard, **kwargs: Any) -> WampStatusSink:
     sink = WampStatusSink(
         reactor,
         board,
-        router.url,
+        router.hubUrl,
         "statushub",
         ticket=kwargs.pop("ticket", router.ticket),
         retryPolicy=lambda attempt: 0.2,
@@ -107,6 +107,69 @@ async def test_wrong_ticket_never_joins(crossbar_router: Any) -> None:
         # refused joins are counted, so retries slow down instead of spinning
         await waitUntil(lambda: sink._connectsWithoutJoin >= 2, 20, what="two refused joins")
         assert sink.health() == "disconnected"
+        assert sink.joins == 0
+    finally:
+        await sink.stopService()
+
+
+def test_scaleout_config_passes_crossbar_check(crossbar_router: Any) -> None:
+    router = crossbar_router(config="statushub-scaleout.json", start=False)
+    checked = router.check()
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "configuration looks good" in checked.stdout
+
+
+@pytest_twisted.ensureDeferred
+async def test_scaleout_clients_go_through_proxy_workers(
+    crossbar_router: Any, wamp_client: Any
+) -> None:
+    # crossbar check does not look at proxy workers: start them to know
+    router = crossbar_router(config="statushub-scaleout.json")
+    ready = "".join(router.output.lines)
+    for kind, worker in (("Router", "router_core"), ("Proxy", "proxy_one"), ("Proxy", "proxy_two")):
+        assert f'worker "{kind} {worker}" configured and ready' in ready
+    assert router.url != router.hubUrl
+
+    board = StatusBoard(reactor)
+    sink = sinkFor(router, board)
+    sink.startService()
+    try:
+        await waitUntil(lambda: sink.health() == "joined", 20, what="hub joined")
+        clients = [wamp_client(router.url) for _ in range(3)]
+        for client in clients:
+            got = await client.waitFor(isKind("get_status"))
+            assert got["message"] == board.current()
+        board.change(deployStatus="deploying", deployment="demo")
+        for client in clients:
+            event = await client.waitFor(isKind("status"))
+            assert event["message"] == board.current()
+
+        intruder = wamp_client(router.url, "publish")
+        refused = await intruder.waitFor(
+            lambda e: e["kind"] in ("publish_refused", "published")
+        )
+        assert refused["kind"] == "publish_refused"
+    finally:
+        await sink.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_scaleout_proxies_never_grant_the_hub_role(crossbar_router: Any) -> None:
+    # the proxies take anonymous clients only: the ticket works at the
+    # router worker's own port, not through them
+    router = crossbar_router(config="statushub-scaleout.json")
+    board = StatusBoard(reactor)
+    sink = WampStatusSink(
+        reactor,
+        board,
+        router.url,
+        "statushub",
+        ticket=router.ticket,
+        retryPolicy=lambda attempt: 0.2,
+    )
+    sink.startService()
+    try:
+        await waitUntil(lambda: sink._connectsWithoutJoin >= 1, 20, what="refused join")
         assert sink.joins == 0
     finally:
         await sink.stopService()
