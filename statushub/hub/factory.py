@@ -14,6 +14,7 @@ from twisted.python import threadable
 from zope.interface import implementer
 
 from statushub.hub import closecodes
+from statushub.hub.directwrite import writeFrame
 from statushub.hub.protocol import StatusProtocol
 from statushub.interfaces import IStatusSink, IStatusSource
 
@@ -117,7 +118,7 @@ class StatusHubFactory(WebSocketServerFactory):
         if window is not None and not window.admit(len(frame), self.maxSendBuffer):
             self.dropSlowClient(client)
             return
-        client.transport.write(frame)
+        writeFrame(client.transport, frame)
 
     def dropSlowClient(self, client: StatusProtocol) -> None:
         """
