@@ -41,12 +41,22 @@ class Options(usage.Options):
             "seconds between health polls (overrides [polling] interval)",
             float,
         ],
+        [
+            "wamp-url",
+            None,
+            None,
+            "WebSocket URL of a WAMP router (Crossbar.io) to publish the status on, "
+            "e.g. ws://127.0.0.1:8081/ws (overrides [wamp] url)",
+        ],
+        ["wamp-realm", None, None, "WAMP realm to join (overrides [wamp] realm)"],
     ]
 
     # command-line option -> (section, key) it overrides
     overrides = {
         "listen": ("server", "listen"),
         "poll-interval": ("polling", "interval"),
+        "wamp-url": ("wamp", "url"),
+        "wamp-realm": ("wamp", "realm"),
     }
 
     def postOptions(self) -> None:
@@ -98,9 +108,19 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService
     orchestrator = Orchestrator(board, config, reactor)
     orchestrator.setServiceParent(service)
 
-    site = makeSite(
-        board, hub, config, api=orchestrator.api, healthChecks=orchestrator.healthChecks
-    )
+    from statushub.wamp import fromConfig as wampSink
+    from statushub.wamp.examples import mountExamples
+
+    healthChecks = list(orchestrator.healthChecks)
+    # the status on a WAMP router too, when [wamp] or --wamp-url says where
+    wamp = wampSink(config["wamp"], reactor, board)
+    if wamp is not None:
+        board.addSink(wamp)
+        wamp.setServiceParent(service)
+        healthChecks.append(wamp)
+
+    site = makeSite(board, hub, config, api=orchestrator.api, healthChecks=healthChecks)
+    mountExamples(site, config["wamp"])
     endpoint = serverFromString(reactor, config["server"]["listen"])
     server = AnnouncingEndpointService(endpoint, site)
     # a port that cannot be bound stops twistd at start, with the reason

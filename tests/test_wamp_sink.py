@@ -329,3 +329,22 @@ def test_config_section_makes_the_sink(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_config_errors_name_the_key(section: dict, problem: str) -> None:
     with pytest.raises(configuration.ConfigError, match=problem):
         configuration.parse({"wamp": section}, "test.toml")
+
+
+def test_command_line_overrides_the_wamp_section() -> None:
+    from statushub.tap import Options
+
+    options = Options()
+    options.parseOptions(["--wamp-url", URL, "--wamp-realm", "elsewhere"])
+    assert options.config["wamp"]["url"] == URL
+    assert options.config["wamp"]["realm"] == "elsewhere"
+    assert options.config["wamp"]["prefix"] == "io.statushub"
+
+
+def test_command_line_rejects_a_bad_wamp_url() -> None:
+    from twisted.python.usage import UsageError
+
+    from statushub.tap import Options
+
+    with pytest.raises(UsageError, match=r"\[wamp\] url: not a ws:// or wss:// URL"):
+        Options().parseOptions(["--wamp-url", "127.0.0.1:8081"])
