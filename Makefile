@@ -66,7 +66,13 @@ $(CROSSBAR_VENV)/bin/.installed:
 	$(CROSSBAR_VENV)/bin/crossbar version >/dev/null
 	touch $@
 
+# The benchmarks (bench/, BENCHMARKS.md); not tests, nothing fails on a time.
+# Quick run: make bench BENCH_SIZES=1000 BENCH_REPEAT=1 BENCH_IDLE_ROUNDS=0
+# Results: bench/results/latest.json and the table on stdout.
 bench: deps
+	$(BIN)/pip install -q -r bench/requirements.txt
+	cd bench && npm ci --no-audit --no-fund --loglevel=error
+	$(BIN)/python bench/fanout.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
