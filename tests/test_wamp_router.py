@@ -5,6 +5,8 @@ with real Autobahn JS (Node) clients.
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from twisted.internet import reactor
 
 from statushub.status import NodeStatus, StatusBoard
 from statushub.wamp import WampStatusSink
+from tests.fixtures.crossbar import REPO, LineReader
 from tests.waiting import waitUntil
 
 pytestmark = pytest.mark.wamp
@@ -172,4 +175,42 @@ async def test_scaleout_proxies_never_grant_the_hub_role(crossbar_router: Any) -
         await waitUntil(lambda: sink._connectsWithoutJoin >= 1, 20, what="refused join")
         assert sink.joins == 0
     finally:
+        await sink.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_node_example_prints_each_change(crossbar_router: Any, tmp_path: Path) -> None:
+    example = REPO / "examples" / "node" / "follow.js"
+    if not (example.parent / "node_modules" / "autobahn").exists():
+        pytest.fail("examples/node/node_modules is missing: run `make node-deps`")
+    router = crossbar_router()
+    board = StatusBoard(reactor)
+    sink = sinkFor(router, board)
+    sink.startService()
+    with open(tmp_path / "example.stderr", "w") as stderr:
+        process = subprocess.Popen(
+            ["node", str(example), router.url],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            bufsize=1,
+        )
+    try:
+        output = LineReader(process, tmp_path / "example.stdout")
+        await waitUntil(lambda: sink.health() == "joined", 20, what="hub joined")
+
+        def printed(start: str) -> Any:
+            return lambda: [line for line in output.lines if line.startswith(start)]
+
+        await waitUntil(printed("#0 "), 20, what="the current picture printed")
+        board.change(
+            deployStatus="deploying",
+            deployment="demo",
+            nodeStatuses=(NodeStatus("web", "c1", "running", "healthy"),),
+        )
+        [line] = await waitUntil(printed("#1 "), 20, what="the change printed")
+        assert line.split()[2:] == ["demo", "deploying", "web=running/healthy"]
+    finally:
+        process.terminate()
+        process.wait(10)
         await sink.stopService()
