@@ -124,8 +124,8 @@ async def test_deployHealthyThenTeardown(hub_process, docker) -> None:
 async def test_killAndRemoveBehindTheHubsBack(hub_process, docker) -> None:
     """
     With a poll interval far too long to notice, a container killed with the
-    Docker CLI shows exited in the feed (the engine's events), and a removed
-    one shows missing.
+    Docker CLI shows exited in the feed (the engine's events); one paused
+    and unpaused shows paused, then running; a removed one shows missing.
     """
     hub = startHub(hub_process, docker, interval=30)
     client = await connectFeed(hub.wsUrl)
@@ -147,6 +147,12 @@ async def test_killAndRemoveBehindTheHubsBack(hub_process, docker) -> None:
         assert killed["nodeStatuses"][1]["status"] == "running"
 
         other = deployed["nodeStatuses"][1]["containerId"]
+        await deferToThread(docker.docker, "pause", other)
+        paused = await client.waitFor(lambda m: nodeStatus(m, 1) == "paused", timeout=5)
+        await deferToThread(docker.docker, "unpause", other)
+        await client.waitFor(
+            lambda m: m["seq"] > paused["seq"] and nodeStatus(m, 1) == "running", timeout=5
+        )
         await deferToThread(docker.docker, "rm", "-f", other)
         await client.waitFor(
             lambda m: nodeStatus(m, 1) == "missing",

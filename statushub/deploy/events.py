@@ -124,6 +124,7 @@ class EventFollower:
                 break
             self._stream = stream
             self.connected = True
+            self.log.info("following the engine's container events")
             self.connections += 1
             backoff = self._initialBackoff
             self._call(self._onConnected)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, TypeVar
 import docker
 import docker.errors
 import requests.exceptions
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
@@ -98,7 +98,8 @@ class DockerEngine:
     """
     A Docker engine at C{host} (see L{dockerHost}).
 
-    Call L{stop} when done: it ends the thread pool.
+    Constructing it neither connects nor starts threads; the pool starts
+    with the first call.  Call L{stop} when done: it ends the thread pool.
     """
 
     def __init__(
@@ -112,13 +113,15 @@ class DockerEngine:
         self.host = dockerHost(host)
         self.timeout = timeout
         self._pool = ThreadPool(minthreads=0, maxthreads=threads, name="statushub-docker")
-        self._pool.start()
+        self._stopped = False
         self._client = docker.APIClient(
             base_url=self.host, version=API_VERSION, timeout=timeout
         )
 
     def stop(self) -> None:
-        self._pool.stop()
+        self._stopped = True
+        if self._pool.started:
+            self._pool.stop()
         self._client.close()
 
     def _call(self, what: str, function: Callable[..., T], *args: Any, **kw: Any) -> "Deferred[T]":
@@ -137,6 +140,12 @@ class DockerEngine:
             except docker.errors.DockerException as e:
                 raise EngineError(f"{what}: {e}") from e
 
+        if self._stopped:
+            return fail(EngineError(f"{what}: the engine client is stopped"))
+        if not self._pool.started:
+            # started on first use, not at construction: twistd may fork
+            # (daemonize) between building the service and running it
+            self._pool.start()
         d = deferToThreadPool(self._reactor, self._pool, guarded)
         # the socket timeout should fire first; this is the backstop for a
         # call that hangs anywhere else
