@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.hubprocess",
     "tests.fixtures.docker",
     "tests.fixtures.crossbar",
+    "tests.fixtures.browser",
 ]
