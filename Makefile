@@ -45,7 +45,7 @@ plugin-cache: venv
 
 # Node packages for the WAMP tests and examples (autobahn 22.11.1 is the last
 # line that runs on Node 20; autobahn-browser ships autobahn.min.js).
-NODE_DIRS := tests/node examples/node
+NODE_DIRS := tests/node examples/node bench/wamp
 node-deps:
 	@for d in $(NODE_DIRS); do \
 	  if [ ! -d $$d/node_modules ] || [ $$d/package.json -nt $$d/node_modules ]; then \
