@@ -10,6 +10,7 @@ Control protocol (TCP on 127.0.0.1, one command a line, one answer a line):
     STATS             C{STATS <cpu_ns> <rss_bytes> <clients> <gc_count>
                       <gc_total_ns> <gc_max_ns>}; the gc figures are since
                       the previous STATS
+    COUNTERS          C{COUNTERS <json>}: server-specific counts (polls done)
     QUIT              stop the server
 
 Every server prints C{READY <ws_port> <control_port>} on stdout once it
@@ -104,9 +105,15 @@ class Controlled:
     C{handle(line)} returns the answer line (or None for QUIT).
     """
 
-    def __init__(self, broadcast: Callable[[dict], None], clients: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        broadcast: Callable[[dict], None],
+        clients: Callable[[], int],
+        counters: Callable[[], dict] = dict,
+    ) -> None:
         self._broadcast = broadcast
         self._clients = clients
+        self._counters = counters
         self._gc = GCWatch()
 
     def handle(self, line: str) -> str | None:
@@ -125,6 +132,8 @@ class Controlled:
                 f"STATS {time.process_time_ns()} {rssBytes()} {self._clients()}"
                 f" {count} {total} {longest}"
             )
+        if words[0] == "COUNTERS":
+            return "COUNTERS " + json.dumps(self._counters(), separators=(",", ":"))
         if words[0] == "QUIT":
             return None
         return f"ERROR unknown command {words[0]!r}"

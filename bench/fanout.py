@@ -76,7 +76,9 @@ class Child:
     A process this run started, and stops.
     """
 
-    def __init__(self, argv: list[str], cpus: Optional[set[int]]) -> None:
+    def __init__(
+        self, argv: list[str], cpus: Optional[set[int]], env: Optional[dict[str, str]] = None
+    ) -> None:
         self.argv = argv
         self.process = subprocess.Popen(
             argv,
@@ -84,6 +86,7 @@ class Child:
             stdout=subprocess.PIPE,
             preexec_fn=_dieWithParent(cpus),
             cwd=ROOT,
+            env=env,
         )
 
     def stop(self) -> None:
@@ -106,8 +109,12 @@ class Server(Child):
     One server under test, with its control channel.
     """
 
-    def __init__(self, name: str, cpus: Optional[set[int]]) -> None:
-        super().__init__([sys.executable, os.path.join(HERE, SERVERS[name])], cpus)
+    def __init__(
+        self, name: str, cpus: Optional[set[int]], extra: tuple[str, ...] = (),
+        script: Optional[str] = None, env: Optional[dict[str, str]] = None,
+    ) -> None:
+        script = os.path.join(HERE, script or SERVERS[name])
+        super().__init__([sys.executable, script, *extra], cpus, env)
         self.name = name
         line = self._readReady(timeout=30)
         words = line.split()
@@ -143,6 +150,9 @@ class Server(Child):
         answered = time.monotonic_ns()
         return int(t0), int(t1), int(clients), sent, answered
 
+    def counters(self) -> dict[str, Any]:
+        return json.loads(self.command("COUNTERS")[1])
+
     def stats(self) -> dict[str, int]:
         _, cpu, rss, clients, gcCount, gcTotal, gcMax = self.command("STATS")
         return {
@@ -172,6 +182,7 @@ class LoadGenerators:
 
     def __init__(self, count: int, cpus: Optional[set[int]]) -> None:
         self.done: queue.Queue = queue.Queue()
+        self.messages: queue.Queue = queue.Queue()
         self.workers: list[Child] = []
         self.answers: list[queue.Queue] = []
         try:
@@ -192,6 +203,8 @@ class LoadGenerators:
             event = json.loads(raw)
             if event.get("ev") == "done":
                 self.done.put(event)
+            elif event.get("ev") == "msg":
+                self.messages.put(event)
             else:
                 answers.put(event)
         answers.put({"ev": "exit"})

@@ -12,6 +12,9 @@
 //       {"ev": "seq", "group": G, "seq": S, "count": c, "open": n,
 //        "first": ns, "last": ns}   (first/last receipt, CLOCK_MONOTONIC ns)
 //   {"cmd": "forget", "group": G, "seq": S}     drop the record of S
+//   {"cmd": "tap", "group": G}
+//       from now on, {"ev": "msg", "group": G, "seq": S, "body": text} for
+//       the first receipt of each message of G
 //   {"cmd": "clock"}    {"ev": "clock", "now": ns}
 //   {"cmd": "cpu"}      {"ev": "cpu", "user": us, "system": us}
 //   {"cmd": "traffic", "group": G}
@@ -75,6 +78,7 @@ function onMessage(g, data, t = now()) {
   if (rec === undefined) {
     rec = { count: 0, first: t, last: t, reported: false };
     g.seqs.set(seq, rec);
+    if (g.tap) out({ ev: 'msg', group: g.name, seq, body: data.toString() });
   }
   rec.count++;
   rec.last = t;
@@ -228,6 +232,9 @@ rl.on('line', (line) => {
             last: rec ? rec.last.toString() : null });
       break;
     }
+    case 'tap':
+      group(cmd.group).tap = true;
+      break;
     case 'forget':
       group(cmd.group).seqs.delete(cmd.seq);
       break;

@@ -33,6 +33,18 @@ def findHub(service) -> StatusHubFactory:
     raise RuntimeError("no KeepAlive in the service tree: cannot find the hub")
 
 
+def pollCount(service) -> int:
+    """
+    Polls the deployment manager has made so far (0 without an orchestrator).
+    """
+    for child in service:
+        manager = getattr(child, "manager", None)
+        poller = getattr(manager, "poller", None)
+        if poller is not None:
+            return poller.polls
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default=os.path.join(ROOT, "etc", "statushub.toml"))
@@ -51,7 +63,11 @@ def main() -> None:
 
     def listening(port):
         serveControl(
-            Controlled(broadcast=hub.broadcast, clients=lambda: len(hub)),
+            Controlled(
+                broadcast=hub.broadcast,
+                clients=lambda: len(hub),
+                counters=lambda: {"polls": pollCount(service)},
+            ),
             port.getHost().port,
         )
         return port
