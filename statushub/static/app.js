@@ -61,7 +61,7 @@
     }
     state.socket = socket;
     socket.onmessage = (event) => onFeedMessage(event.data);
-    socket.onclose = (event) => {
+    socket.onclose = async (event) => {
       if (state.socket !== socket) {
         return;
       }
@@ -69,6 +69,15 @@
       if (FATAL_CLOSE_CODES.includes(event.code)) {
         showConnection("disconnected", "the hub refused the feed: " + (event.reason || "policy violation"));
         return;
+      }
+      // A browser is not told why an upgrade failed; if the feed never
+      // opened, ask the API whether the token is the problem.
+      if (!state.gotSnapshot) {
+        const refusal = await tokenRefusal();
+        if (refusal) {
+          showConnection("disconnected", refusal);
+          return;
+        }
       }
       scheduleReconnect();
     };
@@ -120,6 +129,20 @@
     state.attempts = 0;
     showConnection("live");
     render(message);
+  }
+
+  // The API's words when it refuses our token (401), else null.
+  async function tokenRefusal() {
+    try {
+      const response = await fetch("/api/status", { headers: apiHeaders() });
+      if (response.status === 401) {
+        return (await describeRefusal(response)) +
+          (token ? "" : " (open the page with ?token=...)");
+      }
+    } catch (err) {
+      // the hub is away: retrying is right
+    }
+    return null;
   }
 
   async function refetchStatus() {
