@@ -170,17 +170,17 @@ def test_deployKillTeardown(hub_process, docker, page, tmp_path) -> None:
     expectRunningHealthy(page, 3)
     expect(page.locator("#deployment-name")).to_have_text("dash")
 
-    screenshot = os.environ.get("STATUSHUB_SCREENSHOT")
-    if screenshot:
-        # docs/dashboard.png: STATUSHUB_SCREENSHOT=docs/dashboard.png pytest -k deployKill
-        page.set_viewport_size({"width": 1000, "height": 720})
-        page.screenshot(path=screenshot, full_page=True)
-
     containerId = row(page, "n1", "container").get_attribute("title")
     docker.docker("kill", containerId)
     # "a couple of seconds" on an idle machine; generous for a busy one
     expect(row(page, "n1", "status")).to_have_text("exited", timeout=10_000)
     expect(row(page, "n0", "status")).to_have_text("running")
+
+    screenshot = os.environ.get("STATUSHUB_SCREENSHOT")
+    if screenshot:
+        # docs/dashboard.png: STATUSHUB_SCREENSHOT=docs/dashboard.png pytest -k deployKill
+        page.set_viewport_size({"width": 1000, "height": 680})
+        page.screenshot(path=screenshot, full_page=True)
 
     page.locator("#teardown").click()
     expect(page.locator("#deploy-status")).to_have_text("idle", timeout=60_000)

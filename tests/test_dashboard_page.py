@@ -137,7 +137,7 @@ def test_snapshot(page, hub):
     expect(row(page, "web", "status")).to_have_text("running")
     expect(row(page, "web", "health")).to_have_text("healthy")
     expect(row(page, "db", "status")).to_have_text("exited")
-    expect(row(page, "db", "health")).to_have_text("no check")
+    expect(row(page, "db", "health")).to_have_text("n/a")
     expect(row(page, "web", "since")).to_contain_text(" s")
     expect(page.locator("#last-update")).not_to_have_text("never")
     assert page.recorder.foreignRequests(ORIGIN) == []

@@ -246,7 +246,7 @@
       if (health) {
         setBadge(healthBadge, health);
       } else {
-        healthBadge.textContent = "no check";
+        healthBadge.textContent = "n/a"; // only running containers with a check report health
         healthBadge.className = "badge neutral";
         healthBadge.dataset.state = "";
       }
