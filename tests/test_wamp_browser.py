@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.browser import browser, page  # noqa: F401 (fixtures)
-
 pytestmark = [pytest.mark.wamp, pytest.mark.browser]
 
 
@@ -25,7 +23,7 @@ def getJSON(url: str) -> Any:
 
 
 def test_example_page_follows_the_status_through_the_router(
-    hub_process: Any, crossbar_router: Any, page: Any  # noqa: F811
+    hub_process: Any, crossbar_router: Any, page: Any
 ) -> None:
     from playwright.sync_api import expect
 
