@@ -1,0 +1,190 @@
+"""
+Unit tests of C{statushub watch}'s parts: the feed address, the backoff,
+the table and the JSON lines.  The command against the real hub is in
+tests/test_watch_hub.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+
+import pytest
+from twisted.internet.task import Clock
+
+from statushub.cli.watch import (
+    EXIT_USAGE,
+    Backoff,
+    JSONLines,
+    NodeClock,
+    Table,
+    addArguments,
+    feedURL,
+    renderTable,
+    run,
+)
+
+
+def message(seq=1, deployStatus="deployed", nodes=None, **extra):
+    picture = {
+        "type": "status_update",
+        "deployStatus": deployStatus,
+        "nodeStatuses": nodes
+        if nodes is not None
+        else [
+            {"nodeId": "web", "containerId": "0123456789abcdef" * 4, "status": "running", "health": "healthy"},
+            {"nodeId": "db", "containerId": "fedcba9876543210" * 4, "status": "exited"},
+        ],
+        "deployment": "demo",
+        "engine": "reachable",
+        "error": None,
+        "seq": seq,
+        "timestamp": "2026-11-26T08:00:00.000Z",
+    }
+    picture.update(extra)
+    return picture
+
+
+@pytest.mark.parametrize(
+    "url, feed",
+    [
+        ("http://127.0.0.1:8080", "ws://127.0.0.1:8080/ws/status"),
+        ("http://127.0.0.1:8080/", "ws://127.0.0.1:8080/ws/status"),
+        ("https://hub.example:443/base", "wss://hub.example:443/base/ws/status"),
+        ("ws://127.0.0.1:9/ws/status", "ws://127.0.0.1:9/ws/status"),
+    ],
+)
+def test_feedURL(url, feed):
+    assert feedURL(url) == feed
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8080", "ftp://host/", "http://"])
+def test_feedURLRefusesWhatIsNotAHub(url):
+    with pytest.raises(ValueError, match="--url"):
+        feedURL(url)
+
+
+def test_backoffDoublesUpToTheMaximumAndResets():
+    backoff = Backoff(initial=0.5, maximum=4.0, random=lambda: 1.0)
+    assert [backoff.next() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    backoff.reset()
+    assert backoff.next() == 0.5
+
+
+def test_backoffJitterStaysWithinHalfAndAll():
+    low = Backoff(initial=2.0, random=lambda: 0.0)
+    assert low.next() == 1.0
+
+
+def test_nodeClockKeepsTheTimeWhileNothingChanges():
+    clock = NodeClock()
+    clock.update([{"nodeId": "a", "status": "running", "health": "starting"}], now=100)
+    clock.update([{"nodeId": "a", "status": "running", "health": "starting"}], now=105)
+    assert clock.seconds("a", now=110) == 10
+    clock.update([{"nodeId": "a", "status": "running", "health": "healthy"}], now=112)
+    assert clock.seconds("a", now=113) == 1
+    clock.update([], now=114)
+    assert clock.seconds("a", now=115) is None
+
+
+def test_renderTable():
+    clock = NodeClock()
+    picture = message()
+    clock.update(picture["nodeStatuses"], now=0)
+    lines = renderTable(picture, "live", "", clock, now=75)
+    text = "\n".join(lines)
+    assert lines[0] == "feed: live"
+    assert "deployment: demo  status: deployed  engine: reachable" in text
+    assert "\x1b[" not in text
+    web = next(line for line in lines if line.startswith("web"))
+    assert web.split() == ["web", "0123456789ab", "running", "healthy", "1m15s"]
+    db = next(line for line in lines if line.startswith("db"))
+    assert db.split() == ["db", "fedcba987654", "exited", "-", "1m15s"]
+
+
+def test_renderTableColoursWordsButKeepsThem():
+    clock = NodeClock()
+    lines = renderTable(message(), "reconnecting", "refused", clock, now=0, colour=True)
+    assert lines[0] == "feed: \x1b[33mreconnecting\x1b[0m  (refused)"
+    assert any("\x1b[31mexited\x1b[0m" in line for line in lines)
+
+
+def test_renderTableShowsErrorAndNoNodes():
+    lines = renderTable(
+        message(deployStatus="failed", nodes=[], error="image not found"),
+        "live", "", NodeClock(), now=0, header=False,
+    )
+    assert lines[0].startswith("last update: 2026-11-26T08:00:00.000Z  seq 1")
+    assert "error: image not found" in lines
+    assert lines[-1] == "no nodes"
+
+
+def test_renderTableBeforeAnyMessage():
+    assert renderTable(None, "connecting", "", NodeClock(), now=0) == [
+        "feed: connecting",
+        "waiting for the first status message",
+    ]
+
+
+class Flushes(io.StringIO):
+    def __init__(self):
+        super().__init__()
+        self.flushedAt: list[int] = []
+
+    def flush(self):
+        self.flushedAt.append(len(self.getvalue()))
+
+
+def test_jsonLinesOneFlushedLinePerMessage():
+    out, err = Flushes(), io.StringIO()
+    display = JSONLines(out, err)
+    display.connection("live")
+    display.message(message(1))
+    display.message(message(2))
+    lines = out.getvalue().splitlines()
+    assert [json.loads(line) for line in lines] == [message(1), message(2)]
+    # each line flushed as it was written, for a script reading a pipe
+    assert out.flushedAt == [len(lines[0]) + 1, len(out.getvalue())]
+    assert err.getvalue() == "statushub watch: live\n"
+
+
+def test_tableRedrawsInPlaceOnATerminal():
+    out, clock = io.StringIO(), Clock()
+    table = Table(out, clock, tty=True, colour=False)
+    table.message(message(1))
+    clock.advance(3)
+    table.tick()
+    frames = out.getvalue().split(Table.CLEAR)
+    assert frames[0] == ""
+    assert len(frames) == 3
+    assert "0s" in frames[1].splitlines()[-1] and "3s" in frames[2].splitlines()[-1]
+
+
+def test_tableAppendsOffATerminal():
+    out = io.StringIO()
+    table = Table(out, Clock(), tty=False, colour=False)
+    table.connection("live")
+    table.message(message(1))
+    table.tick()
+    table.message(message(2))
+    text = out.getvalue()
+    assert Table.CLEAR not in text
+    assert text.startswith("feed: live\n")
+    assert text.count("last update:") == 2
+
+
+def test_arguments():
+    parser = argparse.ArgumentParser()
+    addArguments(parser)
+    args = parser.parse_args([])
+    assert (args.url, args.json) == ("http://127.0.0.1:8080", False)
+    args = parser.parse_args(["--url", "http://127.0.0.1:9", "--token", "t", "--json"])
+    assert (args.url, args.token, args.json) == ("http://127.0.0.1:9", "t", True)
+
+
+def test_runRefusesABadURL():
+    err = io.StringIO()
+    args = argparse.Namespace(url="localhost:8080", token=None, json=True)
+    assert run(args, reactor=Clock(), out=io.StringIO(), err=err) == EXIT_USAGE
+    assert "--url must be" in err.getvalue()

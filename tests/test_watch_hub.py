@@ -1,0 +1,224 @@
+"""
+C{statushub watch --json} as a script would run it, against the real hub
+process (and the private Docker engine for deployments).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 30.0
+
+# `python -m statushub.cli.watch` runs the same main() as `statushub watch`.
+WATCH_COMMAND = [sys.executable, "-m", "statushub.cli.watch"]
+
+
+class WatchProcess:
+    """
+    C{statushub watch ...} in a child process, its stdout and stderr read
+    line by line as they come.
+    """
+
+    def __init__(self, *args: str) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
+        env.pop("STATUSHUB_TOKEN", None)
+        self.process = subprocess.Popen(
+            [*WATCH_COMMAND, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.stdout: "queue.Queue[Optional[str]]" = queue.Queue()
+        self.stderr: "queue.Queue[Optional[str]]" = queue.Queue()
+        self.errLines: list[str] = []
+        for stream, lines in ((self.process.stdout, self.stdout), (self.process.stderr, self.stderr)):
+            threading.Thread(target=self._read, args=(stream, lines), daemon=True).start()
+
+    @staticmethod
+    def _read(stream, lines) -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    def _next(self, lines, what: str, timeout: float) -> str:
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"watch printed no {what} within {timeout} s") from None
+        if line is None:
+            raise AssertionError(f"watch exited ({self.process.wait()}) before printing a {what}")
+        return line
+
+    def message(self, timeout: float = TIMEOUT) -> dict:
+        """
+        The next JSON line on stdout.
+        """
+        return json.loads(self._next(self.stdout, "JSON line", timeout))
+
+    def messageWhere(self, predicate: Callable[[dict], bool], seen: list, timeout: float = 60.0) -> dict:
+        """
+        Read messages (appending each to C{seen}) until one satisfies C{predicate}.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.message(max(0.1, deadline - time.monotonic()))
+            seen.append(message)
+            if predicate(message):
+                return message
+
+    def note(self, contains: str, timeout: float = TIMEOUT) -> str:
+        """
+        The first stderr line from now on that contains C{contains}.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._next(self.stderr, f"note with {contains!r}", max(0.1, deadline - time.monotonic()))
+            self.errLines.append(line)
+            if contains in line:
+                return line
+
+    def interrupt(self, timeout: float = TIMEOUT) -> int:
+        """
+        Ctrl-C; the exit code.
+        """
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def watch():
+    started: list[WatchProcess] = []
+
+    def start(*args: str) -> WatchProcess:
+        process = WatchProcess(*args)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def api(hub: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{hub.url}{path}", data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_snapshotThenReconnect(hub_process, watch) -> None:
+    """
+    The first line is the hub's current picture.  When the hub goes away
+    watch says it is reconnecting; when it is back, the next line is the new
+    hub's snapshot.  Ctrl-C ends it cleanly.
+    """
+    hub = hub_process()
+    process = watch("--json", "--url", hub.url)
+    snapshot = process.message()
+    status, current = api(hub, "GET", "/api/status")
+    assert status == 200
+    assert snapshot["type"] == "status_update"
+    assert snapshot["deployStatus"] == "idle"
+    assert snapshot["nodeStatuses"] == []
+    assert snapshot["seq"] <= current["seq"]
+    process.note("live")
+
+    hub.stop()
+    assert "reconnecting" in process.note("reconnecting")
+    hub.start()
+    again = process.message(timeout=60)
+    assert again["type"] == "status_update"
+    assert again["deployStatus"] == "idle"
+    process.note("live")
+
+    assert process.interrupt() == 0
+    assert process.stdout.get(timeout=TIMEOUT) is None  # nothing after the last message but EOF
+
+
+def test_refusedToken(hub_process, watch) -> None:
+    """
+    Without the configured token, watch says the hub refused it and exits 3
+    instead of retrying forever; with it, it prints the snapshot.
+    """
+    hub = hub_process(config='[server]\ntoken = "t0ken"\n')
+    refused = watch("--json", "--url", hub.url)
+    assert refused.process.wait(TIMEOUT) == 3
+    assert "refused" in refused.note("refused")
+    assert refused.stdout.get(timeout=TIMEOUT) is None
+
+    allowed = watch("--json", "--url", hub.url, "--token", "t0ken")
+    assert allowed.message()["deployStatus"] == "idle"
+
+
+@pytest.mark.docker
+def test_everyChangeOfADeployment(hub_process, docker, watch) -> None:
+    """
+    Against a deployment: the snapshot, then each change in order (seq one
+    apart): deploying, the nodes coming up healthy, a container killed with
+    the Docker CLI, the teardown and the final idle.
+    """
+    hub = hub_process(config="[polling]\ninterval = 0.5\n", env={"DOCKER_HOST": docker.host})
+    process = watch("--json", "--url", hub.url)
+    seen = [process.message()]
+    assert seen[0]["deployStatus"] == "idle"
+
+    topology = {
+        "name": "watched",
+        "nodes": [
+            {"id": f"n{i}", "image": "statushub/busybox", "command": ["sleep", "infinity"],
+             "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 0.5}}
+            for i in range(2)
+        ],
+    }
+    status, body = api(hub, "POST", "/api/deployment", topology)
+    assert status == 202, body
+
+    def healthy(message: dict) -> bool:
+        nodes = message["nodeStatuses"]
+        return message["deployStatus"] == "deployed" and len(nodes) == 2 and all(
+            node["status"] == "running" and node.get("health") == "healthy" for node in nodes
+        )
+
+    deployed = process.messageWhere(healthy, seen)
+    assert any(message["deployStatus"] == "deploying" for message in seen)
+
+    docker.docker("kill", deployed["nodeStatuses"][0]["containerId"])
+    process.messageWhere(lambda m: m["nodeStatuses"][0]["status"] == "exited", seen)
+
+    status, body = api(hub, "DELETE", "/api/deployment")
+    assert status in (200, 202), body
+    final = process.messageWhere(
+        lambda m: m["deployStatus"] == "idle" and m["nodeStatuses"] == [], seen
+    )
+    assert final["deployment"] is None
+    assert any(message["deployStatus"] == "tearing_down" for message in seen)
+    # every change, none missed, none twice
+    seqs = [message["seq"] for message in seen]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert process.interrupt() == 0
