@@ -57,7 +57,7 @@ def test_healthFromListStatus() -> None:
 async def test_lifecycle(engine, docker) -> None:
     """
     Create, start, list by label (with health), remove; the container has no
-    network.
+    network, no privileges, no mounts.
     """
     verifyObject(IContainerEngine, engine)
     await engine.ping()
@@ -73,8 +73,13 @@ async def test_lifecycle(engine, docker) -> None:
     [state] = await waitUntil(healthy, timeout=20, interval=0.2, what="healthy")
     assert state.status == "running"
     assert state.labels[NODE_LABEL] == "et-one"
-    network = docker.docker("inspect", "-f", "{{.HostConfig.NetworkMode}}", containerId)
-    assert network.strip() == "none"
+    hostConfig = docker.docker(
+        "inspect", "-f",
+        "{{.HostConfig.NetworkMode}} {{.HostConfig.Privileged}} {{.HostConfig.SecurityOpt}} "
+        "{{.HostConfig.PidsLimit}} {{len .Mounts}}",
+        containerId,
+    )
+    assert hostConfig.split() == ["none", "false", "[no-new-privileges]", "256", "0"]
 
     # another deployment's label does not match
     assert await engine.listContainers({DEPLOYMENT_LABEL: "other"}) == []

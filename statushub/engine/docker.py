@@ -39,6 +39,7 @@ T = TypeVar("T")
 # which would block (and fail when the engine is down).
 API_VERSION = "1.41"
 POOL_THREADS = 4
+PIDS_LIMIT = 256
 
 # "Up 3 seconds (healthy)", "Up 1 second (health: starting)"
 _HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|health: starting)\)")
@@ -182,7 +183,12 @@ class DockerEngine:
                 healthcheck=healthcheck,
                 # no network at all: a node talks to nothing, the host least
                 network_disabled=True,
-                host_config=self._client.create_host_config(network_mode="none"),
+                host_config=self._client.create_host_config(
+                    network_mode="none",
+                    # and nothing gained inside: no setuid escalation, no fork bomb
+                    security_opt=["no-new-privileges"],
+                    pids_limit=PIDS_LIMIT,
+                ),
             )
             return created["Id"]
 
