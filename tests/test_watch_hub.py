@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import queue
+import select
 import signal
 import subprocess
 import sys
@@ -159,6 +161,39 @@ def test_snapshotThenReconnect(hub_process, watch) -> None:
 
     assert process.interrupt() == 0
     assert process.stdout.get(timeout=TIMEOUT) is None  # nothing after the last message but EOF
+
+
+def test_tableOnATerminal(hub_process) -> None:
+    """
+    On a terminal, watch draws the table and redraws it in place (the screen
+    cleared before each frame), and Ctrl-C ends it with status 0.
+    """
+    hub = hub_process()
+    primary, secondary = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    process = subprocess.Popen(
+        [*WATCH_COMMAND, "--url", hub.url], stdout=secondary, stderr=secondary, env=env
+    )
+    os.close(secondary)
+    try:
+        output = b""
+        deadline = time.monotonic() + TIMEOUT
+        # the picture drawn, then drawn again in place by the clock's tick
+        while output.count(b"\x1b[H\x1b[2J") < 2 or output.count(b"no nodes") < 2:
+            assert time.monotonic() < deadline, f"no redrawn table: {output!r}"
+            ready, _, _ = select.select([primary], [], [], 0.5)
+            if ready:
+                output += os.read(primary, 4096)
+        frame = output.split(b"\x1b[H\x1b[2J")[-1].decode()
+        assert "feed: live" in frame
+        assert "deployment: none  status: idle" in frame
+        process.send_signal(signal.SIGINT)
+        assert process.wait(TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(primary)
 
 
 def test_refusedToken(hub_process, watch) -> None:
