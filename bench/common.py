@@ -139,5 +139,13 @@ class Controlled:
         return f"ERROR unknown command {words[0]!r}"
 
 
+def encode(message: dict) -> str:
+    """
+    The JSON text every server sends: compact, as the hub encodes it (and
+    as JSON.stringify does), so that all send the same bytes.
+    """
+    return json.dumps(message, separators=(",", ":"))
+
+
 def messageSize() -> int:
-    return len(json.dumps(statusMessage(1000000)).encode())
+    return len(encode(statusMessage(1000)).encode())

@@ -50,8 +50,8 @@ SERVERS = {
     "hub": "server_hub.py",
     "autobahn": "ref_autobahn.py",
     "websockets": "ref_websockets.py",
+    "node-ws": "ref_node_ws.js",
 }
-REFERENCES = ("autobahn", "websockets")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG = 1
@@ -114,7 +114,8 @@ class Server(Child):
         script: Optional[str] = None, env: Optional[dict[str, str]] = None,
     ) -> None:
         script = os.path.join(HERE, script or SERVERS[name])
-        super().__init__([sys.executable, script, *extra], cpus, env)
+        runner = "node" if script.endswith(".js") else sys.executable
+        super().__init__([runner, script, *extra], cpus, env)
         self.name = name
         line = self._readReady(timeout=30)
         words = line.split()
@@ -571,6 +572,9 @@ def goals(combined: dict[int, dict]) -> list[str]:
     if "websockets" in r:
         checks.append(("p50 <= 0.85x websockets", r["websockets"]["latency_p50_ms"] <= 0.85,
                        f"{r['websockets']['latency_p50_ms']:.2f}x"))
+    if "node-ws" in r:
+        checks.append(("p50 below Node ws", r["node-ws"]["latency_p50_ms"] < 1,
+                       f"{r['node-ws']['latency_p50_ms']:.2f}x"))
     if "autobahn" in r:
         checks.append(("p50 <= 0.5x textbook Autobahn", r["autobahn"]["latency_p50_ms"] <= 0.5,
                        f"{r['autobahn']['latency_p50_ms']:.2f}x"))
@@ -630,7 +634,8 @@ def main() -> int:
                         help="repetitions per N; figures are their medians (env BENCH_REPEAT)")
     parser.add_argument("--broadcasts", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--servers", default="hub,autobahn,websockets")
+    parser.add_argument("--servers", default=env("BENCH_SERVERS", "hub,autobahn,websockets,node-ws"),
+                        help="servers to measure, hub first (env BENCH_SERVERS)")
     parser.add_argument("--workers", type=int, default=int(env("BENCH_WORKERS", "4")),
                         help="load-generator processes")
     parser.add_argument("--reader", choices=("light", "ws"), default=env("BENCH_READER", "light"),

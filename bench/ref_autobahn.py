@@ -9,12 +9,10 @@ connectionLost, and broadcast() calls sendMessage on each.  Nothing tuned.
 
 from __future__ import annotations
 
-import json
-
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from twisted.internet import reactor
 
-from common import Controlled, raiseFileLimit
+from common import Controlled, encode, raiseFileLimit
 from twisted_control import serveControl
 
 
@@ -53,7 +51,7 @@ def main() -> None:
     port = reactor.listenTCP(0, factory, interface="127.0.0.1")
     serveControl(
         Controlled(
-            broadcast=lambda message: factory.broadcast(json.dumps(message)),
+            broadcast=lambda message: factory.broadcast(encode(message)),
             clients=lambda: len(factory.clients),
         ),
         port.getHost().port,

@@ -10,11 +10,9 @@ for it to close).  Default settings, default event loop.
 from __future__ import annotations
 
 import asyncio
-import json
-
 from websockets.asyncio.server import broadcast, serve
 
-from common import Controlled, raiseFileLimit
+from common import Controlled, encode, raiseFileLimit
 
 CONNECTIONS = set()
 
@@ -30,7 +28,7 @@ async def register(websocket):
 async def main() -> None:
     raiseFileLimit()
     controlled = Controlled(
-        broadcast=lambda message: broadcast(CONNECTIONS, json.dumps(message)),
+        broadcast=lambda message: broadcast(CONNECTIONS, encode(message)),
         clients=lambda: len(CONNECTIONS),
     )
     stop = asyncio.get_running_loop().create_future()
