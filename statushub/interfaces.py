@@ -99,10 +99,12 @@ class IContainerEngine(Interface):
         containers there are.
         """
 
-    def events(labels: dict):
+    def events(labels: dict, actions: tuple = ()):
         """
         Open the engine's event stream for containers carrying all of
-        C{labels}; fire with an L{statushub.engine.IEventStream}.
+        C{labels} and, when C{actions} is not empty, only for those actions
+        (C{"health_status"} covers C{"health_status: healthy"} and the like);
+        fire with an L{statushub.engine.IEventStream}.
         """
 
 

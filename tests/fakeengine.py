@@ -133,7 +133,7 @@ class FakeEngine:
         for d, labels in held:
             d.callback(self._matching(labels))
 
-    def events(self, labels: dict) -> Deferred:
+    def events(self, labels: dict, actions: tuple = ()) -> Deferred:
         failed = self._check("events")
         if failed:
             return failed

@@ -292,3 +292,36 @@ async def _deployAndWait(hub: Any, client: Any, nodes: int) -> dict:
     code, _ = await post(hub, topology(nodes=nodes))
     assert code == 202
     return await client.waitFor(allRunningHealthy(nodes), timeout=30)
+
+
+@pytest_twisted.ensureDeferred
+async def test_healthFlipThroughEvents(hub_process, docker) -> None:
+    """
+    A health check that starts failing shows unhealthy, and healthy again
+    when it recovers, long before a 30 s poll would notice.
+    """
+    hub = startHub(hub_process, docker, interval=30)
+    client = await connectFeed(hub.wsUrl)
+    try:
+        body = {"name": "flip", "nodes": [{
+            "id": "web", "image": IMAGE,
+            "command": ["sh", "-c", "touch /tmp/ok; exec sleep infinity"],
+            "healthcheck": {"test": ["CMD", "test", "-f", "/tmp/ok"], "interval": 0.3,
+                            "retries": 1},
+        }]}
+        code, _ = await post(hub, body)
+        assert code == 202
+        healthy = await client.waitFor(allRunningHealthy(1), timeout=30)
+        containerId = healthy["nodeStatuses"][0]["containerId"]
+        await deferToThread(docker.docker, "exec", containerId, "rm", "/tmp/ok")
+        sick = await client.waitFor(
+            lambda m: m["nodeStatuses"] and m["nodeStatuses"][0].get("health") == "unhealthy",
+            timeout=10,
+        )
+        assert sick["nodeStatuses"][0]["status"] == "running"
+        await deferToThread(docker.docker, "exec", containerId, "touch", "/tmp/ok")
+        await client.waitFor(
+            lambda m: m["seq"] > sick["seq"] and allRunningHealthy(1)(m), timeout=10
+        )
+    finally:
+        await client.close()

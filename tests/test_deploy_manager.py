@@ -348,3 +348,21 @@ def test_failedTeardownCanBeRetried(world) -> None:
     manager.teardown()
     assert board.picture.deployStatus == "idle"
     assert engine.containers == {}
+
+
+def test_execEventsCostNothing(world) -> None:
+    """
+    Every health check run is an exec_* event; none of them costs a poll.
+    """
+    clock, engine, board, sink, manager = world
+    manager.start()
+    manager.deploy(topology("web"))
+    engine.calls.clear()
+    for action in ("exec_create: true", "exec_start: true", "exec_die"):
+        engine.streams[0].push(event(engine, "web", action))
+    clock.advance(1.0)
+    assert engine.calls == []
+    engine.streams[0].push(event(engine, "web", "oom"))
+    clock.advance(0)
+    assert engine.calls == ["listContainers"]
+    manager.stop()

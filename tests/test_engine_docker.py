@@ -132,3 +132,28 @@ async def test_events(engine, docker) -> None:
     blocked = deferToThread(stream.next)
     stream.close()
     assert await blocked is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_eventsFilteredByAction(engine, docker) -> None:
+    """
+    Asked for die and health_status only, the stream carries those (with the
+    health word after the colon) and not the start, nor the health check's
+    exec_* events.
+    """
+    stream = await engine.events({DEPLOYMENT_LABEL: "enginetest"}, ("die", "health_status"))
+    try:
+        containerId = await engine.createContainer(
+            spec("et-filter", healthcheck=HealthCheckSpec(test=("CMD", "true"), interval=0.2))
+        )
+        await engine.startContainer(containerId)
+        first = await deferToThread(stream.next)
+        assert first.action == "health_status: healthy"
+        await deferToThread(docker.docker, "kill", containerId)
+        while True:
+            event = await deferToThread(stream.next)
+            assert event.action in ("die", "health_status: healthy"), event.action
+            if event.action == "die":
+                break
+    finally:
+        stream.close()

@@ -22,8 +22,8 @@ RunInThread = Callable[[Callable[[], Any]], "Deferred[Any]"]
 
 class EventFollower:
     """
-    Read the engine's container events (filtered by C{labels}) and hand each
-    to C{onEvent} in the reactor thread.
+    Read the engine's container events (filtered by C{labels}, and by
+    C{actions} when given) and hand each to C{onEvent} in the reactor thread.
 
     Reading blocks, so it happens in a thread of its own (C{runInThread}; by
     default a one-thread pool of the follower's, so it never takes a thread
@@ -44,11 +44,13 @@ class EventFollower:
         clock: Any,
         onConnected: Callable[[], Any] = lambda: None,
         runInThread: Optional[RunInThread] = None,
+        actions: tuple[str, ...] = (),
         initialBackoff: float = 0.5,
         maxBackoff: float = 10.0,
     ) -> None:
         self._engine = engine
         self._labels = labels
+        self._actions = actions
         self._onEvent = onEvent
         self._onConnected = onConnected
         self._clock = clock
@@ -109,7 +111,7 @@ class EventFollower:
         backoff = self._initialBackoff
         while self._running:
             try:
-                stream = await self._engine.events(self._labels)
+                stream = await self._engine.events(self._labels, self._actions)
             except Exception as e:
                 self.log.warn(
                     "cannot open the engine's event stream ({error}); retrying in {delay} s",

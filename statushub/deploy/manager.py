@@ -45,6 +45,10 @@ _EVENT_STATUS = {
     "destroy": "missing",
 }
 _NO_HEALTH = object()
+# events that may change what the list shows without saying how
+RECHECK_ACTIONS = frozenset({"oom", "rename", "update", "create"})
+# the engine sends only these (health_status matches "health_status: ...")
+FOLLOWED_ACTIONS = tuple(sorted({*_EVENT_STATUS, *RECHECK_ACTIONS, "health_status"}))
 # how often, and how far apart, teardown looks for containers still there
 REMOVAL_CHECKS = 20
 REMOVAL_CHECK_DELAY = 0.25
@@ -102,6 +106,7 @@ class DeploymentManager:
                 self._onEvent,
                 clock,
                 onConnected=lambda: self.poller.pollSoon(0),
+                actions=FOLLOWED_ACTIONS,
                 runInThread=runInThread,
             )
         # the Deferred of the deploy or teardown under way (tests wait on it)
@@ -408,9 +413,12 @@ class DeploymentManager:
             elif event.action in ("start", "restart"):
                 # a (re)started container's check begins again
                 told["health"] = _NO_HEALTH
-        else:
-            # an event we do not read (create, rename, oom...): ask the list
+        elif event.action in RECHECK_ACTIONS:
+            # an event we cannot read a state from: ask the list
             self.poller.pollSoon(0)
+            return
+        else:
+            # exec_* (every health check run), attach, resize...: no news
             return
         if told.get("health") is _NO_HEALTH:
             del told["health"]

@@ -229,12 +229,15 @@ class DockerEngine:
 
         return self._call("list containers", listing)
 
-    def events(self, labels: dict[str, Optional[str]]) -> "Deferred[IEventStream]":
+    def events(
+        self, labels: dict[str, Optional[str]], actions: tuple[str, ...] = ()
+    ) -> "Deferred[IEventStream]":
+        filters: dict[str, list[str]] = {"type": ["container"], "label": _labelFilter(labels)}
+        if actions:
+            filters["event"] = list(actions)
+
         def openStream() -> IEventStream:
-            stream = self._client.events(
-                filters={"type": ["container"], "label": _labelFilter(labels)},
-                decode=True,
-            )
+            stream = self._client.events(filters=filters, decode=True)
             return _DockerEventStream(stream)
 
         return self._call("open the event stream", openStream)
