@@ -9,7 +9,6 @@ import json
 import socket
 from pathlib import Path
 
-import pytest
 
 from statushub.cli import EXIT_UNREACHABLE, EXIT_USAGE, formatPicture, loadTopology, main
 

@@ -11,7 +11,7 @@ from zope.interface.verify import verifyObject
 
 from statushub.deploy.manager import DeploymentConflict, DeploymentManager, EngineHealth
 from statushub.deploy.topology import validateTopology
-from statushub.engine import DEPLOYMENT_LABEL, EngineError, EngineEvent, ImageNotFound
+from statushub.engine import DEPLOYMENT_LABEL, EngineError, EngineEvent
 from statushub.interfaces import IContainerEngine, IHealthCheck
 from statushub.status import StatusBoard
 from tests.fakeengine import FakeEngine, callNow
@@ -140,7 +140,9 @@ def test_secondDeployConflicts(world) -> None:
 
 def test_teardownWhileDeployingConflicts(world) -> None:
     clock, engine, board, sink, manager = world
-    engine.holdLists = True  # nothing to do with deploy: starts are immediate
+    engine.holdLists = True
+    manager.deploy(topology("web"))
+    # the fake's starts are immediate; hold the deploy in "deploying" by hand
     board.change(deployStatus="deploying")
     with pytest.raises(DeploymentConflict):
         manager.teardown()

@@ -18,7 +18,6 @@ import docker
 import docker.errors
 import requests.exceptions
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
