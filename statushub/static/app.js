@@ -23,7 +23,7 @@
   const state = {
     socket: null,
     attempts: 0, // failed attempts since the last message
-    retryTimer: null,
+    retryTimer: null, // the pending reconnect, while waiting out a backoff
     retryAt: null,
     lastSeq: null, // seq of the last picture shown, on this connection
     gotSnapshot: false, // has this connection sent its first picture?
@@ -92,8 +92,12 @@
     showConnection("reconnecting");
   }
 
+  // Only while waiting out a backoff or given up: never beside an attempt
+  // that is still under way.
   function reconnectNow() {
-    if (state.socket) {
+    const waiting = state.retryTimer !== null;
+    const givenUp = $("connection").dataset.state === "disconnected";
+    if (state.socket || !(waiting || givenUp)) {
       return;
     }
     if (state.retryTimer) {
@@ -280,6 +284,7 @@
       if (node && cell) {
         // A state already there when the page first looked may be older.
         cell.textContent = (node.seenAtStart ? "≥ " : "") + formatDuration(now - node.since.getTime());
+        cell.title = node.seenAtStart ? "already so when this page started watching" : "";
       }
     }
     const last = $("last-update");
