@@ -54,8 +54,8 @@ node-deps:
 	  fi; done
 
 # Crossbar.io pins its own dependencies: it lives in its own virtual
-# environment, never in the hub's.  Start a router with
-#   .crossbar-venv/bin/crossbar start --cbdir etc/crossbar/single
+# environment, never in the hub's.  Start a router with etc/crossbar/start
+# (etc/crossbar/README.md).
 CROSSBAR_VENV := .crossbar-venv
 CROSSBAR_VERSION ?= 26.10.1
 crossbar: $(CROSSBAR_VENV)/bin/.installed

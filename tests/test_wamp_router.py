@@ -129,7 +129,9 @@ async def test_scaleout_clients_go_through_proxy_workers(
     # crossbar check does not look at proxy workers: start them to know
     router = crossbar_router(config="statushub-scaleout.json")
     ready = "".join(router.output.lines)
-    for kind, worker in (("Router", "router_core"), ("Proxy", "proxy_one"), ("Proxy", "proxy_two")):
+    workers = [("Router", "router_one"), ("Router", "router_two")]
+    workers += [("Proxy", "proxy_one"), ("Proxy", "proxy_two")]
+    for kind, worker in workers:
         assert f'worker "{kind} {worker}" configured and ready' in ready
     assert router.url != router.hubUrl
 
@@ -152,6 +154,15 @@ async def test_scaleout_clients_go_through_proxy_workers(
             lambda e: e["kind"] in ("publish_refused", "published")
         )
         assert refused["kind"] == "publish_refused"
+
+        # the proxies spread the clients over both router workers, so the
+        # events and get_status crossed the router-to-router link
+        attached = [
+            line.split("]")[0]
+            for line in router.output.lines
+            if "new session attached" in line and 'authrole="client"' in line
+        ]
+        assert len(attached) == 4 and len(set(attached)) == 2, attached
     finally:
         await sink.stopService()
 

@@ -46,6 +46,7 @@ sys.path.insert(0, BENCH)
 from fanout import Child, LoadGenerators, Server, percentile, split  # noqa: E402
 
 CROSSBAR = os.path.join(ROOT, ".crossbar-venv", "bin", "crossbar")
+START = os.path.join(ROOT, "etc", "crossbar", "start")
 BOOTED = re.compile(r"NODE_BOOT_COMPLETE|local node configuration ran successfully")
 CLOCK_TICK_NS = 1e9 / os.sysconf("SC_CLK_TCK")
 
@@ -84,10 +85,10 @@ class Router:
         with open(path, "w") as f:
             json.dump(node, f)
         cbdir = os.path.join(workdir, "cbdir")
-        os.makedirs(cbdir)
         self.log = open(os.path.join(workdir, "crossbar.log"), "w")
         self.process = subprocess.Popen(
-            [CROSSBAR, "start", "--cbdir", cbdir, "--config", path, "--color", "false"],
+            # the node key, and its public key into the router-to-router links
+            [START, path, cbdir],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
