@@ -25,8 +25,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 30.0
 
-# `python -m statushub.cli.watch` runs the same main() as `statushub watch`.
-WATCH_COMMAND = [sys.executable, "-m", "statushub.cli.watch"]
+# the `statushub` command as installed, through its `watch` verb
+WATCH_COMMAND = [str(Path(sys.executable).parent / "statushub"), "watch"]
 
 
 class WatchProcess:

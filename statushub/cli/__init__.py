@@ -166,21 +166,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the JSON as the hub sends it")
     _common(p)
     p.set_defaults(run=status)
-    # watch parses its own options (statushub.cli.watch), loaded lazily
-    p = verbs.add_parser("watch", help="a live view in the terminal (--help for options)",
-                         add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    # listed for --help only: main() hands "watch ..." to statushub.cli.watch,
+    # which parses its own options and is imported only then
+    verbs.add_parser("watch", help="a live view in the terminal (--help for options)")
     return top
 
 
 def main(argv: Optional[list[str]] = None, out: TextIO = None, err: TextIO = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    args = parser().parse_args(argv)
-    if args.verb == "watch":
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["watch"]:
         from statushub.cli import watch
 
-        return watch.main(args.rest)
+        return watch.main(argv[1:])
+    args = parser().parse_args(argv)
     try:
         return args.run(args, out)
     except CommandError as e:
