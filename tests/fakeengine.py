@@ -17,6 +17,7 @@ from statushub.engine import (
     ContainerState,
     EngineError,
     EngineEvent,
+    EngineUnreachable,
     ImageNotFound,
 )
 from statushub.interfaces import IContainerEngine, IEventStream
@@ -65,7 +66,7 @@ class FakeEngine:
     def _check(self, method: str) -> Optional[Deferred]:
         self.calls.append(method)
         if not self.reachable:
-            return fail(EngineError(f"{method}: cannot reach the engine at fake"))
+            return fail(EngineUnreachable(f"{method}: cannot reach the engine at fake"))
         if method in self.failNext:
             return fail(self.failNext.pop(method))
         return None

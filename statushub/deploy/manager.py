@@ -28,6 +28,7 @@ from statushub.engine import (
     ContainerState,
     EngineError,
     EngineEvent,
+    EngineUnreachable,
 )
 from statushub.interfaces import IContainerEngine, IHealthCheck
 from statushub.status import NodeStatus, Picture, StatusBoard
@@ -254,14 +255,14 @@ class DeploymentManager:
             self.log.warn("deploying {name} failed at node {node}: {reason}",
                           name=topology.name, node=nodeId, reason=reason)
             leftover = await self._removeAll(topology.name, [c for _, c in created])
-            if leftover:
+            if leftover is not None:
                 reason += f"; removing what was created failed too: {leftover}"
             self._mapping = []
             self._board.update(
                 Picture(
                     deployStatus="failed",
                     deployment=topology.name,
-                    engine="unreachable" if _isUnreachable(e) else "reachable",
+                    engine="unreachable" if isinstance(e, EngineUnreachable) else "reachable",
                     error=f"node {nodeId!r}: {reason}",
                 )
             )
@@ -269,12 +270,12 @@ class DeploymentManager:
         self._board.change(deployStatus="deployed")
         self.poller.start()
 
-    async def _removeAll(self, name: str, containerIds: list[str]) -> Optional[str]:
+    async def _removeAll(self, name: str, containerIds: list[str]) -> Optional[EngineError]:
         """
         Remove the given containers and any other carrying the deployment's
         label (one whose create answer was lost, say).
 
-        @return: L{None}, or why something may remain.
+        @return: L{None}, or the error that says why something may remain.
         """
         try:
             for containerId in containerIds:
@@ -288,9 +289,12 @@ class DeploymentManager:
                 for state in remaining:
                     await self._engine.removeContainer(state.containerId)
                 await deferLater(self._clock, REMOVAL_CHECK_DELAY, lambda: None)
+        except EngineError as e:
+            return e
         except Exception as e:
-            return str(e)
-        return f"{len(remaining)} container(s) still being removed"
+            # never let cleanup escape: the picture must still say failed
+            return EngineError(f"unexpected error: {e!r}")
+        return EngineError(f"{len(remaining)} container(s) still being removed")
 
     # -- teardown ------------------------------------------------------
 
@@ -321,7 +325,7 @@ class DeploymentManager:
             self.log.warn("tearing down {name} failed: {problem}", name=name, problem=problem)
             self._board.change(
                 deployStatus="failed",
-                engine="unreachable" if "cannot reach" in problem else "reachable",
+                engine="unreachable" if isinstance(problem, EngineUnreachable) else "reachable",
                 error=f"teardown failed: {problem}; containers may remain, tear down again",
             )
             return
@@ -435,9 +439,6 @@ class DeploymentManager:
         # and look again shortly: the list catches up within moments
         self.poller.pollSoon(0.5)
 
-
-def _isUnreachable(error: BaseException) -> bool:
-    return isinstance(error, EngineError) and "cannot reach" in str(error)
 
 
 @implementer(IHealthCheck)

@@ -23,6 +23,12 @@ class EngineError(Exception):
     """
 
 
+class EngineUnreachable(EngineError):
+    """
+    The engine did not answer: it is down, or not where we look for it.
+    """
+
+
 class ImageNotFound(EngineError):
     """
     The engine does not have the image a container asks for.

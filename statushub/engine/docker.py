@@ -27,6 +27,7 @@ from statushub.engine import (
     ContainerState,
     EngineError,
     EngineEvent,
+    EngineUnreachable,
     ImageNotFound,
 )
 from statushub.interfaces import IContainerEngine, IEventStream
@@ -136,7 +137,9 @@ class DockerEngine:
                     raise ImageNotFound(f"{what}: {explanation}") from e
                 raise EngineError(f"{what}: {explanation}") from e
             except (requests.exceptions.RequestException, OSError) as e:
-                raise EngineError(f"{what}: cannot reach the engine at {self.host}: {e}") from e
+                raise EngineUnreachable(
+                    f"{what}: cannot reach the engine at {self.host}: {e}"
+                ) from e
             except docker.errors.DockerException as e:
                 raise EngineError(f"{what}: {e}") from e
 
@@ -154,7 +157,7 @@ class DockerEngine:
 
     def _timedOut(self, what: str) -> Callable[[Any, float], Any]:
         def raiseEngineError(result: Any, timeout: float) -> Any:
-            raise EngineError(f"{what}: the engine did not answer within {timeout} s")
+            raise EngineUnreachable(f"{what}: the engine did not answer within {timeout} s")
 
         return raiseEngineError
 
