@@ -25,28 +25,22 @@ from twisted.internet import tcp
 from twisted.internet.interfaces import ITransport
 
 
-def _nothingQueued(transport: ITransport) -> bool:
-    """
-    Whether C{transport} is an open plain TCP transport with an empty buffer.
-    Reads Twisted's C{FileDescriptor} buffer fields; when one is missing the
-    answer is no, and the caller takes the ordinary path.
-    """
-    return (
-        isinstance(transport, tcp.Connection)
-        and not transport.TLS
-        and transport.connected
-        and not transport.disconnecting
-        and not getattr(transport, "_writeDisconnected", True)
-        and getattr(transport, "_tempDataLen", 1) == 0
-        and transport.offset == len(transport.dataBuffer)
-    )
-
-
 def writeFrame(transport: ITransport, data: bytes) -> None:
     """
     Like C{transport.write(data)}, sending at once what the socket accepts.
     """
-    if _nothingQueued(transport):
+    # Nothing queued: an open plain TCP transport with an empty buffer.
+    # Twisted's FileDescriptor buffer fields are read with defaults that
+    # mean "queued", so a transport without them takes the ordinary path.
+    if (
+        getattr(transport, "_tempDataLen", 1) == 0
+        and isinstance(transport, tcp.Connection)
+        and not transport.TLS
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._writeDisconnected
+        and transport.offset == len(transport.dataBuffer)
+    ):
         try:
             sent = transport.socket.send(data)
         except OSError:

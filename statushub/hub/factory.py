@@ -8,6 +8,7 @@ import json
 from typing import Any, Iterator
 
 from autobahn.twisted.websocket import WebSocketServerFactory
+from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.logger import Logger
 from twisted.python import threadable
@@ -17,6 +18,11 @@ from statushub.hub import closecodes
 from statushub.hub.directwrite import writeFrame
 from statushub.hub.protocol import StatusProtocol
 from statushub.interfaces import IStatusSink, IStatusSource
+
+STATE_OPEN = WebSocketProtocol.STATE_OPEN
+# A server ping without payload: FIN + opcode 9, length 0 (RFC 6455 5.5.2),
+# the same two bytes for every client.
+PING_FRAME = bytes([0x80 | 0x9, 0])
 
 
 def encodeMessage(message: dict[str, Any]) -> bytes:
@@ -111,14 +117,30 @@ class StatusHubFactory(WebSocketServerFactory):
             self._send(client, frame)
 
     def _send(self, client: StatusProtocol, frame: bytes) -> None:
-        if not client.isOpen:
+        # Runs once per client per message: kept to attribute reads and one
+        # call on the common path (open, not paused, nothing queued).
+        if client.state != STATE_OPEN:
             self.unregister(client)
             return
         window = client.window
-        if window is not None and not window.admit(len(frame), self.maxSendBuffer):
+        # admit() only has something to count while the transport is paused
+        if (
+            window is not None
+            and window.paused
+            and not window.admit(len(frame), self.maxSendBuffer)
+        ):
             self.dropSlowClient(client)
             return
         writeFrame(client.transport, frame)
+
+    def sendPing(self, client: StatusProtocol) -> None:
+        """
+        Ping one client the way a status frame goes out (L{writeFrame}): a
+        round of pings to every client is then as cheap as a broadcast, and
+        does not hold up the next one.
+        """
+        if client.state == STATE_OPEN:
+            writeFrame(client.transport, PING_FRAME)
 
     def dropSlowClient(self, client: StatusProtocol) -> None:
         """

@@ -64,7 +64,7 @@ class KeepAlive(Service):
             try:
                 if client.pingSentAt is None:
                     client.pingSentAt = now
-                client.sendPing()
+                self._hub.sendPing(client)
             except Exception:
                 self.log.failure("cannot ping {peer}", peer=client.peer)
                 self._hub.unregister(client)
