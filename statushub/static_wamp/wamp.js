@@ -30,6 +30,9 @@
     }
     state.lastSeq = message.seq;
     state.messages.push(message);
+    if (state.wamp === "waiting for the hub") {
+      setState("joined"); // the hub joined and published
+    }
     $("deployment").textContent = message.deployment || "none";
     $("deploy-status").textContent = message.deployStatus;
     $("deploy-status").dataset.state = message.deployStatus;
@@ -94,7 +97,9 @@
         show(await session.call(prefix + ".get_status"));
       } catch (error) {
         // no hub on the router yet: when it joins, it publishes the picture
-        setState("joined, waiting for the hub");
+        if (state.lastSeq === null) {
+          setState("waiting for the hub");
+        }
       }
     };
 

@@ -165,7 +165,7 @@ class WampStatusSink(Service):
         self.procedure = prefix + ".get_status"
         self.authid = authid or "statushub"
         self.ticket = ticket
-        self._policy = retryPolicy or backoffPolicy(initialDelay=0.5, maxDelay=15.0)
+        self._policy = retryPolicy or backoffPolicy(initialDelay=0.5, maxDelay=10.0)
         self._maxInFlight = maxInFlight
         self._endpoint = endpoint
         self._creatorThread = threading.get_ident()
