@@ -50,6 +50,15 @@
       }
       rows.appendChild(row);
     }
+    if (message.nodeStatuses.length === 0) {
+      const row = document.createElement("tr");
+      const cell = document.createElement("td");
+      cell.colSpan = 4;
+      cell.className = "muted";
+      cell.textContent = "no nodes";
+      row.appendChild(cell);
+      rows.appendChild(row);
+    }
   }
 
   async function settings() {
