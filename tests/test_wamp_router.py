@@ -73,7 +73,7 @@ async def test_autobahn_js_client_gets_status_and_every_change(
 
 
 @pytest_twisted.ensureDeferred
-async def test_client_role_cannot_publish_on_the_status_topic(
+async def test_client_role_cannot_publish_status_nor_register_get_status(
     crossbar_router: Any, wamp_client: Any
 ) -> None:
     router = crossbar_router()
@@ -90,6 +90,10 @@ async def test_client_role_cannot_publish_on_the_status_topic(
             lambda e: e["kind"] in ("publish_refused", "published")
         )
         assert refused == {"kind": "publish_refused", "error": "wamp.error.not_authorized"}
+        hijack = await intruder.waitFor(
+            lambda e: e["kind"] in ("register_refused", "registered")
+        )
+        assert hijack == {"kind": "register_refused", "error": "wamp.error.not_authorized"}
         # and nothing reached the subscriber
         board.change(deployStatus="deploying")
         await follower.waitFor(

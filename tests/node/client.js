@@ -1,7 +1,8 @@
 // An Autobahn JS client of statushub's WAMP realm, driven by the tests.
 //
 //   node client.js URL REALM PREFIX follow    call get_status, subscribe, print each event
-//   node client.js URL REALM PREFIX publish   try to publish on <prefix>.status
+//   node client.js URL REALM PREFIX publish   try to publish on <prefix>.status and to
+//                                             register <prefix>.get_status
 //
 // Prints one JSON object per line on stdout:
 //   {"kind": "joined", "session": N}
@@ -10,6 +11,8 @@
 //   {"kind": "subscribed"}
 //   {"kind": "publish_refused", "error": "wamp.error.not_authorized"}
 //   {"kind": "published"}
+//   {"kind": "register_refused", "error": "wamp.error.not_authorized"}
+//   {"kind": "registered"}
 //   {"kind": "left", "reason": "..."}
 //   {"kind": "error", "error": "..."}
 // It reconnects by itself (as a user's client would) until it is killed.
@@ -55,6 +58,20 @@ connection.onopen = async function (session) {
         say({ kind: "published" });
       } catch (error) {
         say({ kind: "publish_refused", error: errorText(error) });
+      }
+      try {
+        // with the hub's invocation policy, so that only authorization
+        // can stop it from joining the hub's registration
+        await session.register(
+          prefix + ".get_status",
+          function () {
+            return { type: "status_update", deployStatus: "failed", nodeStatuses: [] };
+          },
+          { invoke: "last" }
+        );
+        say({ kind: "registered" });
+      } catch (error) {
+        say({ kind: "register_refused", error: errorText(error) });
       }
       return;
     }
