@@ -125,6 +125,12 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             "WebSocket URL of the WAMP router (ws://127.0.0.1:8081/ws); empty: WAMP off",
             _wampURL,
         ),
+        "client_url": Setting(
+            (str,),
+            "",
+            "router URL for clients, which /examples/wamp.html uses; empty: url",
+            _wampURL,
+        ),
         "realm": Setting((str,), "statushub", "WAMP realm to join", _nonEmpty),
         "prefix": Setting(
             (str,),

@@ -5,6 +5,7 @@ The real router is in test_wamp_router.py.
 
 from __future__ import annotations
 
+import json
 import threading
 from types import SimpleNamespace
 from typing import Any, Optional
@@ -348,3 +349,25 @@ def test_command_line_rejects_a_bad_wamp_url() -> None:
 
     with pytest.raises(UsageError, match=r"\[wamp\] url: not a ws:// or wss:// URL"):
         Options().parseOptions(["--wamp-url", "127.0.0.1:8081"])
+
+
+def test_example_page_is_told_the_clients_router_address() -> None:
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from statushub.wamp.examples import RouterInfo
+
+    def told(section: dict) -> dict:
+        wamp = configuration.parse({"wamp": section}, "test.toml")["wamp"]
+        request = DummyRequest([b""])
+        body = RouterInfo(wamp).render_GET(request)
+        assert request.responseHeaders.getRawHeaders(b"content-type") == [b"application/json"]
+        return json.loads(body)
+
+    assert told({}) == {"url": None, "realm": "statushub", "prefix": "io.statushub"}
+    assert told({"url": URL})["url"] == URL
+    clients = "ws://127.0.0.1:9081/ws"
+    assert told({"url": URL, "client_url": clients, "ticket": "s3cret"}) == {
+        "url": clients,
+        "realm": "statushub",
+        "prefix": "io.statushub",
+    }

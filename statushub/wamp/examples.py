@@ -38,7 +38,9 @@ class RouterInfo(Resource):
         super().__init__()
         self._body = json.dumps(
             {
-                "url": wamp.get("url") or None,
+                # where clients go: the scale-out layout has the hub join a
+                # router worker's own port, clients the proxies'
+                "url": wamp.get("client_url") or wamp.get("url") or None,
                 "realm": wamp.get("realm") or "statushub",
                 "prefix": wamp.get("prefix") or "io.statushub",
             }
