@@ -10,7 +10,7 @@ setup(
     # twisted.plugins is listed explicitly: it has no __init__.py of ours,
     # and twistd finds the plugin through it.
     packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
-    package_data={"statushub": ["static/*", "static/**/*"]},
+    package_data={"statushub": ["static/*", "static/**/*", "static_wamp/*"]},
     include_package_data=True,
     install_requires=[
         "twisted>=24.3",

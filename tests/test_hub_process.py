@@ -95,6 +95,7 @@ def test_installed_package_provides_the_plugin(tmp_path: Path) -> None:
     assert (target / "twisted" / "plugins" / "statushub_plugin.py").exists()
     assert not (target / "twisted" / "plugins" / "__init__.py").exists()
     assert (target / "statushub" / "static" / "index.html").exists()
+    assert (target / "statushub" / "static_wamp" / "autobahn.min.js").exists()
     # run from elsewhere, with only the installed copy importable
     env = dict(os.environ, PYTHONPATH=str(target))
     result = subprocess.run(
