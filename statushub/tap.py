@@ -81,9 +81,14 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService
     if reactor is None:
         from twisted.internet import reactor
 
+    # imported when the service is built, not when twistd parses options:
+    # --help and config errors stay fast and import no reactor
+    from statushub.deploy.service import Orchestrator
     from statushub.hub import StatusHubFactory
     from statushub.hub.keepalive import KeepAlive
     from statushub.status import StatusBoard
+    from statushub.wamp import fromConfig as wampSink
+    from statushub.wamp.examples import mountExamples
     from statushub.web.site import makeSite
 
     config = options.config
@@ -102,14 +107,9 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService
         service
     )
 
-    from statushub.deploy.service import Orchestrator
-
     # deployments on the engine: polls and events feed the board
     orchestrator = Orchestrator(board, config, reactor)
     orchestrator.setServiceParent(service)
-
-    from statushub.wamp import fromConfig as wampSink
-    from statushub.wamp.examples import mountExamples
 
     healthChecks = list(orchestrator.healthChecks)
     # the status on a WAMP router too, when [wamp] or --wamp-url says where
