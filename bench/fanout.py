@@ -538,8 +538,8 @@ def combine(runs: list[dict[str, Any]], servers: list[str]) -> dict[str, Any]:
 def table(sizes: list[int], combined: dict[int, dict], servers: list[str]) -> str:
     rows = [
         "| N | server | last-client p50 ms | p99 ms | lost | CPU µs/client/broadcast"
-        " | RSS KB/client | server busy | loadgen µs/msg | max GC pause ms |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " | RSS KB/client | call p50 ms | server busy | loadgen µs/msg | max GC pause ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n in sizes:
         figures, ratios = combined[n]["figures"], combined[n]["ratios"]
@@ -557,7 +557,7 @@ def table(sizes: list[int], combined: dict[int, dict], servers: list[str]) -> st
                 f"{withRatio('latency_p99_ms')} | {f['lost']:.0f} | "
                 f"{withRatio('cpu_us_per_client_p50')} | "
                 f"{withRatio('rss_bytes_per_client', 1 / 1024)} | "
-                f"{f['busy_p50']:.2f} | {f['loadgen_us_per_msg_p50']:.1f} | "
+                f"{f['call_p50_ms']:.1f} | {f['busy_p50']:.2f} | {f['loadgen_us_per_msg_p50']:.1f} | "
                 f"{f['gc_max_pause_ms']:.0f} |"
             )
     return "\n".join(rows)
@@ -668,7 +668,7 @@ def main() -> int:
     # SIGTERM (make interrupted, CI timeout) unwinds like ^C: every child stopped
     signal.signal(signal.SIGTERM, _interrupted)
     limit = raiseFileLimit()
-    needed = max(args.sizes) * len(args.servers) // max(args.workers, 1) + 256
+    needed = max(args.sizes, default=0) * len(args.servers) // max(args.workers, 1) + 256
     if limit < needed:
         log(f"RLIMIT_NOFILE is {limit}, a load generator needs about {needed}: "
             "use more --workers")
