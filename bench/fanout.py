@@ -169,7 +169,8 @@ class Server(Child):
         try:
             self._lines.write(b"QUIT\n")
             self._lines.flush()
-            self.process.wait(5)
+            # closing 10,000 connections takes a loaded box a while
+            self.process.wait(20)
         except (OSError, AttributeError, subprocess.TimeoutExpired):
             pass
         super().stop()
