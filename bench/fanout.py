@@ -614,7 +614,7 @@ def machine() -> dict[str, Any]:
         "twisted": twisted.__version__,
         "autobahn": autobahn.__version__,
         "websockets": websockets.__version__,
-        "load_average_at_start": os.getloadavg(),
+        "load_average_at_end": os.getloadavg(),
     }
 
 
@@ -678,6 +678,7 @@ def main() -> int:
     log(f"fan-out: sizes {args.sizes}, {args.repeat} repetitions, {args.broadcasts} "
         f"broadcasts each, message {messageSize()} bytes, servers {args.servers}")
     started = time.time()
+    loadAtStart = os.getloadavg()
     runs: dict[int, list[dict]] = {n: [] for n in args.sizes}
     combined: dict[int, dict] = {}
     for n in args.sizes:
@@ -717,7 +718,7 @@ def main() -> int:
         "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started),
-        "machine": machine(),
+        "machine": {**machine(), "load_average_at_start": loadAtStart},
         "settings": {
             k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(args).items()
         },
