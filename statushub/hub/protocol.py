@@ -8,7 +8,6 @@ import json
 from typing import Optional
 
 from autobahn.twisted.websocket import WebSocketServerProtocol
-from autobahn.websocket.protocol import WebSocketProtocol
 
 from statushub.hub import closecodes
 from statushub.hub.sendwindow import SendWindow
@@ -49,10 +48,6 @@ class StatusProtocol(WebSocketServerProtocol):
         # Autobahn reports before the handshake or not at all.
         self.factory.unregister(self)
         super().connectionLost(reason)
-
-    @property
-    def isOpen(self) -> bool:
-        return self.state == WebSocketProtocol.STATE_OPEN
 
     def onPong(self, payload: bytes) -> None:
         self.pingSentAt = None
