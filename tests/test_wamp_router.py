@@ -132,11 +132,15 @@ async def test_scaleout_clients_go_through_proxy_workers(
 ) -> None:
     # crossbar check does not look at proxy workers: start them to know
     router = crossbar_router(config="statushub-scaleout.json")
-    ready = "".join(router.output.lines)
     workers = [("Router", "router_one"), ("Router", "router_two")]
     workers += [("Proxy", "proxy_one"), ("Proxy", "proxy_two")]
     for kind, worker in workers:
-        assert f'worker "{kind} {worker}" configured and ready' in ready
+        # workers' log lines are relayed through the node, and may come after
+        # the node's own "boot complete"
+        ready = f'worker "{kind} {worker}" configured and ready'
+        await waitUntil(
+            lambda: any(ready in line for line in router.output.lines), 30, what=ready
+        )
     assert router.url != router.hubUrl
 
     board = StatusBoard(reactor)
