@@ -18,24 +18,9 @@ from typing import Any
 
 import pytest
 
+from tests.hubapi import topology
+
 pytestmark = pytest.mark.browser
-
-IMAGE = "statushub/busybox"
-
-
-def topology(name: str = "dash", nodes: int = 3) -> dict:
-    return {
-        "name": name,
-        "nodes": [
-            {
-                "id": f"n{i}",
-                "image": IMAGE,
-                "command": ["sleep", "infinity"],
-                "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 0.5},
-            }
-            for i in range(nodes)
-        ],
-    }
 
 
 def startHub(hub_process, docker=None, config: str = ""):
@@ -164,7 +149,7 @@ def test_deployKillTeardown(hub_process, docker, page, tmp_path) -> None:
     page.goto(hub.url + "/")
     expect(page.locator("#connection")).to_have_text("live")
     path = tmp_path / "dash.json"
-    path.write_text(json.dumps(topology()))
+    path.write_text(json.dumps(topology("dash")))
     deployFromPage(page, path)
     expect(page.locator("#api-message")).to_have_text("Deployment of dash.json accepted.")
     expectRunningHealthy(page, 3)
@@ -201,7 +186,7 @@ def test_followsTheHubAcrossARestart(hub_process, docker, page) -> None:
     from playwright.sync_api import expect
 
     hub = startHub(hub_process, docker)
-    status, body = api(hub, "POST", "/api/deployment", json.dumps(topology(nodes=2)).encode())
+    status, body = api(hub, "POST", "/api/deployment", json.dumps(topology("dash", nodes=2)).encode())
     assert status == 202, body
     page.goto(hub.url + "/")
     expectRunningHealthy(page, 2)

@@ -6,7 +6,6 @@ the hub's back.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -14,47 +13,11 @@ import pytest_twisted
 import treq
 from twisted.internet.threads import deferToThread
 
+from tests.hubapi import IMAGE, delete, getJSON, post, topology
 from tests.waiting import waitUntil
 from tests.wsclient import connectFeed
 
 pytestmark = pytest.mark.docker
-
-IMAGE = "statushub/busybox"
-
-
-def topology(name: str = "itest", nodes: int = 3, image: str = IMAGE, **extra: Any) -> dict:
-    return {
-        "name": name,
-        "nodes": [
-            {
-                "id": f"n{i}",
-                "image": image,
-                "command": ["sleep", "infinity"],
-                "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 0.5},
-                **extra,
-            }
-            for i in range(nodes)
-        ],
-    }
-
-
-async def post(hub: Any, body: Any) -> tuple[int, dict]:
-    response = await treq.post(
-        f"{hub.url}/api/deployment",
-        data=json.dumps(body).encode(),
-        headers={"content-type": ["application/json"]},
-    )
-    return response.code, json.loads(await response.content())
-
-
-async def delete(hub: Any) -> tuple[int, dict]:
-    response = await treq.delete(f"{hub.url}/api/deployment")
-    return response.code, json.loads(await response.content())
-
-
-async def get(hub: Any, path: str) -> dict:
-    response = await treq.get(f"{hub.url}{path}")
-    return json.loads(await response.content())
 
 
 def nodeStatus(message: dict, index: int) -> Any:
@@ -198,7 +161,7 @@ async def test_invalidTopologyCreatesNothing(hub_process, docker) -> None:
         assert field in answer["error"]
     response = await treq.post(f"{hub.url}/api/deployment", data=b"{nope")
     assert response.code == 400
-    assert (await get(hub, "/api/status"))["deployStatus"] == "idle"
+    assert (await getJSON(hub, "/api/status"))["deployStatus"] == "idle"
     assert docker.labelledContainers() == []
 
 
@@ -221,7 +184,7 @@ async def test_missingImageLeavesNothing(hub_process, docker) -> None:
 
 
 async def _status(hub: Any, wanted: str) -> Any:
-    picture = await get(hub, "/api/status")
+    picture = await getJSON(hub, "/api/status")
     return picture if picture["deployStatus"] == wanted else None
 
 
@@ -240,7 +203,7 @@ async def test_engineRestartUnderDeployment(hub_process, docker) -> None:
         await deferToThread(docker.stop)
         down = await client.waitFor(lambda m: m["engine"] == "unreachable", timeout=30)
         assert down["deployStatus"] == "deployed"
-        assert (await get(hub, "/healthz"))["engine"] == "unreachable"
+        assert (await getJSON(hub, "/healthz"))["engine"] == "unreachable"
         await client.waitFor(
             lambda m: [n["status"] for n in m["nodeStatuses"]] == ["unknown", "unknown"],
             timeout=30,
@@ -251,7 +214,7 @@ async def test_engineRestartUnderDeployment(hub_process, docker) -> None:
         )
         # the engine stopped the containers with it; the hub says so
         assert all(n["status"] in ("exited", "running") for n in back["nodeStatuses"])
-        assert (await get(hub, "/healthz")) ["engine"] == "reachable"
+        assert (await getJSON(hub, "/healthz")) ["engine"] == "reachable"
         code, _ = await delete(hub)
         assert code == 202
         await client.waitFor(

@@ -16,6 +16,7 @@ import treq
 
 from statushub.wamp.examples import AUTOBAHN_MIN_JS_SHA256
 from tests.fixtures.docker import IMAGE
+from tests.hubapi import post
 from tests.waiting import waitUntil
 from tests.wsclient import connectFeed
 
@@ -34,15 +35,6 @@ async def wampHealth(hub: Any) -> str:
 
 async def _is(value: Any, expected: str) -> bool:
     return (await value) == expected
-
-
-async def post(hub: Any, body: Any) -> tuple[int, dict]:
-    response = await treq.post(
-        f"{hub.url}/api/deployment",
-        data=json.dumps(body).encode(),
-        headers={"content-type": ["application/json"]},
-    )
-    return response.code, json.loads(await response.content())
 
 
 def nodeStatus(message: dict, index: int) -> Any:

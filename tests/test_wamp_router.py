@@ -5,6 +5,7 @@ with real Autobahn JS (Node) clients.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from statushub.status import NodeStatus, StatusBoard
 from statushub.wamp import WampStatusSink
 from tests.fixtures.crossbar import REPO, LineReader
 from tests.waiting import waitUntil
+
+ROUTER_WORKER = re.compile(r"\[Router\s+(\d+)")
 
 pytestmark = pytest.mark.wamp
 
@@ -165,8 +168,9 @@ async def test_scaleout_clients_go_through_proxy_workers(
 
         # the proxies spread the clients over both router workers, so the
         # events and get_status crossed the router-to-router link
+        # (each line names the worker process: "[Router      28711]")
         attached = [
-            line.split("]")[0]
+            ROUTER_WORKER.search(line).group(1)
             for line in router.output.lines
             if "new session attached" in line and 'authrole="client"' in line
         ]

@@ -1,0 +1,51 @@
+"""
+What the integration tests send the hub: topologies on the test image, and
+the HTTP API's calls.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import treq
+
+from tests.fixtures.docker import IMAGE
+
+
+def topology(name: str = "itest", nodes: int = 3, image: str = IMAGE, **extra: Any) -> dict:
+    """
+    C{nodes} sleeping containers with a health check that passes.
+    """
+    return {
+        "name": name,
+        "nodes": [
+            {
+                "id": f"n{i}",
+                "image": image,
+                "command": ["sleep", "infinity"],
+                "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 0.5},
+                **extra,
+            }
+            for i in range(nodes)
+        ],
+    }
+
+
+async def post(hub: Any, body: Any) -> tuple[int, dict]:
+    response = await treq.post(
+        f"{hub.url}/api/deployment",
+        data=json.dumps(body).encode(),
+        headers={"content-type": ["application/json"]},
+    )
+    return response.code, json.loads(await response.content())
+
+
+async def delete(hub: Any) -> tuple[int, dict]:
+    response = await treq.delete(f"{hub.url}/api/deployment")
+    return response.code, json.loads(await response.content())
+
+
+async def getJSON(hub: Any, path: str) -> Any:
+    response = await treq.get(f"{hub.url}{path}")
+    return json.loads(await response.content())
