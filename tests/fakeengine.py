@@ -143,6 +143,24 @@ class FakeEngine:
         return succeed(stream)
 
     # test helpers: what happens behind the hub's back
+    def assertStreamsClosed(self) -> None:
+        """
+        Fail unless every event stream opened has been closed again, i.e.
+        every follower started was stopped.
+
+        A follower left reading is a coroutine suspended on a fake stream's
+        Deferred.  Whenever the GC reclaims it (in some later test, or at
+        exit), closing the coroutine runs its C{finally}, whose
+        C{stream.close()} fires that very Deferred: Twisted resumes the
+        coroutine while it is still executing, and the ValueError "coroutine
+        already executing" ends up an unhandled error that names no test.
+        """
+        left = sum(not stream.closed for stream in self.streams)
+        assert not left, (
+            f"{left} event stream(s) of the fake engine left open: stop every "
+            "DeploymentManager / EventFollower the test started"
+        )
+
     def set(self, containerId: str, **fields: Any) -> None:
         self.containers[containerId].update(fields)
 

@@ -52,7 +52,8 @@ def world():
     sink = Recorder()
     board.addSink(sink)
     manager = DeploymentManager(engine, board, clock, INTERVAL, runInThread=callNow)
-    return clock, engine, board, sink, manager
+    yield clock, engine, board, sink, manager
+    engine.assertStreamsClosed()
 
 
 def test_interfaces(world) -> None:
@@ -230,6 +231,7 @@ def test_recoverAdopts(world) -> None:
     manager2.teardown()
     assert engine.containers == {}
     assert board2.picture.deployStatus == "idle"
+    assert manager2.stop().called
 
 
 def test_recoverWaitsForEngine(world) -> None:
