@@ -45,8 +45,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -56,6 +55,7 @@ sys.path.insert(0, ROOT)
 from fanout import LoadGenerators, Server, log, parseCpus, percentile  # noqa: E402
 
 from statushub.engine import DEPLOYMENT_LABEL, INDEX_LABEL, NODE_LABEL  # noqa: E402
+from tests.fixtures.docker import privateEngine  # noqa: E402
 
 IMAGE = "statushub/busybox"
 TOPOLOGY = {
@@ -73,34 +73,6 @@ CHANGES = [
     ("kill", "die", "exited"),
     ("start", "start", "running"),
 ]
-
-
-@contextmanager
-def privateEngine() -> Iterator[Any]:
-    """
-    The tests' private engine (tests/fixtures/docker.py), started for this run.
-    """
-    from tests.fixtures import docker as fixture
-
-    if hasattr(fixture, "privateEngine"):
-        with fixture.privateEngine() as engine:
-            yield engine
-        return
-    root = tempfile.mkdtemp(prefix="shb-", dir="/tmp")
-    engine = fixture.DockerEngineProcess(
-        host=f"unix://{root}/docker.sock", root=root, process=fixture._spawnDockerd(root)
-    )
-    try:
-        fixture._waitForEngine(engine)
-        fixture._importImage(engine)
-        yield engine
-    finally:
-        try:
-            if engine.process.poll() is None:
-                engine.removeLabelled()
-        finally:
-            engine.stop()
-            shutil.rmtree(root, ignore_errors=True)
 
 
 class CountingProxy:

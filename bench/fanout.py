@@ -289,18 +289,26 @@ class LoadGenerators:
         return byWorker, False
 
     def stop(self) -> None:
-        for worker in self.workers:
-            try:
-                worker.process.stdin.write(b'{"cmd": "close"}\n')
-                worker.process.stdin.flush()
-            except OSError:
-                pass
-        for worker in self.workers:
-            try:
-                worker.process.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-            worker.stop()
+        closeWorkers(self.workers)
+
+
+def closeWorkers(workers: list[Child]) -> None:
+    """
+    Ask every load-generator process to close its clients, give each a moment
+    to do so, then stop it.
+    """
+    for worker in workers:
+        try:
+            worker.process.stdin.write(b'{"cmd": "close"}\n')
+            worker.process.stdin.flush()
+        except OSError:
+            pass
+    for worker in workers:
+        try:
+            worker.process.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        worker.stop()
 
 
 def split(total: int, parts: int) -> list[int]:

@@ -43,7 +43,14 @@ BENCH = os.path.dirname(HERE)
 ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 
-from fanout import Child, LoadGenerators, Server, percentile, split  # noqa: E402
+from fanout import (  # noqa: E402
+    Child,
+    LoadGenerators,
+    Server,
+    closeWorkers,
+    percentile,
+    split,
+)
 
 CROSSBAR = os.path.join(ROOT, ".crossbar-venv", "bin", "crossbar")
 START = os.path.join(ROOT, "etc", "crossbar", "start")
@@ -212,18 +219,7 @@ class WampSubscribers:
         return receipts
 
     def stop(self) -> None:
-        for worker in self.workers:
-            try:
-                worker.process.stdin.write(b'{"cmd": "close"}\n')
-                worker.process.stdin.flush()
-            except OSError:
-                pass
-        for worker in self.workers:
-            try:
-                worker.process.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-            worker.stop()
+        closeWorkers(self.workers)
 
 
 def waitJoined(server: Server, timeout: float = 30) -> None:
