@@ -465,7 +465,9 @@ def main() -> int:
 
 
 def engineTable(results: dict[str, Any]) -> str:
-    rows = ["| change-to-client (100 clients) | p50 ms | p99 ms | from CLI call p50 ms | lost |",
+    clients = sorted({r["clients"] for r in results.get("latency", [])})
+    rows = [f"| change-to-client ({'/'.join(map(str, clients))} clients) "
+            "| p50 ms | p99 ms | from CLI call p50 ms | lost |",
             "|---|---|---|---|---|"]
     for r in results.get("latency", []):
         mode = "events on" if r["events"] else f"polling alone (every {r['poll_interval_s']:g} s)"
