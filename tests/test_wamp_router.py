@@ -6,9 +6,10 @@ with real Autobahn JS (Node) clients.
 from __future__ import annotations
 
 import re
+from contextlib import asynccontextmanager
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 import pytest
 import pytest_twisted
@@ -42,16 +43,27 @@ def sinkFor(router: Any, board: StatusBoard, **kwargs: Any) -> WampStatusSink:
     return sink
 
 
+@asynccontextmanager
+async def joinedSink(router: Any, board: StatusBoard) -> AsyncIterator[WampStatusSink]:
+    """
+    A sink on C{router}, joined; stopped on the way out, whatever happened.
+    """
+    sink = sinkFor(router, board)
+    sink.startService()
+    try:
+        await waitUntil(lambda: sink.health() == "joined", 20, what="hub joined")
+        yield sink
+    finally:
+        await sink.stopService()
+
+
 @pytest_twisted.ensureDeferred
 async def test_autobahn_js_client_gets_status_and_every_change(
     crossbar_router: Any, wamp_client: Any
 ) -> None:
     router = crossbar_router()
     board = StatusBoard(reactor)
-    sink = sinkFor(router, board)
-    sink.startService()
-    try:
-        await waitUntil(lambda: sink.health() == "joined", 20, what="hub joined")
+    async with joinedSink(router, board):
         board.change(deployStatus="deploying", deployment="demo")
 
         client = wamp_client(router.url)
@@ -71,8 +83,6 @@ async def test_autobahn_js_client_gets_status_and_every_change(
         assert event["message"]["nodeStatuses"] == [
             {"nodeId": "web", "containerId": "c1", "status": "running", "health": "healthy"}
         ]
-    finally:
-        await sink.stopService()
 
 
 @pytest_twisted.ensureDeferred
@@ -81,10 +91,7 @@ async def test_client_role_cannot_publish_status_nor_register_get_status(
 ) -> None:
     router = crossbar_router()
     board = StatusBoard(reactor)
-    sink = sinkFor(router, board)
-    sink.startService()
-    try:
-        await waitUntil(lambda: sink.health() == "joined", 20, what="hub joined")
+    async with joinedSink(router, board):
         follower = wamp_client(router.url)
         await follower.waitFor(isKind("get_status"))
 
@@ -103,8 +110,6 @@ async def test_client_role_cannot_publish_status_nor_register_get_status(
             lambda e: e["kind"] == "status" and e["message"]["deployStatus"] == "deploying"
         )
         assert all(m["seq"] != 999999 for m in follower.statuses())
-    finally:
-        await sink.stopService()
 
 
 @pytest_twisted.ensureDeferred
@@ -147,10 +152,7 @@ async def test_scaleout_clients_go_through_proxy_workers(
     assert router.url != router.hubUrl
 
     board = StatusBoard(reactor)
-    sink = sinkFor(router, board)
-    sink.startService()
-    try:
-        await waitUntil(lambda: sink.health() == "joined", 20, what="hub joined")
+    async with joinedSink(router, board):
         clients = [wamp_client(router.url) for _ in range(3)]
         for client in clients:
             got = await client.waitFor(isKind("get_status"))
@@ -175,8 +177,6 @@ async def test_scaleout_clients_go_through_proxy_workers(
             if "new session attached" in line and 'authrole="client"' in line
         ]
         assert len(attached) == 4 and len(set(attached)) == 2, attached
-    finally:
-        await sink.stopService()
 
 
 @pytest_twisted.ensureDeferred
