@@ -21,6 +21,7 @@ from statushub.cli.watch import (
     Table,
     addArguments,
     feedURL,
+    main,
     renderTable,
     run,
 )
@@ -181,6 +182,18 @@ def test_arguments():
     assert (args.url, args.json) == ("http://127.0.0.1:8080", False)
     args = parser.parse_args(["--url", "http://127.0.0.1:9", "--token", "t", "--json"])
     assert (args.url, args.token, args.json) == ("http://127.0.0.1:9", "t", True)
+
+
+def test_helpSaysHowToStopIt(capsys):
+    """
+    C{--help} says how to end it, also when Ctrl-C cannot (SIGINT ignored).
+    """
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Ctrl-C or SIGTERM (kill PID) ends it with status 0" in text
+    assert "SIGINT ignored" in text and "stop it with SIGTERM" in text
 
 
 def test_runRefusesABadURL():

@@ -22,6 +22,8 @@ from typing import Any, Callable, Optional
 
 import pytest
 
+from tests.childsignals import asBackgroundJob, defaultStopSignals
+
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 30.0
 
@@ -32,10 +34,12 @@ WATCH_COMMAND = [str(Path(sys.executable).parent / "statushub"), "watch"]
 class WatchProcess:
     """
     C{statushub watch ...} in a child process, its stdout and stderr read
-    line by line as they come.
+    line by line as they come.  It starts with Ctrl-C and SIGTERM at their
+    default, however the tests were started; C{preexec=asBackgroundJob}
+    starts it as a shell starts a background job instead.
     """
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, preexec: Callable[[], None] = defaultStopSignals) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
         env.pop("STATUSHUB_TOKEN", None)
@@ -45,6 +49,7 @@ class WatchProcess:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            preexec_fn=preexec,
         )
         self.stdout: "queue.Queue[Optional[str]]" = queue.Queue()
         self.stderr: "queue.Queue[Optional[str]]" = queue.Queue()
@@ -102,6 +107,13 @@ class WatchProcess:
         self.process.send_signal(signal.SIGINT)
         return self.process.wait(timeout)
 
+    def terminate(self, timeout: float = TIMEOUT) -> int:
+        """
+        SIGTERM, as C{kill PID} sends; the exit code.
+        """
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -112,8 +124,8 @@ class WatchProcess:
 def watch():
     started: list[WatchProcess] = []
 
-    def start(*args: str) -> WatchProcess:
-        process = WatchProcess(*args)
+    def start(*args: str, **kwargs: Any) -> WatchProcess:
+        process = WatchProcess(*args, **kwargs)
         started.append(process)
         return process
 
@@ -172,7 +184,11 @@ def test_tableOnATerminal(hub_process) -> None:
     primary, secondary = pty.openpty()
     env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
     process = subprocess.Popen(
-        [*WATCH_COMMAND, "--url", hub.url], stdout=secondary, stderr=secondary, env=env
+        [*WATCH_COMMAND, "--url", hub.url],
+        stdout=secondary,
+        stderr=secondary,
+        env=env,
+        preexec_fn=defaultStopSignals,
     )
     os.close(secondary)
     try:
@@ -257,3 +273,53 @@ def test_everyChangeOfADeployment(hub_process, docker, watch) -> None:
     seqs = [message["seq"] for message in seen]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     assert process.interrupt() == 0
+
+
+def test_backgroundJobKeepsIgnoringCtrlCAndEndsOnSIGTERM(hub_process, watch) -> None:
+    """
+    Started as a shell starts a background job (SIGINT ignored), watch keeps
+    ignoring Ctrl-C, as Unix programs do, and goes on following the hub;
+    SIGTERM ends it cleanly with status 0.
+    """
+    hub = hub_process()
+    process = watch("--json", "--url", hub.url, preexec=asBackgroundJob)
+    assert process.message()["type"] == "status_update"
+    process.note("live")
+
+    process.process.send_signal(signal.SIGINT)
+    # still there after the Ctrl-C: it sees the hub go away and come back
+    hub.stop()
+    process.note("reconnecting")
+    hub.start()
+    assert process.message(timeout=60)["type"] == "status_update"
+    process.note("live")
+
+    assert process.terminate() == 0
+    assert process.stdout.get(timeout=TIMEOUT) is None
+
+
+def test_ctrlCTestsPassWhenTheSuiteRunsAsABackgroundJob(tmp_path: Path) -> None:
+    """
+    A shell that runs the suite as a background job (C{make test &}) starts
+    it with SIGINT ignored, and so every child it starts unless the test
+    restores it: the tests that end watch with Ctrl-C pass all the same.
+    """
+    tests = [f"{__file__}::{name}" for name in ("test_snapshotThenReconnect", "test_tableOnATerminal")]
+    suite = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         f"--basetemp={tmp_path / 'inner'}", *tests],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=asBackgroundJob,
+        # a group of its own, so that a hang leaves nothing of it running
+        start_new_session=True,
+    )
+    try:
+        output, _ = suite.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(suite.pid, signal.SIGKILL)
+        output, _ = suite.communicate()
+    assert suite.returncode == 0, output
+    assert "2 passed" in output, output

@@ -36,6 +36,16 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
 
+# What `statushub watch --help` says about ending it.  The reactor stops on
+# SIGTERM, and on SIGINT unless the process started with SIGINT ignored: then,
+# like other Unix programs run as a background job, it leaves it ignored.
+STOPPING = (
+    "Ctrl-C or SIGTERM (kill PID) ends it with status 0; a hub that refuses the "
+    "token, with status 3. Started with SIGINT ignored, as a shell script starts "
+    "a background job (statushub watch &), it keeps ignoring Ctrl-C, as Unix "
+    "programs do: stop it with SIGTERM."
+)
+
 
 class Refused(Exception):
     """
@@ -440,7 +450,7 @@ def addArguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, reactor: Any = None, out: TextIO = None, err: TextIO = None) -> int:
     """
     Run C{statushub watch} with C{args} (from L{addArguments}) until Ctrl-C
-    (exit 0) or until the hub refuses the feed (exit 3).
+    or SIGTERM (exit 0) or until the hub refuses the feed (exit 3).
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -485,7 +495,7 @@ def run(args: argparse.Namespace, reactor: Any = None, out: TextIO = None, err: 
         return watcher.stop()
 
     reactor.callWhenRunning(started)
-    # Ctrl-C stops the reactor; close the feed politely on the way out.
+    # Ctrl-C or SIGTERM stops the reactor; close the feed politely on the way out.
     reactor.addSystemEventTrigger("before", "shutdown", stopping)
     reactor.run()
     display.close()
@@ -496,7 +506,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     """
     C{python -m statushub.cli.watch}: the same as C{statushub watch}.
     """
-    parser = argparse.ArgumentParser(prog="statushub watch", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="statushub watch",
+        description="The hub's status feed in a terminal: a table that redraws in place, "
+        "or one JSON line per message with --json.",
+        epilog=STOPPING,
+    )
     addArguments(parser)
     return run(parser.parse_args(argv))
 
