@@ -135,12 +135,17 @@ def api(hub, method: str, path: str, body: bytes | None = None) -> tuple[int, di
         return error.code, json.loads(error.read())
 
 
-def waitFor(predicate: Callable[[], object], what: str, timeout: float = TIMEOUT_MS / 1000):
+def waitFor(
+    page, predicate: Callable[[], object], what: str, timeout: float = TIMEOUT_MS / 1000
+) -> object:
+    """
+    Poll C{predicate} until it holds, letting Playwright deliver events.
+    """
     deadline = time.monotonic() + timeout
     while not (result := predicate()):
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout} s")
-        time.sleep(0.05)
+        page.wait_for_timeout(50)
     return result
 
 
@@ -174,7 +179,7 @@ def test_pageOfAnotherOriginCannotDeployOrTearDown(
     ]
     # the requests reached the hub, which refused them itself: every one
     # came with its Origin
-    waitFor(lambda: len(refusedCrossSite(hub, "deploy")) == 3, "three refused deploys")
+    waitFor(page, lambda: len(refusedCrossSite(hub, "deploy")) == 3, "three refused deploys")
     status, picture = api(hub, "GET", "/api/status")
     assert picture["deployStatus"] == "idle" and picture["deployment"] is None
     assert docker.labelledContainers() == []
@@ -183,6 +188,7 @@ def test_pageOfAnotherOriginCannotDeployOrTearDown(
     status, body = api(hub, "POST", "/api/deployment", plan.encode())
     assert status == 202, body
     waitFor(
+        page,
         lambda: api(hub, "GET", "/api/status")[1]["deployStatus"] == "deployed",
         "the deployment", timeout=60,
     )
@@ -211,4 +217,4 @@ def test_pageOfAnotherOriginCannotDeployOrTearDown(
     page.locator("#teardown").click()
     expect(page.locator("#api-message")).to_have_text("Teardown accepted.")
     expect(page.locator("#deploy-status")).to_have_text("idle", timeout=60_000)
-    waitFor(lambda: docker.labelledContainers() == [], "the teardown", timeout=30)
+    waitFor(page, lambda: docker.labelledContainers() == [], "the teardown", timeout=30)
