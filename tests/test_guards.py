@@ -18,12 +18,13 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.python.usage import UsageError
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
 from statushub import config as configuration
 from statushub.hub import StatusHubFactory
 from statushub.status import StatusBoard
 from statushub.tap import Options
+from statushub.web.audit import Audited
 from statushub.web.guard import Hosts, Origin, parseAuthority
 from statushub.web.roles import Roles
 from statushub.web.site import makeSite
@@ -98,6 +99,19 @@ class Hub:
         body: bytes = b"",
         host: Optional[str] = HOST,
     ) -> Response:
+        return _parseResponse(self.send(method, path, headers, body, host).value())
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        headers: Optional[dict[str, str]] = None,
+        body: bytes = b"",
+        host: Optional[str] = HOST,
+    ) -> StringTransport:
+        """
+        Send one request; return the transport the answer is written to.
+        """
         lines = [f"{method} {path} HTTP/1.1"]
         if host is not None:
             lines.append(f"Host: {host}")
@@ -111,7 +125,7 @@ class Hub:
         # the WebSocket resource takes the connection over from here
         transport.protocol = protocol
         protocol.dataReceived(raw)
-        return _parseResponse(transport.value())
+        return transport
 
     def change(self, method: str = "POST", body: bytes = TOPOLOGY, **headers: str) -> Response:
         """
@@ -565,6 +579,36 @@ def test_refusalsByTheGuardsAreAudited(
     # the body was not looked at by anything, but its name is worth logging
     assert event["deployment"] == "demo"
     assert twoRoles.recorder.calls == []
+
+
+def test_answerGivenLaterIsAuditedWhenFinished(audit: list[dict]) -> None:
+    """
+    A resource that answers later (C{NOT_DONE_YET}) is audited when it does
+    (with its code: its body is not kept).
+    """
+
+    class Later(Resource):
+        isLeaf = True
+        pending: list[Request] = []
+
+        def render_POST(self, request: Request) -> object:
+            self.pending.append(request)
+            return NOT_DONE_YET
+
+    hub = Hub(token="op")
+    later = Later()
+    hub.site.resource.putChild(b"later", Audited(later, hub.site.roles.identify))
+    transport = hub.send("POST", "/later", {**bearer("op"), "Content-Type": JSON}, TOPOLOGY)
+    assert audit == []
+    [request] = later.pending
+    request.setResponseCode(409)
+    request.write(json.dumps({"error": "busy"}).encode())
+    request.finish()
+    assert _parseResponse(transport.value()).code == 409
+    event = only(audit)
+    assert (event["role"], event["outcome"], event["code"], event["reason"]) == (
+        "operator", "refused", 409, "HTTP 409"
+    )
 
 
 def test_readsAreNotAudited(twoRoles: Hub, audit: list[dict]) -> None:

@@ -156,16 +156,18 @@ class Audited(Resource):
             return self._wrapped.render(request)
         body = self._wrapped.render(request)
         if body is NOT_DONE_YET:
-            # answered later: the code is known when it is finished
+            # answered later: the code is known when it is finished (the
+            # body is not kept, so the reason is the code)
             request.notifyFinish().addBoth(self._recordFinished, request)
         else:
             self._record(request, body)
         return body
 
     def _recordFinished(self, result: Optional[Failure], request: Request) -> None:
-        self._record(request, b"")
+        gone = "the client went away before the answer" if isinstance(result, Failure) else None
+        self._record(request, b"", gone)
 
-    def _record(self, request: Request, body: bytes) -> None:
+    def _record(self, request: Request, body: bytes, note: Optional[str] = None) -> None:
         try:
             answer = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -175,7 +177,7 @@ class Audited(Resource):
         role = self._identify(request)
         if request.code < 400:
             deployment = answer.get("deployment")
-            record(request, ACCEPTED, role, deployment=deployment or None)
+            record(request, ACCEPTED, role, note, deployment=deployment or None)
         else:
-            reason = answer.get("error") or f"HTTP {request.code}"
+            reason = answer.get("error") or note or f"HTTP {request.code}"
             record(request, REFUSED, role, reason)
