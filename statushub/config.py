@@ -8,6 +8,7 @@ the section and the key.  Command-line options override the file.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
@@ -43,6 +44,20 @@ def _stringList(value: Any) -> Optional[str]:
     return "must be a list of strings"
 
 
+def _hostNames(value: Any) -> Optional[str]:
+    problem = _stringList(value)
+    if problem:
+        return problem
+    for name in value:
+        if name != "*" and not _HOST_NAME.fullmatch(name):
+            return f"{name!r} is not a host name (with or without :port, no scheme or path)"
+    return None
+
+
+# a name or an IP literal, with an optional port: what a Host header carries
+_HOST_NAME = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?")
+
+
 def _wampURL(value: Any) -> Optional[str]:
     if value == "":
         return None
@@ -73,12 +88,27 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "token": Setting(
             (str,),
             "",
-            "bearer token required by the API and the feed; empty: no token",
+            "the operator's bearer token, required by the API and the feed "
+            "(or env STATUSHUB_TOKEN); empty: no token",
+        ),
+        "viewer_token": Setting(
+            (str,),
+            "",
+            "a read-only bearer token: the API's GETs and the feeds, no changes "
+            "(or env STATUSHUB_VIEWER_TOKEN); needs a token; empty: none",
+        ),
+        "allowed_hosts": Setting(
+            (list,),
+            [],
+            "host names the hub answers to besides IP addresses and localhost; "
+            "'*' turns the Host check off",
+            _hostNames,
         ),
         "allowed_origins": Setting(
             (list,),
             [],
-            "WebSocket origins allowed besides the hub's own; '*' allows any",
+            "browser origins allowed besides the hub's own, to open the feed and to "
+            "send changes; '*' allows any",
             _stringList,
         ),
     },
@@ -148,6 +178,28 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         ),
     },
 }
+
+
+def checkTogether(config: "Config") -> None:
+    """
+    Checks that need more than one key, once the file, the environment and
+    the command line have all had their say.
+
+    @raise ConfigError: the keys do not fit together.
+    """
+    server = config["server"]
+    if server["viewer_token"] and not server["token"]:
+        raise ConfigError(
+            f"{config.source}: [server] viewer_token (or STATUSHUB_VIEWER_TOKEN) is set "
+            "but [server] token (or STATUSHUB_TOKEN) is not: a read-only token is "
+            "pointless while anyone may change everything; set [server] token (the "
+            "operator's) too, or leave viewer_token empty"
+        )
+    if server["viewer_token"] and server["viewer_token"] == server["token"]:
+        raise ConfigError(
+            f"{config.source}: [server] viewer_token is the same as [server] token: "
+            "the viewer would be the operator; give them different tokens"
+        )
 
 
 class Config:

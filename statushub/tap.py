@@ -8,6 +8,7 @@ plugins imports neither the reactor nor this module's dependencies.
 from __future__ import annotations
 
 import gc
+import os
 from typing import Any, Optional
 
 from twisted.application.internet import StreamServerEndpointService
@@ -60,15 +61,28 @@ class Options(usage.Options):
         "wamp-realm": ("wamp", "realm"),
     }
 
+    # environment variable -> (section, key) it overrides: secrets need not
+    # live in a file under etc/
+    environment = {
+        "STATUSHUB_TOKEN": ("server", "token"),
+        "STATUSHUB_VIEWER_TOKEN": ("server", "viewer_token"),
+    }
+
     def postOptions(self) -> None:
         try:
             if self["config"] is not None:
                 loaded = configuration.load(self["config"])
             else:
                 loaded = configuration.defaults()
+            for variable, (section, key) in self.environment.items():
+                # set but empty counts as unset: an empty expansion in a
+                # script must not turn the token off
+                if os.environ.get(variable):
+                    loaded.override(section, key, os.environ[variable])
             for option, (section, key) in self.overrides.items():
                 if self[option] is not None:
                     loaded.override(section, key, self[option])
+            configuration.checkTogether(loaded)
         except configuration.ConfigError as e:
             raise usage.UsageError(str(e))
         self.config = loaded

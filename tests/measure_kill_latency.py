@@ -56,7 +56,8 @@ async def measure(reactor: Any, engine: Any, events: bool, rounds: int, interval
     samples = []
     try:
         response = await treq.post(f"{hub.url}/api/deployment",
-                                   data=json.dumps(TOPOLOGY).encode())
+                                   data=json.dumps(TOPOLOGY).encode(),
+                                   headers={"content-type": ["application/json"]})
         assert response.code == 202, await response.text()
         running = await client.waitFor(
             lambda m: m["deployStatus"] == "deployed" and nodeStatus(m) == "running", 30)

@@ -26,6 +26,8 @@ def test_shipped_config_is_valid_and_loopback_only() -> None:
     loaded = config.load(str(REPO / "etc" / "statushub.toml"))
     assert "interface=127.0.0.1" in loaded["server"]["listen"]
     assert loaded["server"]["token"] == ""
+    assert loaded["server"]["viewer_token"] == ""
+    assert loaded["server"]["allowed_hosts"] == []
 
 
 def test_defaults_fill_missing_keys(tmp_path: Path) -> None:
@@ -46,6 +48,11 @@ def test_defaults_fill_missing_keys(tmp_path: Path) -> None:
         ("[feed]\nmax_send_buffer = 1.5\n", "[feed] max_send_buffer: expected an integer"),
         ("[feed]\nping_timeout = 0\n", "[feed] ping_timeout: must be greater than 0"),
         ("[server]\nallowed_origins = [1]\n", "[server] allowed_origins: must be a list"),
+        ('[server]\nallowed_hosts = ["http://hub.example"]\n',
+         "[server] allowed_hosts: 'http://hub.example' is not a host name"),
+        ('[server]\nallowed_hosts = ["hub.example/x"]\n', "is not a host name"),
+        ("[server]\nallowed_hosts = \"hub.example\"\n", "[server] allowed_hosts: expected a list"),
+        ("[server]\nviewer_token = 1\n", "[server] viewer_token: expected a string"),
         ("feed = 3\n", "[feed] must be a table"),
         ("[feed\n", "not valid TOML"),
     ],

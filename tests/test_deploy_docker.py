@@ -159,7 +159,8 @@ async def test_invalidTopologyCreatesNothing(hub_process, docker) -> None:
         assert code == 400
         assert answer["field"] == field
         assert field in answer["error"]
-    response = await treq.post(f"{hub.url}/api/deployment", data=b"{nope")
+    response = await treq.post(f"{hub.url}/api/deployment", data=b"{nope",
+                               headers={"content-type": ["application/json"]})
     assert response.code == 400
     assert (await getJSON(hub, "/api/status"))["deployStatus"] == "idle"
     assert docker.labelledContainers() == []

@@ -32,7 +32,8 @@ async def test_hubServesWithoutEngine(hub_process, tmp_path) -> None:
 
         topology = {"name": "x", "nodes": [{"id": "a", "image": "statushub/busybox"}]}
         response = await treq.post(f"{hub.url}/api/deployment",
-                                   data=json.dumps(topology).encode())
+                                   data=json.dumps(topology).encode(),
+                                   headers={"content-type": ["application/json"]})
         assert response.code == 202
         failed = await client.waitFor(lambda m: m["deployStatus"] == "failed", timeout=10)
         assert "cannot reach the engine" in failed["error"]

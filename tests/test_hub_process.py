@@ -58,6 +58,8 @@ async def test_token_from_config_file(hub_process) -> None:
     [
         ("[feed]\nping_interval = \"soon\"\n", "[feed] ping_interval"),
         ("[server]\nlisen = \"tcp:1\"\n", "'lisen'"),
+        # a read-only token while anyone may change everything
+        ("[server]\nviewer_token = \"v\"\n", "[server] token"),
     ],
 )
 def test_bad_config_stops_the_start_and_names_file_and_key(
@@ -69,7 +71,9 @@ def test_bad_config_stops_the_start_and_names_file_and_key(
         [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
          "-n", "--pidfile=", "statushub", "--config", str(path)],
         cwd=tmp_path,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        env={**{k: v for k, v in os.environ.items()
+                if k not in ("STATUSHUB_TOKEN", "STATUSHUB_VIEWER_TOKEN")},
+             "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
         timeout=60,

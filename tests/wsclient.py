@@ -89,9 +89,14 @@ async def connectFeed(
     token: Optional[str] = None,
     headers: Optional[dict[str, str]] = None,
     origin: Optional[str] = None,
+    address: Optional[tuple[str, int]] = None,
 ) -> FeedClient:
     """
     Connect to C{wsUrl} and return once the handshake is done.
+
+    @param address: where to connect, if not to C{wsUrl}'s host and port
+        (which still go in the C{Host} header): a name that does not
+        resolve here, as a page using DNS rebinding would send it.
     """
     client = FeedClient()
     allHeaders = dict(headers or {})
@@ -101,7 +106,8 @@ async def connectFeed(
     factory.protocol = FeedClientProtocol
     factory.client = client
     parts = urlsplit(wsUrl)
-    endpoint = TCP4ClientEndpoint(reactor, parts.hostname, parts.port, timeout=10)
+    host, port = address or (parts.hostname, parts.port)
+    endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=10)
     await endpoint.connect(factory)
     await client._whenOpen
     return client

@@ -1,98 +1,293 @@
 """
-Access control in front of the API and the feed: the bearer token, and the
-origins a browser may open the feed from.
+What the site answers at all, in front of everything it serves:
+
+    RequestGuard  wraps the site's root.  Refuses (403) a request whose Host
+                  is not the hub's (DNS rebinding), a change request from a
+                  page of another origin (cross-site), and (415) a change
+                  request whose body is not JSON.
+    OriginGuard   which browser origins may open the feed.
+
+Who may do what once a request is let in is L{statushub.web.roles}.
 """
 
 from __future__ import annotations
 
-import hmac
-from typing import Iterable
-from urllib.parse import urlsplit
+import ipaddress
+import re
+from typing import Callable, Iterable, NamedTuple, Optional
 
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
-from statushub.web.jsonresource import JSONError
+from statushub.web.audit import Refusal, isChange
 
 
-def presentedToken(request: Request) -> bytes | None:
+class Guard(Resource):
     """
-    The token from C{Authorization: Bearer ...}, else from C{?token=}
-    (browsers cannot set headers on a WebSocket).
-    """
-    header = request.getHeader(b"authorization")
-    if header is not None:
-        scheme, _, credentials = header.partition(b" ")
-        if scheme.lower() == b"bearer":
-            return credentials.strip()
-        return None
-    values = request.args.get(b"token")
-    return values[0] if values else None
-
-
-class TokenGuard(Resource):
-    """
-    Lets a request through to C{wrapped} (and everything under it) only with
-    the right token.  With an empty token, everything passes.
+    A resource in front of another: a request that L{refusal} answers gets
+    that answer, every other one goes on to C{wrapped} and everything under
+    it.  Children put on the guard are put on C{wrapped}.
     """
 
-    def __init__(self, wrapped: IResource, token: str) -> None:
+    def __init__(self, wrapped: IResource) -> None:
         super().__init__()
-        self._wrapped = wrapped
-        self._token = token.encode("utf-8")
+        self.wrapped = wrapped
+        # a leaf is rendered with the rest of the path; so must its guard be
+        self.isLeaf = getattr(wrapped, "isLeaf", False)
 
-    def _refusal(self, request: Request) -> IResource | None:
-        if not self._token:
-            return None
-        token = presentedToken(request)
-        if token is not None and hmac.compare_digest(token, self._token):
-            return None
-        return JSONError(
-            401,
-            "a valid token is required: send 'Authorization: Bearer <token>' or ?token=<token>",
-            {b"www-authenticate": b'Bearer realm="statushub"'},
-        )
+    def refusal(self, request: Request) -> Optional[IResource]:
+        """
+        The answer to a request that may not pass, else L{None}.
+        """
+        raise NotImplementedError()
 
     def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
-        return self._refusal(request) or self._wrapped.getChildWithDefault(path, request)
+        refused = self.refusal(request)
+        if refused is not None:
+            return refused
+        return self.wrapped.getChildWithDefault(path, request)
 
     def render(self, request: Request) -> bytes:
-        return (self._refusal(request) or self._wrapped).render(request)
+        refused = self.refusal(request)
+        return (self.wrapped if refused is None else refused).render(request)
+
+    def putChild(self, path: bytes, child: IResource) -> None:
+        self.wrapped.putChild(path, child)
 
 
-def isSameOrigin(origin: str, host: str) -> bool:
-    parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
+# ---- host and origin, as parts ----------------------------------------------
 
 
-def _text(header: bytes | None) -> str | None:
-    return None if header is None else header.decode("latin-1")
+class Authority(NamedTuple):
+    """
+    The host and port of a C{Host} header or of an origin.  C{host} is
+    lowercase, an IPv6 address without its brackets.
+    """
+
+    host: str
+    port: Optional[int]
+
+    @property
+    def isIPLiteral(self) -> bool:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
 
 
-class OriginGuard(Resource):
+_AUTHORITY = re.compile(
+    r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._~%!$&'()*+,;=-]+))"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+)
+
+
+def parseAuthority(text: str) -> Optional[Authority]:
+    """
+    C{"host"}, C{"host:port"}, C{"[v6]"} or C{"[v6]:port"} as an
+    L{Authority}; L{None} for anything else (no user info, no path, no bare
+    IPv6 address).
+    """
+    match = _AUTHORITY.fullmatch(text)
+    if match is None:
+        return None
+    port = int(match["port"]) if match["port"] else None
+    if port is not None and port > 65535:
+        return None
+    if match["ipv6"] is not None:
+        try:
+            return Authority(str(ipaddress.IPv6Address(match["ipv6"])), port)
+        except ValueError:
+            return None
+    return Authority(match["name"].lower(), port)
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class Origin(NamedTuple):
+    """
+    A web origin: scheme, host and port (the default port filled in).
+    """
+
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Optional["Origin"]:
+        """
+        C{"http://host:port"} as an L{Origin}; L{None} for anything else
+        (C{"null"}, a path, another scheme).
+        """
+        scheme, separator, rest = text.partition("://")
+        scheme = scheme.lower()
+        if not separator or scheme not in DEFAULT_PORTS:
+            return None
+        authority = parseAuthority(rest.rstrip("/"))
+        if authority is None:
+            return None
+        return cls(scheme, authority.host, authority.port or DEFAULT_PORTS[scheme])
+
+    @classmethod
+    def ofRequest(cls, request: Request) -> Optional["Origin"]:
+        """
+        The origin the request was sent to: its C{Host}, and the scheme it
+        came in by.
+        """
+        host = _header(request, b"host")
+        authority = parseAuthority(host) if host is not None else None
+        if authority is None:
+            return None
+        scheme = "https" if request.isSecure() else "http"
+        return cls(scheme, authority.host, authority.port or DEFAULT_PORTS[scheme])
+
+
+def _header(request: Request, name: bytes) -> Optional[str]:
+    value = request.getHeader(name)
+    return None if value is None else value.decode("latin-1")
+
+
+# ---- the policies -------------------------------------------------------------
+
+
+class Hosts:
+    """
+    The names the hub answers to: any IP literal and C{localhost} (no
+    rebinding attack can choose those), and the configured ones, with or
+    without a port.  C{"*"} allows any.
+    """
+
+    def __init__(self, allowed: Iterable[str]) -> None:
+        self._allowed = {name.lower() for name in allowed}
+
+    def allows(self, host: Optional[str]) -> bool:
+        if "*" in self._allowed:
+            return True
+        authority = parseAuthority(host) if host is not None else None
+        if authority is None:
+            return False
+        if authority.isIPLiteral or authority.host == "localhost":
+            return True
+        return authority.host in self._allowed or host.lower() in self._allowed
+
+
+class Origins:
+    """
+    The browser origins the hub trusts: its own (the request's scheme and
+    C{Host}), and the configured ones.  C{"*"} trusts any.
+    """
+
+    def __init__(self, allowed: Iterable[str]) -> None:
+        allowed = [origin.rstrip("/").lower() for origin in allowed]
+        self._any = "*" in allowed
+        self._allowed = {Origin.parse(origin) or origin for origin in allowed}
+
+    def trusts(self, origin: str, request: Request) -> bool:
+        if self._any:
+            return True
+        parsed = Origin.parse(origin)
+        if parsed is not None and parsed == Origin.ofRequest(request):
+            return True
+        return (parsed or origin.rstrip("/").lower()) in self._allowed
+
+
+# ---- the guards -------------------------------------------------------------
+
+JSON_TYPE = "application/json"
+
+
+class RequestGuard(Guard):
+    """
+    The site's root, guarded: see the module's docstring.
+
+    @param identify: names the role of a request, for the audit line of a
+        change request refused here.
+    """
+
+    def __init__(
+        self,
+        root: IResource,
+        hosts: Hosts,
+        origins: Origins,
+        identify: Callable[[Request], str],
+    ) -> None:
+        super().__init__(root)
+        self._hosts = hosts
+        self._origins = origins
+        self._identify = identify
+
+    def refusal(self, request: Request) -> Optional[IResource]:
+        host = _header(request, b"host")
+        if not self._hosts.allows(host):
+            # a page on a name that resolves here (DNS rebinding), or a
+            # request that names no host: nothing for it, not even an index
+            return self._refuse(
+                403,
+                f"host {host!r} is not served here: the hub answers to IP addresses, "
+                "localhost and the names in [server] allowed_hosts",
+                request,
+            )
+        if not isChange(request):
+            return None
+        origin = _header(request, b"origin")
+        if origin is not None:
+            if not self._origins.trusts(origin, request):
+                return self._refuse(
+                    403,
+                    f"cross-site request refused: a page of origin {origin!r} may not "
+                    "change anything here (allow it in [server] allowed_origins)",
+                    request,
+                )
+        elif _header(request, b"sec-fetch-site") == "cross-site":
+            return self._refuse(
+                403,
+                "cross-site request refused: the browser says it comes from a page of "
+                "another site (Sec-Fetch-Site: cross-site)",
+                request,
+            )
+        if _hasBody(request):
+            # A browser sends text/plain, a form or multipart across
+            # origins without asking first (no CORS preflight); JSON it
+            # never does.
+            contentType = _header(request, b"content-type") or ""
+            if contentType.partition(";")[0].strip().lower() != JSON_TYPE:
+                return self._refuse(
+                    415,
+                    f"the body must be sent as Content-Type: {JSON_TYPE}, "
+                    f"not {contentType or 'without a type'!r}",
+                    request,
+                )
+        return None
+
+    def _refuse(self, code: int, text: str, request: Request) -> IResource:
+        return Refusal(code, text, self._identify(request))
+
+
+def _hasBody(request: Request) -> bool:
+    content = request.content
+    if content is None:
+        return False
+    position = content.tell()
+    content.seek(0, 2)
+    size = content.tell()
+    content.seek(position)
+    return size > 0
+
+
+class OriginGuard(Guard):
     """
     Refuses a WebSocket upgrade from a browser page of another origin, unless
     that origin is allowed.  Programs that send no C{Origin} pass: the token,
     not the origin, is what keeps them out.
     """
 
-    isLeaf = True
+    def __init__(self, wrapped: IResource, origins: Origins) -> None:
+        super().__init__(wrapped)
+        self._origins = origins
 
-    def __init__(self, wrapped: IResource, allowedOrigins: Iterable[str]) -> None:
-        super().__init__()
-        self._wrapped = wrapped
-        self._allowed = {origin.rstrip("/").lower() for origin in allowedOrigins}
-
-    def allows(self, origin: str | None, host: str | None) -> bool:
-        if origin is None or "*" in self._allowed:
-            return True
-        if host is not None and isSameOrigin(origin, host):
-            return True
-        return origin.rstrip("/").lower() in self._allowed
-
-    def render(self, request: Request) -> bytes:
-        origin = _text(request.getHeader(b"origin"))
-        host = _text(request.getHeader(b"host"))
-        if not self.allows(origin, host):
-            return JSONError(403, f"origin {origin!r} is not allowed").render(request)
-        return self._wrapped.render(request)
+    def refusal(self, request: Request) -> Optional[IResource]:
+        origin = _header(request, b"origin")
+        if origin is None or self._origins.trusts(origin, request):
+            return None
+        return Refusal(403, f"origin {origin!r} is not allowed")

@@ -2,10 +2,14 @@
 The site: which resource answers which path.
 
     /            the dashboard (statushub/static)
-    /ws/status   the WebSocket feed             token, origin
-    /api/status  the current picture            token
-    /api/...     resources the orchestrator adds token
+    /ws/status   the WebSocket feed             role, origin
+    /api/status  the current picture            role
+    /api/...     resources the orchestrator adds role, audited
     /healthz     the hub's own health           open: it tells nothing private
+
+Every request passes the L{RequestGuard} first (Host, cross-site, content
+type); "role" is L{statushub.web.roles}: any token to read, the operator's
+to change.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from twisted.web.static import File
 from statushub.config import Config
 from statushub.hub import StatusHubFactory
 from statushub.interfaces import IHealthCheck, IStatusSource
-from statushub.web.guard import OriginGuard, TokenGuard
+from statushub.web.audit import Audited
+from statushub.web.guard import Hosts, Origins, OriginGuard, RequestGuard
 from statushub.web.jsonresource import JSONError, respondJSON
+from statushub.web.roles import Roles
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "static")
 
@@ -77,6 +83,20 @@ class APIRoot(Resource):
         return NotFound()
 
 
+class StatusHubSite(Site):
+    """
+    The hub's site.
+
+    @ivar roles: the L{Roles} guarding it, for what is mounted later: with
+        C{site.resource.putChild(b"metrics", site.roles.guard(resource))}
+        C{/metrics} is readable by a viewer or the operator.
+    """
+
+    def __init__(self, resource: IResource, roles: Roles) -> None:
+        super().__init__(resource)
+        self.roles = roles
+
+
 def makeSite(
     source: IStatusSource,
     hub: StatusHubFactory,
@@ -84,31 +104,33 @@ def makeSite(
     api: Mapping[str, IResource] = {},
     healthChecks: Iterable[IHealthCheck] = (),
     staticDir: str = STATIC_DIR,
-) -> Site:
+) -> StatusHubSite:
     """
     Build the site.  C{api} maps names to resources mounted under C{/api}
     (the orchestrator's C{deployment}, for one).
     """
-    token = config["server"]["token"]
+    server = config["server"]
+    roles = Roles.fromConfig(server)
+    origins = Origins(server["allowed_origins"])
 
     root = File(staticDir)
 
     apiRoot = APIRoot()
     apiRoot.putChild(b"status", StatusResource(source))
     for name, resource in api.items():
-        apiRoot.putChild(name.encode("ascii"), resource)
-    root.putChild(b"api", TokenGuard(apiRoot, token))
+        # what the orchestrator adds changes things: every change is audited
+        apiRoot.putChild(name.encode("ascii"), Audited(resource, roles.identify))
+    root.putChild(b"api", roles.guard(apiRoot))
 
     feeds = Resource()
-    feeds.putChild(
-        b"status",
-        OriginGuard(WebSocketResource(hub), config["server"]["allowed_origins"]),
-    )
-    root.putChild(b"ws", TokenGuard(feeds, token))
+    feeds.putChild(b"status", OriginGuard(WebSocketResource(hub), origins))
+    root.putChild(b"ws", roles.guard(feeds))
 
     root.putChild(b"healthz", HealthResource(hub, healthChecks))
 
-    site = Site(root)
+    site = StatusHubSite(
+        RequestGuard(root, Hosts(server["allowed_hosts"]), origins, roles.identify), roles
+    )
     # no access log line per request: the feed and the dashboard poll
     site.log = lambda request: None
     return site
