@@ -280,7 +280,6 @@ def test_changeFromAnotherOriginIsRefused(method: str) -> None:
     "origin",
     [
         f"http://127.0.0.1:{PORT + 1}",  # another port is another origin
-        f"https://{HOST}",  # and another scheme
         f"http://localhost:{PORT}",  # and another name for the same place
         "null",  # a sandboxed frame, a file:// page
     ],
@@ -289,6 +288,25 @@ def test_nearlyOwnOriginsAreOthers(origin: str) -> None:
     hub = Hub()
     assert hub.change(Origin=origin).code == 403
     assert hub.recorder.calls == []
+
+
+def test_ownOriginBehindATLSProxyPasses() -> None:
+    """
+    A proxy that ends TLS forwards C{Host} as the browser sent it, over plain
+    HTTP: the page's C{https} origin is still the hub's own.  The host and
+    port decide; a C{Host} without a port means the origin scheme's default.
+    """
+    hub = Hub()
+
+    def change(origin: str, host: str) -> int:
+        headers = {"Content-Type": JSON, "Origin": origin}
+        return hub.request("POST", "/api/deployment", headers, TOPOLOGY, host=host).code
+
+    assert change(f"https://{HOST}", HOST) == 202
+    assert change("https://127.0.0.1", "127.0.0.1") == 202
+    assert change("http://127.0.0.1", "127.0.0.1:80") == 202
+    assert change("https://127.0.0.1:8443", "127.0.0.1") == 403
+    assert change("https://127.0.0.1", "127.0.0.1:80") == 403
 
 
 def test_changeFromOwnOriginPasses() -> None:

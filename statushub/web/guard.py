@@ -129,18 +129,20 @@ class Origin(NamedTuple):
             return None
         return cls(scheme, authority.host, authority.port or DEFAULT_PORTS[scheme])
 
-    @classmethod
-    def ofRequest(cls, request: Request) -> Optional["Origin"]:
+    def isAddressedBy(self, request: Request) -> bool:
         """
-        The origin the request was sent to: its C{Host}, and the scheme it
-        came in by.
+        Whether this is the origin the request was sent to: the host and
+        port of its C{Host}.  The scheme is not compared: behind a proxy that
+        ends TLS the hub sees C{http} for a page served as C{https}, and one
+        host and port serves one scheme anyway.  A C{Host} without a port
+        names the default port of the origin's scheme.
         """
         host = _header(request, b"host")
         authority = parseAuthority(host) if host is not None else None
         if authority is None:
-            return None
-        scheme = "https" if request.isSecure() else "http"
-        return cls(scheme, authority.host, authority.port or DEFAULT_PORTS[scheme])
+            return False
+        port = authority.port or DEFAULT_PORTS[self.scheme]
+        return (self.host, self.port) == (authority.host, port)
 
 
 def _header(request: Request, name: bytes) -> Optional[str]:
@@ -174,8 +176,8 @@ class Hosts:
 
 class Origins:
     """
-    The browser origins the hub trusts: its own (the request's scheme and
-    C{Host}), and the configured ones.  C{"*"} trusts any.
+    The browser origins the hub trusts: its own (the C{Host} the request
+    was sent to), and the configured ones.  C{"*"} trusts any.
     """
 
     def __init__(self, allowed: Iterable[str]) -> None:
@@ -187,7 +189,7 @@ class Origins:
         if self._any:
             return True
         parsed = Origin.parse(origin)
-        if parsed is not None and parsed == Origin.ofRequest(request):
+        if parsed is not None and parsed.isAddressedBy(request):
             return True
         return (parsed or origin.rstrip("/").lower()) in self._allowed
 
