@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
 from importlib.metadata import requires
 from pathlib import Path
 
@@ -24,7 +30,10 @@ from twisted.internet.endpoints import quoteStringArgument
 from twisted.internet.ssl import Certificate
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
 
+from tests.fixtures.hubprocess import REPO
 from tests.wsclient import connectFeed
+
+STATUSHUB = str(Path(sys.executable).parent / "statushub")
 
 
 def throwawayCertificate(directory: Path) -> tuple[Path, Path]:
@@ -71,7 +80,7 @@ def tlsHub(tmp_path: Path, hub_process):
         f":privateKey={quoteStringArgument(str(keyPath))}"
         f":certKey={quoteStringArgument(str(certPath))}",
     )
-    return hub, Certificate.loadPEM(certPath.read_bytes())
+    return hub, Certificate.loadPEM(certPath.read_bytes()), certPath
 
 
 def trusting(certificate: Certificate) -> Agent:
@@ -80,7 +89,7 @@ def trusting(certificate: Certificate) -> Agent:
 
 @pytest_twisted.ensureDeferred
 async def test_the_api_the_page_and_the_feed_over_tls(tlsHub) -> None:
-    hub, certificate = tlsHub
+    hub, certificate, certPath = tlsHub
     assert hub.url.startswith("https://127.0.0.1:")
     assert hub.wsUrl.startswith("wss://127.0.0.1:")
     agent = trusting(certificate)
@@ -108,12 +117,40 @@ async def test_a_client_that_does_not_trust_the_certificate_gets_nothing(tlsHub)
     The connection really is TLS, verified: without the certificate as a
     trust root the handshake fails, and plain HTTP gets no answer.
     """
-    hub, certificate = tlsHub
+    hub, certificate, certPath = tlsHub
     with pytest.raises(Exception) as failure:
         await treq.get(hub.url + "/api/status")
     assert "certificate verify failed" in repr(failure.value)
     with pytest.raises(Exception):
         await treq.get(f"http://127.0.0.1:{hub.port}/api/status", timeout=10)
+
+
+def test_the_command_line_over_tls(tlsHub) -> None:
+    """
+    C{statushub status} and C{statushub watch} with an C{https://} address,
+    trusting the certificate through C{SSL_CERT_FILE}.
+    """
+    hub, certificate, certPath = tlsHub
+    env = dict(os.environ, SSL_CERT_FILE=str(certPath), PYTHONPATH=str(REPO))
+    env.pop("STATUSHUB_TOKEN", None)
+    status = subprocess.run(
+        [STATUSHUB, "status", "--url", hub.url], env=env, capture_output=True, text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stderr
+    watch = subprocess.Popen(
+        [STATUSHUB, "watch", "--json", "--url", hub.url], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: lines.put(watch.stdout.readline()), daemon=True).start()
+    try:
+        line = lines.get(timeout=30)
+    finally:
+        watch.kill()
+        watch.wait()
+    assert line, watch.stderr.read()
+    assert json.loads(line)["type"] == "status_update"
 
 
 def test_a_plain_install_brings_what_tls_needs() -> None:
