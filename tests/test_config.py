@@ -111,7 +111,10 @@ def test_new_keys_default_to_safe_values() -> None:
 @pytest.mark.parametrize(
     "listen", ["tcp:0:interface=0.0.0.0", "tcp:8080", "tcp6:8080:interface=\\:\\:"]
 )
-def test_protected_mode_refuses_other_hosts_without_a_token(listen: str) -> None:
+def test_protected_mode_refuses_other_hosts_without_a_token(
+    listen: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STATUSHUB_TOKEN", raising=False)
     with pytest.raises(UsageError) as e:
         Options().parseOptions(["--listen", listen])
     message = str(e.value)
@@ -132,7 +135,17 @@ def test_protected_mode_lets_a_token_or_the_opt_out_through(
     assert options.config["server"]["listen"] == "tcp:0"
 
 
-def test_protected_mode_reads_the_listen_address_from_the_file(tmp_path: Path) -> None:
+def test_protected_mode_takes_the_token_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STATUSHUB_TOKEN", "s3cret")
+    Options().parseOptions(["--listen", "tcp:0:interface=0.0.0.0"])
+
+
+def test_protected_mode_reads_the_listen_address_from_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STATUSHUB_TOKEN", raising=False)
     path = write(tmp_path, '[server]\nlisten = "tcp:8080:interface=0.0.0.0"\n')
     with pytest.raises(UsageError, match="protected mode"):
         Options().parseOptions(["--config", path])
