@@ -20,8 +20,9 @@ test: deps
 deps: system-deps venv plugin-cache node-deps crossbar
 
 # Debian packages: a Docker engine for the tests' private dockerd, a static
-# busybox for the test image, Chromium for the browser tests.
-SYSTEM_PACKAGES := docker.io busybox-static chromium nodejs
+# busybox for the test image, Chromium for the browser tests, ss (iproute2)
+# to read a listening socket's backlog.
+SYSTEM_PACKAGES := docker.io busybox-static chromium nodejs iproute2
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -44,8 +45,9 @@ plugin-cache: venv
 	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
 
 # Node packages for the WAMP tests and examples (autobahn 22.11.1 is the last
-# line that runs on Node 20; autobahn-browser ships autobahn.min.js).
-NODE_DIRS := tests/node examples/node bench/wamp
+# line that runs on Node 20; autobahn-browser ships autobahn.min.js), and
+# bench/'s ws, which tests/test_storm.py's clients use too.
+NODE_DIRS := tests/node examples/node bench/wamp bench
 node-deps:
 	@for d in $(NODE_DIRS); do \
 	  if [ ! -d $$d/node_modules ] || [ $$d/package.json -nt $$d/node_modules ]; then \
@@ -67,13 +69,14 @@ $(CROSSBAR_VENV)/bin/.installed:
 	touch $@
 
 # The benchmarks (bench/, BENCHMARKS.md); not tests, nothing fails on a time.
-# Quick run: make bench BENCH_SIZES=1000 BENCH_REPEAT=1 BENCH_IDLE_ROUNDS=0 BENCH_ENGINE=0
-# Results: bench/results/{latest,engine}.json and the tables on stdout.
+# Quick run: make bench BENCH_SIZES=1000 BENCH_REPEAT=1 BENCH_IDLE_ROUNDS=0 BENCH_ENGINE=0 BENCH_STORM=0
+# Results: bench/results/{latest,engine,storm}.json and the tables on stdout.
 bench: deps
 	$(BIN)/pip install -q -r bench/requirements.txt
 	cd bench && npm ci --no-audit --no-fund --loglevel=error
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/storm.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -13,7 +13,8 @@ setup(
     package_data={"statushub": ["static/*", "static/**/*", "static_wamp/*"]},
     include_package_data=True,
     install_requires=[
-        "twisted>=24.3",
+        # [tls]: pyOpenSSL and service_identity, for --listen ssl:...
+        "twisted[tls]>=24.3",
         "autobahn>=24.4",
         "docker>=7.0",
         "zope.interface>=6.0",

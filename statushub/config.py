@@ -76,6 +76,16 @@ def _nonEmpty(value: Any) -> Optional[str]:
     return None if value else "must not be empty"
 
 
+def _endpoint(value: Any) -> Optional[str]:
+    from statushub.listen import EndpointError, parse
+
+    try:
+        parse(value)
+    except EndpointError as e:
+        return str(e)
+    return None
+
+
 NUMBER = (int, float)
 
 SCHEMA: dict[str, dict[str, Setting]] = {
@@ -84,6 +94,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             (str,),
             "tcp:8080:interface=127.0.0.1",
             "Twisted endpoint description to serve HTTP and WebSocket on",
+            _endpoint,
         ),
         "token": Setting(
             (str,),
@@ -111,6 +122,12 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             "send changes; '*' allows any",
             _stringList,
         ),
+        "allow_anonymous_remote": Setting(
+            (bool,),
+            False,
+            "serve on an address other than loopback without an operator token "
+            "(protected mode refuses to start otherwise)",
+        ),
     },
     "feed": {
         "ping_interval": Setting(NUMBER, 20.0, "seconds between server pings", _positive),
@@ -125,6 +142,12 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         ),
         "max_message_size": Setting(
             (int,), 4096, "largest message a client may send, in bytes", _positive
+        ),
+        "max_clients": Setting(
+            (int,),
+            10_000,
+            "feed clients at most; an upgrade beyond gets 503",
+            _positive,
         ),
     },
     "polling": {

@@ -13,11 +13,11 @@ from typing import Any, Optional
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
-from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
 from statushub import config as configuration
+from statushub import listen
 
 
 class Options(usage.Options):
@@ -86,6 +86,31 @@ class Options(usage.Options):
         except configuration.ConfigError as e:
             raise usage.UsageError(str(e))
         self.config = loaded
+        # last: after everything that can set the listen address or the token
+        refusal = protectedModeRefusal(loaded)
+        if refusal is not None:
+            raise usage.UsageError(refusal)
+
+
+def protectedModeRefusal(config: configuration.Config) -> Optional[str]:
+    """
+    Why the hub must not start, or L{None}: serving on an address other
+    hosts can reach, with no operator token, would let anyone who can reach
+    it deploy containers (Redis's protected mode is the model).
+    """
+    server = config["server"]
+    if server["token"] or server["allow_anonymous_remote"]:
+        return None
+    if listen.isLoopbackOnly(server["listen"]):
+        return None
+    return (
+        f"protected mode: [server] listen = '{server['listen']}' can be reached from "
+        "other hosts, and no operator token is set, so anyone who can reach it could "
+        "deploy containers on the Docker engine. Set [server] token (or the "
+        "environment variable STATUSHUB_TOKEN), or listen on loopback only "
+        "(interface=127.0.0.1), or, to serve without a token anyway, set "
+        "[server] allow_anonymous_remote = true."
+    )
 
 
 def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService:
@@ -134,10 +159,14 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService
         wamp.setServiceParent(service)
         healthChecks.append(wamp)
 
-    site = makeSite(board, hub, config, api=orchestrator.api, healthChecks=healthChecks)
+    site = makeSite(
+        board, hub, config, api=orchestrator.api, healthChecks=healthChecks, reactor=reactor
+    )
     mountExamples(site, config["wamp"])
-    endpoint = serverFromString(reactor, config["server"]["listen"])
-    server = AnnouncingEndpointService(endpoint, site)
+    # the backlog is raised here, so every way of naming the endpoint gets it
+    description = config["server"]["listen"]
+    endpoint = listen.serverEndpoint(reactor, description)
+    server = AnnouncingEndpointService(endpoint, site, listen.isTLS(description))
     # a port that cannot be bound stops twistd at start, with the reason
     server._raiseSynchronously = True
     server.setServiceParent(service)
@@ -156,6 +185,10 @@ class AnnouncingEndpointService(StreamServerEndpointService):
 
     log = Logger(namespace="statushub")
 
+    def __init__(self, endpoint: Any, factory: Any, tls: bool = False) -> None:
+        super().__init__(endpoint, factory)
+        self.scheme = "https" if tls else "http"
+
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
         self._waitingForPort.addCallback(self._announce)
@@ -163,7 +196,8 @@ class AnnouncingEndpointService(StreamServerEndpointService):
     def _announce(self, port: Any) -> Any:
         address = port.getHost()
         self.log.info(
-            "statushub serving on http://{host}:{port}/",
+            "statushub serving on {scheme}://{host}:{port}/",
+            scheme=self.scheme,
             host=getattr(address, "host", address),
             port=getattr(address, "port", ""),
         )

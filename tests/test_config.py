@@ -54,6 +54,10 @@ def test_defaults_fill_missing_keys(tmp_path: Path) -> None:
         ("[server]\nallowed_hosts = \"hub.example\"\n", "[server] allowed_hosts: expected a list"),
         ("[server]\nviewer_token = 1\n", "[server] viewer_token: expected a string"),
         ("feed = 3\n", "[feed] must be a table"),
+        ("[feed]\nmax_clients = 0\n", "[feed] max_clients: must be greater than 0"),
+        ('[server]\nlisten = "tcp:http"\n', "[server] listen: endpoint description"),
+        ('[server]\nallow_anonymous_remote = "yes"\n',
+         "[server] allow_anonymous_remote: expected true or false"),
         ("[feed\n", "not valid TOML"),
     ],
 )
@@ -96,3 +100,54 @@ def test_no_config_file_means_defaults() -> None:
     options = Options()
     options.parseOptions([])
     assert options.config["server"]["listen"] == "tcp:8080:interface=127.0.0.1"
+
+
+def test_new_keys_default_to_safe_values() -> None:
+    loaded = config.defaults()
+    assert loaded["feed"]["max_clients"] == 10_000
+    assert loaded["server"]["allow_anonymous_remote"] is False
+
+
+@pytest.mark.parametrize(
+    "listen", ["tcp:0:interface=0.0.0.0", "tcp:8080", "tcp6:8080:interface=\\:\\:"]
+)
+def test_protected_mode_refuses_other_hosts_without_a_token(
+    listen: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STATUSHUB_TOKEN", raising=False)
+    with pytest.raises(UsageError) as e:
+        Options().parseOptions(["--listen", listen])
+    message = str(e.value)
+    assert "[server] token" in message
+    assert "[server] allow_anonymous_remote = true" in message
+    assert listen in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['[server]\ntoken = "s3cret"\n', "[server]\nallow_anonymous_remote = true\n"],
+)
+def test_protected_mode_lets_a_token_or_the_opt_out_through(
+    tmp_path: Path, text: str
+) -> None:
+    options = Options()
+    options.parseOptions(["--config", write(tmp_path, text), "--listen", "tcp:0"])
+    assert options.config["server"]["listen"] == "tcp:0"
+
+
+def test_protected_mode_takes_the_token_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STATUSHUB_TOKEN", "s3cret")
+    Options().parseOptions(["--listen", "tcp:0:interface=0.0.0.0"])
+
+
+def test_protected_mode_reads_the_listen_address_from_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STATUSHUB_TOKEN", raising=False)
+    path = write(tmp_path, '[server]\nlisten = "tcp:8080:interface=0.0.0.0"\n')
+    with pytest.raises(UsageError, match="protected mode"):
+        Options().parseOptions(["--config", path])
+    # the command line's loopback address wins over the file's
+    Options().parseOptions(["--config", path, "--listen", "tcp:0:interface=127.0.0.1"])

@@ -117,6 +117,21 @@ def test_idle_snapshot_shape() -> None:
     assert snapshot["timestamp"].endswith("Z")
 
 
+def test_a_client_has_every_option_of_the_factory() -> None:
+    """
+    The hub copies Autobahn's per-connection options itself (to skip the
+    debug line Autobahn formats at every connection): none may be missed.
+    """
+    from autobahn.twisted.websocket import WebSocketServerProtocol
+
+    board, hub = makeHub(maxMessageSize=1234)
+    protocol = MemoryClient(hub).open().protocol
+    assert WebSocketServerProtocol.CONFIG_ATTRS
+    for name in WebSocketServerProtocol.CONFIG_ATTRS:
+        assert getattr(protocol, name) == getattr(hub, name), name
+    assert protocol.maxMessagePayloadSize == 1234
+
+
 def test_get_status_is_answered_with_the_current_picture() -> None:
     board, hub = makeHub()
     client = MemoryClient(hub).open()

@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
+from twisted.internet.ssl import Certificate, optionsForClientTLS
 
 from tests.waiting import waitUntil
 
@@ -90,6 +91,7 @@ async def connectFeed(
     headers: Optional[dict[str, str]] = None,
     origin: Optional[str] = None,
     address: Optional[tuple[str, int]] = None,
+    trustRoot: Optional[Certificate] = None,
 ) -> FeedClient:
     """
     Connect to C{wsUrl} and return once the handshake is done.
@@ -97,6 +99,8 @@ async def connectFeed(
     @param address: where to connect, if not to C{wsUrl}'s host and port
         (which still go in the C{Host} header): a name that does not
         resolve here, as a page using DNS rebinding would send it.
+    @param trustRoot: for C{wss://}, the certificate to trust (the platform's
+        trust store when L{None}); the host name is verified against it.
     """
     client = FeedClient()
     allHeaders = dict(headers or {})
@@ -108,6 +112,10 @@ async def connectFeed(
     parts = urlsplit(wsUrl)
     host, port = address or (parts.hostname, parts.port)
     endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=10)
+    if parts.scheme == "wss":
+        endpoint = wrapClientTLS(
+            optionsForClientTLS(parts.hostname, trustRoot=trustRoot), endpoint
+        )
     await endpoint.connect(factory)
     await client._whenOpen
     return client

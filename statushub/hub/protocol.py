@@ -27,7 +27,16 @@ class StatusProtocol(WebSocketServerProtocol):
     window: Optional[SendWindow] = None
     pingSentAt: Optional[float] = None
 
+    # Autobahn copies its options from the factory at each connection, then
+    # pretty-prints all of them for a debug line, logged or not: a third of
+    # the hub's CPU while thousands of clients reconnect at once.  The hub
+    # copies them itself, so Autobahn finds nothing to copy or print.
+    CONFIG_ATTRS = ()
+
     def connectionMade(self) -> None:
+        for name in WebSocketServerProtocol.CONFIG_ATTRS:
+            if not hasattr(self, name):
+                setattr(self, name, getattr(self.factory, name))
         super().connectionMade()
         # Behind twisted.web, the HTTP channel is still the transport's
         # producer; the channel is done with this connection, so our window

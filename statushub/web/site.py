@@ -15,7 +15,7 @@ to change.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping, Optional
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web.resource import IResource, Resource
@@ -26,11 +26,20 @@ from statushub.config import Config
 from statushub.hub import StatusHubFactory
 from statushub.interfaces import IHealthCheck, IStatusSource
 from statushub.web.audit import Audited
+from statushub.web.clientlimit import ClientLimit
 from statushub.web.guard import Hosts, Origins, OriginGuard, RequestGuard
 from statushub.web.jsonresource import JSONError, respondJSON
 from statushub.web.roles import Roles
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "static")
+
+# Seconds a connection may sit without a complete request (a half-sent
+# request, or nothing after the last response) before it is dropped: a
+# client cannot hold a connection open for free.  Twisted's default today,
+# set here so that a change of that default cannot remove the protection.
+# An upgraded feed connection is not an HTTP request any more: its keep-alive
+# is the hub's pings.
+REQUEST_TIMEOUT = 60.0
 
 
 class StatusResource(Resource):
@@ -92,8 +101,8 @@ class StatusHubSite(Site):
         C{/metrics} is readable by a viewer or the operator.
     """
 
-    def __init__(self, resource: IResource, roles: Roles) -> None:
-        super().__init__(resource)
+    def __init__(self, resource: IResource, roles: Roles, **kwargs: Any) -> None:
+        super().__init__(resource, **kwargs)
         self.roles = roles
 
 
@@ -104,10 +113,14 @@ def makeSite(
     api: Mapping[str, IResource] = {},
     healthChecks: Iterable[IHealthCheck] = (),
     staticDir: str = STATIC_DIR,
+    reactor: Optional[Any] = None,
 ) -> StatusHubSite:
     """
     Build the site.  C{api} maps names to resources mounted under C{/api}
     (the orchestrator's C{deployment}, for one).
+
+    @param reactor: the clock of the connections' time-out (default: the
+        global reactor).
     """
     server = config["server"]
     roles = Roles.fromConfig(server)
@@ -123,13 +136,22 @@ def makeSite(
     root.putChild(b"api", roles.guard(apiRoot))
 
     feeds = Resource()
-    feeds.putChild(b"status", OriginGuard(WebSocketResource(hub), origins))
+    feeds.putChild(
+        b"status",
+        OriginGuard(
+            ClientLimit(WebSocketResource(hub), hub, config["feed"]["max_clients"]),
+            origins,
+        ),
+    )
     root.putChild(b"ws", roles.guard(feeds))
 
     root.putChild(b"healthz", HealthResource(hub, healthChecks))
 
     site = StatusHubSite(
-        RequestGuard(root, Hosts(server["allowed_hosts"]), origins, roles.identify), roles
+        RequestGuard(root, Hosts(server["allowed_hosts"]), origins, roles.identify),
+        roles,
+        timeout=REQUEST_TIMEOUT,
+        reactor=reactor,
     )
     # no access log line per request: the feed and the dashboard poll
     site.log = lambda request: None
