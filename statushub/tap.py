@@ -166,7 +166,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService
     # the backlog is raised here, so every way of naming the endpoint gets it
     description = config["server"]["listen"]
     endpoint = listen.serverEndpoint(reactor, description)
-    server = AnnouncingEndpointService(endpoint, site, listen.isTLS(description))
+    server = AnnouncingEndpointService(endpoint, site, reactor, listen.isTLS(description))
     # a port that cannot be bound stops twistd at start, with the reason
     server._raiseSynchronously = True
     server.setServiceParent(service)
@@ -181,12 +181,17 @@ class AnnouncingEndpointService(StreamServerEndpointService):
     """
     Logs the address actually bound, so that C{tcp:0} (any free port) is
     usable: the tests start the hub that way and read this line.
+
+    The line waits for the reactor to run: the port is bound before twistd
+    installs its signal handlers, and a process told "serving" must already
+    stop cleanly on SIGINT or SIGTERM.
     """
 
     log = Logger(namespace="statushub")
 
-    def __init__(self, endpoint: Any, factory: Any, tls: bool = False) -> None:
+    def __init__(self, endpoint: Any, factory: Any, reactor: Any, tls: bool = False) -> None:
         super().__init__(endpoint, factory)
+        self._reactor = reactor
         self.scheme = "https" if tls else "http"
 
     def privilegedStartService(self) -> None:
@@ -194,11 +199,13 @@ class AnnouncingEndpointService(StreamServerEndpointService):
         self._waitingForPort.addCallback(self._announce)
 
     def _announce(self, port: Any) -> Any:
-        address = port.getHost()
+        self._reactor.callWhenRunning(self._logAddress, port.getHost())
+        return port
+
+    def _logAddress(self, address: Any) -> None:
         self.log.info(
             "statushub serving on {scheme}://{host}:{port}/",
             scheme=self.scheme,
             host=getattr(address, "host", address),
             port=getattr(address, "port", ""),
         )
-        return port

@@ -42,6 +42,18 @@ async def test_twistd_serves_feed_api_and_health(hub_process) -> None:
     await client.close()
 
 
+def test_ctrlCAsSoonAsItServesStopsTheHub(hub_process) -> None:
+    """
+    The port is bound before twistd installs its signal handlers; the hub
+    says it serves only once they are in place, so a Ctrl-C sent on that line
+    stops it (it once raised KeyboardInterrupt there and hung on its threads).
+    """
+    hub = hub_process()
+    status = hub.interrupt()
+    assert status is not None, "the hub was still running 15 s after Ctrl-C"
+    assert any("Received SIGINT" in line for line in hub.log), hub.log[-5:]
+
+
 @pytest_twisted.ensureDeferred
 async def test_token_from_config_file(hub_process) -> None:
     hub = hub_process(config='[server]\ntoken = "letmein"\n')
