@@ -171,6 +171,13 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             "follow the engine's event stream so changes show before the next poll",
         ),
     },
+    "metrics": {
+        "enabled": Setting(
+            (bool,),
+            True,
+            "count and serve Prometheus metrics at /metrics (behind the token)",
+        ),
+    },
     "wamp": {
         "url": Setting(
             (str,),

@@ -126,6 +126,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService
     from statushub.deploy.service import Orchestrator
     from statushub.hub import StatusHubFactory
     from statushub.hub.keepalive import KeepAlive
+    from statushub.metrics import Metrics
     from statushub.status import StatusBoard
     from statushub.wamp import fromConfig as wampSink
     from statushub.wamp.examples import mountExamples
@@ -135,12 +136,17 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService
     feed = config["feed"]
 
     service = MultiService()
+    # a registry of this hub's own, not prometheus_client's global one
+    metrics = Metrics() if config["metrics"]["enabled"] else None
     board = StatusBoard(reactor)
+    if metrics is not None:
+        board.addSink(metrics.status)
     hub = StatusHubFactory(
         board,
         reactor,
         maxSendBuffer=feed["max_send_buffer"],
         maxMessageSize=feed["max_message_size"],
+        metrics=None if metrics is None else metrics.feed,
     )
     board.addSink(hub)
     KeepAlive(hub, reactor, feed["ping_interval"], feed["ping_timeout"]).setServiceParent(
@@ -148,7 +154,9 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService
     )
 
     # deployments on the engine: polls and events feed the board
-    orchestrator = Orchestrator(board, config, reactor)
+    orchestrator = Orchestrator(
+        board, config, reactor, None if metrics is None else metrics.engine
+    )
     orchestrator.setServiceParent(service)
 
     healthChecks = list(orchestrator.healthChecks)
@@ -159,8 +167,17 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService
         wamp.setServiceParent(service)
         healthChecks.append(wamp)
 
+    if metrics is not None:
+        # read at scrape time: the current picture (one deployment at most)
+        metrics.watch(hub.__len__, lambda: [board.current()], healthChecks)
     site = makeSite(
-        board, hub, config, api=orchestrator.api, healthChecks=healthChecks, reactor=reactor
+        board,
+        hub,
+        config,
+        api=orchestrator.api,
+        healthChecks=healthChecks,
+        reactor=reactor,
+        metrics=None if metrics is None else metrics.resource(),
     )
     mountExamples(site, config["wamp"])
     # the backlog is raised here, so every way of naming the endpoint gets it
