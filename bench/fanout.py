@@ -395,7 +395,11 @@ def fanoutOnce(args: argparse.Namespace, n: int, repeat: int) -> dict[str, Any]:
     loadgen: Optional[LoadGenerators] = None
     profilers: list[subprocess.Popen] = []
     try:
-        for name in args.servers:
+        # The servers start, and get their clients, in an order that rotates
+        # with each repetition: the first server's clients were measured ~9%
+        # slower than the second's (the same hub both ways: BENCHMARKS.md).
+        first = repeat % len(args.servers)
+        for name in args.servers[first:] + args.servers[:first]:
             servers[name] = Server(name, args.server_cpus)
         baseline = {name: s.stats()["rss"] for name, s in servers.items()}
         loadgen = LoadGenerators(min(args.workers, n), args.loadgen_cpus)
