@@ -64,6 +64,12 @@ ENGINE_OPERATIONS = {
 }
 #: the C{kind} label of a failed engine call
 ENGINE_ERROR_KINDS = ("unreachable", "error")
+#: container events whose series exist (at 0) before the first one comes
+#: (the ones the deployment manager follows; any other counts when it comes)
+ENGINE_EVENT_ACTIONS = (
+    "create", "start", "restart", "die", "kill", "stop", "pause", "unpause",
+    "oom", "destroy", "rename", "update", "health_status",
+)
 
 DEPLOY_STATUSES = ("deploying", "deployed", "tearing_down", "failed")
 OUTCOMES = ("succeeded", "failed")
@@ -194,6 +200,8 @@ class EngineMetrics:
             for op in operations
             for kind in ENGINE_ERROR_KINDS
         }
+        for action in ENGINE_EVENT_ACTIONS:
+            self._events.labels(action=action)
 
     def called(self, operation: str) -> None:
         self._calls[operation].inc()

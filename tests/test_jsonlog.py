@@ -226,6 +226,12 @@ async def test_every_line_of_a_hub_run_is_json(hub_process, docker) -> None:
 
     serving = find("statushub serving on")
     assert serving["host"] == "127.0.0.1" and serving["port"] == hub.port
+    deploy = find(r"^audit: deploy of 'itest'")
+    assert deploy["namespace"] == "statushub.audit"
+    assert (deploy["action"], deploy["deployment"], deploy["role"], deploy["code"]) == (
+        "deploy", "itest", "anonymous", 202)
+    assert deploy["peer"].startswith("127.0.0.1") and deploy["method"] == "POST"
+    assert find(r"^audit: teardown of")["outcome"] == deploy["outcome"]
     dropped = find("no answer to ping")
     assert dropped["timeout"] == 1 and "127.0.0.1" in dropped["peer"]
     assert dropped["namespace"] == "statushub.hub.factory.StatusHubFactory"
