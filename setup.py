@@ -18,6 +18,8 @@ setup(
         "autobahn>=24.4",
         "docker>=7.0",
         "zope.interface>=6.0",
+        # /metrics: the official client, with its twisted.web resource
+        "prometheus_client>=0.17",
     ],
     extras_require={
         "test": [

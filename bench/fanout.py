@@ -48,6 +48,9 @@ from common import messageSize, raiseFileLimit  # noqa: E402
 
 SERVERS = {
     "hub": "server_hub.py",
+    # the same hub with [metrics] enabled = false: what counting costs
+    # (--servers hub,hub-nometrics; BENCHMARKS.md)
+    "hub-nometrics": "server_hub.py --metrics off",
     "autobahn": "ref_autobahn.py",
     "websockets": "ref_websockets.py",
     "node-ws": "ref_node_ws.js",
@@ -113,16 +116,17 @@ class Server(Child):
         self, name: str, cpus: Optional[set[int]], extra: tuple[str, ...] = (),
         script: Optional[str] = None, env: Optional[dict[str, str]] = None,
     ) -> None:
-        script = os.path.join(HERE, script or SERVERS[name])
+        script, *options = (script or SERVERS[name]).split()
+        script = os.path.join(HERE, script)
         runner = "node" if script.endswith(".js") else sys.executable
-        super().__init__([runner, script, *extra], cpus, env)
+        super().__init__([runner, script, *options, *extra], cpus, env)
         self.name = name
         line = self._readReady(timeout=30)
         words = line.split()
         if len(words) != 3 or words[0] != "READY":
             raise RuntimeError(f"{name}: expected READY, got {line!r}")
         self.wsPort, controlPort = int(words[1]), int(words[2])
-        self.url = f"ws://127.0.0.1:{self.wsPort}" + ("/ws/status" if name == "hub" else "")
+        self.url = f"ws://127.0.0.1:{self.wsPort}" + ("/ws/status" if name.startswith("hub") else "")
         self._control = socket.create_connection(("127.0.0.1", controlPort), timeout=60)
         self._lines = self._control.makefile("rwb")
 
@@ -391,7 +395,11 @@ def fanoutOnce(args: argparse.Namespace, n: int, repeat: int) -> dict[str, Any]:
     loadgen: Optional[LoadGenerators] = None
     profilers: list[subprocess.Popen] = []
     try:
-        for name in args.servers:
+        # The servers start, and get their clients, in an order that rotates
+        # with each repetition: the first server's clients were measured ~9%
+        # slower than the second's (the same hub both ways: BENCHMARKS.md).
+        first = repeat % len(args.servers)
+        for name in args.servers[first:] + args.servers[:first]:
             servers[name] = Server(name, args.server_cpus)
         baseline = {name: s.stats()["rss"] for name, s in servers.items()}
         loadgen = LoadGenerators(min(args.workers, n), args.loadgen_cpus)

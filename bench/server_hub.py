@@ -5,7 +5,7 @@ keep-alive), configured from etc/statushub.toml but listening on an ephemeral
 loopback port.  A broadcast goes through the real path,
 StatusHubFactory.broadcast(message).
 
-    python bench/server_hub.py [--config etc/statushub.toml]
+    python bench/server_hub.py [--config etc/statushub.toml] [--metrics on|off]
 """
 
 from __future__ import annotations
@@ -48,11 +48,14 @@ def pollCount(service) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default=os.path.join(ROOT, "etc", "statushub.toml"))
+    parser.add_argument("--metrics", choices=("on", "off"), default="on",
+                        help="count Prometheus metrics ([metrics] enabled)")
     args = parser.parse_args()
 
     raiseFileLimit()
     options = Options()
     options.parseOptions(["--config", args.config, "--listen", "tcp:0:interface=127.0.0.1"])
+    options.config.override("metrics", "enabled", args.metrics == "on")
     service = makeService(options, reactor)
     hub = findHub(service)
     site = next(s for s in service if isinstance(s, StreamServerEndpointService))

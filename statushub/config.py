@@ -86,6 +86,15 @@ def _endpoint(value: Any) -> Optional[str]:
     return None
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def _logFormat(value: Any) -> Optional[str]:
+    if value in LOG_FORMATS:
+        return None
+    return f"must be one of {', '.join(map(repr, LOG_FORMATS))}, got {value!r}"
+
+
 NUMBER = (int, float)
 
 SCHEMA: dict[str, dict[str, Setting]] = {
@@ -169,6 +178,21 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             (bool,),
             True,
             "follow the engine's event stream so changes show before the next poll",
+        ),
+    },
+    "metrics": {
+        "enabled": Setting(
+            (bool,),
+            True,
+            "count and serve Prometheus metrics at /metrics (behind the token)",
+        ),
+    },
+    "logging": {
+        "format": Setting(
+            (str,),
+            "text",
+            "log lines as twistd writes them (text) or one JSON object a line (json)",
+            _logFormat,
         ),
     },
     "wamp": {

@@ -13,8 +13,9 @@ from typing import Any, Optional
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
+from twisted.python.components import Componentized
 
 from statushub import config as configuration
 from statushub import listen
@@ -51,6 +52,12 @@ class Options(usage.Options):
             "e.g. ws://127.0.0.1:8081/ws (overrides [wamp] url)",
         ],
         ["wamp-realm", None, None, "WAMP realm to join (overrides [wamp] realm)"],
+        [
+            "log-format",
+            None,
+            None,
+            "text or json: one JSON object a log line (overrides [logging] format)",
+        ],
     ]
 
     # command-line option -> (section, key) it overrides
@@ -59,6 +66,7 @@ class Options(usage.Options):
         "poll-interval": ("polling", "interval"),
         "wamp-url": ("wamp", "url"),
         "wamp-realm": ("wamp", "realm"),
+        "log-format": ("logging", "format"),
     }
 
     # environment variable -> (section, key) it overrides: secrets need not
@@ -113,7 +121,27 @@ def protectedModeRefusal(config: configuration.Config) -> Optional[str]:
     )
 
 
-def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService:
+class HubService(MultiService):
+    """
+    The root of the hub's service tree.
+
+    @ivar logObserver: where twistd should send the log, if not where it
+        would by itself (C{[logging] format = "json"}).  twistd starts
+        logging after it has built the service and made it a child of its
+        application, and then logs to the application's C{ILogObserver}
+        component when there is one (C{twistd --logger} still wins); this
+        sets that component.
+    """
+
+    logObserver: Optional[ILogObserver] = None
+
+    def setServiceParent(self, parent: Any) -> None:
+        super().setServiceParent(parent)
+        if self.logObserver is not None and isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, self.logObserver)
+
+
+def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     """
     The hub's service tree: the site on its endpoint, keep-alive, and what
     the orchestrator adds.
@@ -126,6 +154,8 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService
     from statushub.deploy.service import Orchestrator
     from statushub.hub import StatusHubFactory
     from statushub.hub.keepalive import KeepAlive
+    from statushub.jsonlog import jsonLogObserver, twistdLogFile
+    from statushub.metrics import Metrics
     from statushub.status import StatusBoard
     from statushub.wamp import fromConfig as wampSink
     from statushub.wamp.examples import mountExamples
@@ -134,13 +164,22 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService
     config = options.config
     feed = config["feed"]
 
-    service = MultiService()
+    service = HubService()
+    if config["logging"]["format"] == "json":
+        # twistd's own options, when twistd runs us: where it would log
+        service.logObserver = jsonLogObserver(twistdLogFile(getattr(options, "parent", None)))
+
+    # a registry of this hub's own, not prometheus_client's global one
+    metrics = Metrics() if config["metrics"]["enabled"] else None
     board = StatusBoard(reactor)
+    if metrics is not None:
+        board.addSink(metrics.status)
     hub = StatusHubFactory(
         board,
         reactor,
         maxSendBuffer=feed["max_send_buffer"],
         maxMessageSize=feed["max_message_size"],
+        metrics=None if metrics is None else metrics.feed,
     )
     board.addSink(hub)
     KeepAlive(hub, reactor, feed["ping_interval"], feed["ping_timeout"]).setServiceParent(
@@ -148,7 +187,9 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService
     )
 
     # deployments on the engine: polls and events feed the board
-    orchestrator = Orchestrator(board, config, reactor)
+    orchestrator = Orchestrator(
+        board, config, reactor, None if metrics is None else metrics.engine
+    )
     orchestrator.setServiceParent(service)
 
     healthChecks = list(orchestrator.healthChecks)
@@ -159,8 +200,17 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> MultiService
         wamp.setServiceParent(service)
         healthChecks.append(wamp)
 
+    if metrics is not None:
+        # read at scrape time: the current picture (one deployment at most)
+        metrics.watch(hub.__len__, lambda: [board.current()], healthChecks)
     site = makeSite(
-        board, hub, config, api=orchestrator.api, healthChecks=healthChecks, reactor=reactor
+        board,
+        hub,
+        config,
+        api=orchestrator.api,
+        healthChecks=healthChecks,
+        reactor=reactor,
+        metrics=None if metrics is None else metrics.resource(),
     )
     mountExamples(site, config["wamp"])
     # the backlog is raised here, so every way of naming the endpoint gets it

@@ -10,7 +10,7 @@ which a new deploy or a teardown is allowed.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.task import LoopingCall, deferLater
@@ -72,6 +72,7 @@ class DeploymentManager:
     @param eventTTL: how long (seconds) an event's word about a container is
         believed over a poll that still shows the old state; a poll that
         agrees ends it sooner.
+    @param observePoll: told how long each poll took (seconds).
     """
 
     log = Logger()
@@ -85,11 +86,12 @@ class DeploymentManager:
         followEvents: bool = True,
         eventTTL: Optional[float] = None,
         runInThread: Optional[RunInThread] = None,
+        observePoll: Optional[Callable[[float], None]] = None,
     ) -> None:
         self._engine = engine
         self._board = board
         self._clock = clock
-        self.poller = HealthPoller(self._pollOnce, clock, pollInterval)
+        self.poller = HealthPoller(self._pollOnce, clock, pollInterval, observePoll)
         self._eventTTL = eventTTL if eventTTL is not None else max(5.0, 3 * pollInterval)
         self._name: Optional[str] = None
         self._mapping: list[tuple[str, str]] = []

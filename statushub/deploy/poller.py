@@ -31,8 +31,11 @@ class HealthPoller:
         poll: Callable[[], Awaitable[Any]],
         clock: IReactorTime,
         interval: float,
+        observeDuration: Optional[Callable[[float], None]] = None,
     ) -> None:
         self._poll = poll
+        # told how long (seconds, on C{clock}) each poll took
+        self._observeDuration = observeDuration
         self._clock = clock
         self.interval = interval
         self._loop: Optional[LoopingCall] = None
@@ -109,7 +112,10 @@ class HealthPoller:
         return running
 
     async def _guarded(self) -> None:
+        started = self._clock.seconds()
         try:
             await self._poll()
         except Exception:
             self.log.failure("health poll failed; polling goes on")
+        if self._observeDuration is not None:
+            self._observeDuration(self._clock.seconds() - started)

@@ -5,7 +5,7 @@ manager (polling, events, adoption at start), and what it adds to the site.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -16,25 +16,35 @@ from statushub.deploy.api import DeploymentResource
 from statushub.deploy.manager import DeploymentManager, EngineHealth
 from statushub.engine.docker import DockerEngine
 from statushub.interfaces import IHealthCheck
+from statushub.metrics import EngineMetrics
 from statushub.status import StatusBoard
 
 
 class Orchestrator(Service):
     """
+    @param metrics: where engine calls, events and polls are counted; L{None}:
+        not counted.
     @ivar api: resources to mount under C{/api}.
     @ivar healthChecks: what C{/healthz} should report.
     """
 
-    def __init__(self, board: StatusBoard, config: Config, reactor: Any) -> None:
+    def __init__(
+        self,
+        board: StatusBoard,
+        config: Config,
+        reactor: Any,
+        metrics: Optional[EngineMetrics] = None,
+    ) -> None:
         self.engine = DockerEngine(
             reactor, host=config["docker"]["host"], timeout=config["docker"]["timeout"]
         )
         self.manager = DeploymentManager(
-            self.engine,
+            self.engine if metrics is None else metrics.wrap(self.engine),
             board,
             reactor,
             pollInterval=config["polling"]["interval"],
             followEvents=config["events"]["enabled"],
+            observePoll=None if metrics is None else metrics.observePoll,
         )
         self.api: dict[str, IResource] = {
             "deployment": DeploymentResource(self.manager, board)

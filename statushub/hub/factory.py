@@ -5,7 +5,8 @@ The hub: tracks the connected feed clients and broadcasts to them.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.protocol import WebSocketProtocol
@@ -18,6 +19,9 @@ from statushub.hub import closecodes
 from statushub.hub.directwrite import writeFrame
 from statushub.hub.protocol import StatusProtocol
 from statushub.interfaces import IStatusSink, IStatusSource
+
+if TYPE_CHECKING:
+    from statushub.metrics import FeedMetrics
 
 STATE_OPEN = WebSocketProtocol.STATE_OPEN
 # A server ping without payload: FIN + opcode 9, length 0 (RFC 6455 5.5.2),
@@ -45,6 +49,8 @@ class StatusHubFactory(WebSocketServerFactory):
     @param source: where the current picture comes from, for new clients.
     @param reactor: used to hand broadcasts from other threads to the reactor
         thread, and as the clock for keep-alive.
+    @param metrics: where to count frames, broadcasts and drops; L{None}: no
+        counting.
     """
 
     protocol = StatusProtocol
@@ -56,8 +62,10 @@ class StatusHubFactory(WebSocketServerFactory):
         reactor: IReactorTime,
         maxSendBuffer: int = 1024 * 1024,
         maxMessageSize: int = 4096,
+        metrics: Optional[FeedMetrics] = None,
     ) -> None:
         super().__init__(reactor=reactor)
+        self.metrics = metrics
         self.setProtocolOptions(
             maxMessagePayloadSize=maxMessageSize,
             maxFramePayloadSize=maxMessageSize,
@@ -91,6 +99,8 @@ class StatusHubFactory(WebSocketServerFactory):
         """
         self._clients[client] = None
         self._send(client, self._currentFrame)
+        if self.metrics is not None:
+            self.metrics.opened(len(self._currentFrame))
 
     def unregister(self, client: StatusProtocol) -> None:
         """
@@ -101,6 +111,8 @@ class StatusHubFactory(WebSocketServerFactory):
     def sendCurrent(self, client: StatusProtocol) -> None:
         if client in self._clients:
             self._send(client, self._currentFrame)
+            if self.metrics is not None:
+                self.metrics.sent(len(self._currentFrame))
 
     def broadcast(self, message: dict[str, Any]) -> None:
         """
@@ -111,10 +123,17 @@ class StatusHubFactory(WebSocketServerFactory):
         if not threadable.isInIOThread():
             IReactorFromThreads(self.reactor).callFromThread(self.broadcast, message)
             return
+        started = perf_counter()
         frame = self._frame(message)
         self._currentFrame = frame
         for client in list(self._clients):
             self._send(client, frame)
+        if self.metrics is not None:
+            # counted once per message, never per client: the clients still
+            # registered are those it reached (_send forgets the others)
+            self.metrics.broadcasted(
+                len(self._clients), len(frame), perf_counter() - started
+            )
 
     def _send(self, client: StatusProtocol, frame: bytes) -> None:
         # Runs once per client per message: kept to attribute reads and one
@@ -165,6 +184,8 @@ class StatusHubFactory(WebSocketServerFactory):
         answering.
         """
         self.unregister(client)
+        if self.metrics is not None:
+            self.metrics.dropped("ping_timeout")
         self.log.info(
             "dropping feed client {peer}: no answer to ping within {timeout} s",
             peer=client.peer,

@@ -85,4 +85,7 @@ class StatusProtocol(WebSocketServerProtocol):
         # error, the reply to the client's.  Once it is sent, nothing else
         # may be, so the hub forgets the client now, not at connectionLost.
         self.factory.unregister(self)
+        metrics = self.factory.metrics
+        if metrics is not None and self.state == self.STATE_OPEN and not isReply:
+            metrics.closing(code)  # a drop, if the code says why
         super().sendCloseFrame(code, reasonUtf8, isReply)

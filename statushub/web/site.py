@@ -6,6 +6,7 @@ The site: which resource answers which path.
     /api/status  the current picture            role
     /api/...     resources the orchestrator adds role, audited
     /healthz     the hub's own health           open: it tells nothing private
+    /metrics     Prometheus metrics             role (a viewer may read it)
 
 Every request passes the L{RequestGuard} first (Host, cross-site, content
 type); "role" is L{statushub.web.roles}: any token to read, the operator's
@@ -114,10 +115,12 @@ def makeSite(
     healthChecks: Iterable[IHealthCheck] = (),
     staticDir: str = STATIC_DIR,
     reactor: Optional[Any] = None,
+    metrics: Optional[IResource] = None,
 ) -> StatusHubSite:
     """
     Build the site.  C{api} maps names to resources mounted under C{/api}
-    (the orchestrator's C{deployment}, for one).
+    (the orchestrator's C{deployment}, for one); C{metrics}, when given, is
+    served at C{/metrics}.
 
     @param reactor: the clock of the connections' time-out (default: the
         global reactor).
@@ -146,6 +149,9 @@ def makeSite(
     root.putChild(b"ws", roles.guard(feeds))
 
     root.putChild(b"healthz", HealthResource(hub, healthChecks))
+    if metrics is not None:
+        # what the clients and the engine do is nobody's business without a token
+        root.putChild(b"metrics", roles.guard(metrics))
 
     site = StatusHubSite(
         RequestGuard(root, Hosts(server["allowed_hosts"]), origins, roles.identify),
