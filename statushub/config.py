@@ -97,6 +97,11 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             (int,), 4096, "largest message a client may send, in bytes", _positive
         ),
     },
+    "deploy": {
+        "max_deployments": Setting(
+            (int,), 20, "how many deployments may exist at once", _positive
+        ),
+    },
     "polling": {
         "interval": Setting(NUMBER, 2.0, "seconds between health polls", _positive),
     },
