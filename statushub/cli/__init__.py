@@ -259,11 +259,13 @@ def parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(run=listDeployments)
     p = verbs.add_parser("teardown", help="tear a deployment down (NAME needed when several exist)")
-    p.add_argument("name", metavar="NAME", nargs="?")
+    p.add_argument("name", metavar="NAME", nargs="?",
+                   help="the deployment (default: the only one there is)")
     _common(p)
     p.set_defaults(run=teardown)
     p = verbs.add_parser("status", help="print a deployment's picture (NAME needed when several exist)")
-    p.add_argument("name", metavar="NAME", nargs="?")
+    p.add_argument("name", metavar="NAME", nargs="?",
+                   help="the deployment (default: the only one there is)")
     p.add_argument("--json", action="store_true", help="print the JSON as the hub sends it")
     _common(p)
     p.set_defaults(run=status)

@@ -636,7 +636,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     """
     C{python -m statushub.cli.watch}: the same as C{statushub watch}.
     """
-    parser = argparse.ArgumentParser(prog="statushub watch", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="statushub watch",
+        description="The status feed in a terminal: every deployment, or NAME only.",
+    )
     addArguments(parser)
     return run(parser.parse_args(argv))
 
