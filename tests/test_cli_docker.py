@@ -96,9 +96,10 @@ async def test_severalDeployments(hub_process, docker, tmp_path) -> None:
         pictures = json.loads(result.stdout)["deployments"]
         return [p["deployment"] for p in pictures] == ["alpha", "beta"] and all(
             p["deployStatus"] == "deployed" and p["nodeStatuses"]
-            and all(n["status"] == "running" for n in p["nodeStatuses"]) for p in pictures)
+            and all(n["status"] == "running" and n.get("health") == "healthy"
+                    for n in p["nodeStatuses"]) for p in pictures)
 
-    await waitUntil(bothRunning, timeout=60, interval=0.3, what="both deployed")
+    await waitUntil(bothRunning, timeout=60, interval=0.3, what="both deployed and healthy")
     result = await deferToThread(statushub, "list", "--url", hub.url)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
