@@ -256,3 +256,24 @@ def test_foundDeploymentsWithoutTheNodeListLabel() -> None:
     # containers of an older hub: their own nodes, by index
     found = foundDeployments([state("c2", "a", "db", 1), state("c1", "a", "web", 0)])
     assert found == {"a": [("web", "c1"), ("db", "c2")]}
+
+
+def test_adoptionStillHappensWhenADeployCameFirst(world) -> None:
+    """
+    The engine is down when the hub starts; it comes back and a deploy gets
+    in before the next check: the deployments found on the engine are still
+    adopted, beside the new one.
+    """
+    clock, engine, board, sink, manager, makeManager = world
+    manager.stop()
+    engine.reachable = False
+    board2 = StatusBoard(clock)
+    manager2 = makeManager(board2)
+    manager2.start()
+    assert manager2.names() == [] and manager2.engineState == "unreachable"
+    engine.reachable = True
+    manager2.deploy(topology("delta"))
+    assert manager2.poller.started
+    clock.advance(INTERVAL)
+    assert manager2.names() == ["alpha", "bravo", "charlie", "delta"]
+    assert statuses(board2, "bravo") == ["running", "running"]

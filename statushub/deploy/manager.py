@@ -225,11 +225,11 @@ class DeploymentManager:
     async def _checkEngine(self) -> None:
         # guarded: a LoopingCall whose call fails stops for good
         try:
-            if self.poller.started:
-                return  # the polls say how the engine is
             if not self._recovered:
                 await self.recover()
                 return
+            if self.poller.started:
+                return  # the polls say how the engine is
             try:
                 await self._engine.ping()
             except EngineError as e:
