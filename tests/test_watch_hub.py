@@ -343,3 +343,44 @@ def drain(process: WatchProcess) -> list[dict]:
         if line is None:
             return lines
         lines.append(json.loads(line))
+
+
+@pytest.mark.docker
+def test_tableOfEveryDeploymentOnATerminal(hub_process, docker) -> None:
+    """
+    On a terminal, unfiltered watch draws a block per deployment, in name
+    order, each with its nodes.
+    """
+    hub = hub_process(config="[polling]\ninterval = 0.5\n", env={"DOCKER_HOST": docker.host})
+    for name, nodes in (("zulu", 1), ("alpha", 2)):
+        status, body = api(hub, "POST", "/api/deployments", sleepers(name, nodes))
+        assert status == 202, body
+    primary, secondary = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    env.pop("STATUSHUB_TOKEN", None)
+    process = subprocess.Popen(
+        [*WATCH_COMMAND, "--url", hub.url], stdout=secondary, stderr=secondary, env=env
+    )
+    os.close(secondary)
+    try:
+        output = b""
+        frame = ""
+        deadline = time.monotonic() + 60
+        # until a frame shows both deployed, their three nodes running
+        while not (frame.count("status: deployed") == 2 and frame.count(" running ") == 3):
+            assert time.monotonic() < deadline, f"no table of both: {frame!r}"
+            ready, _, _ = select.select([primary], [], [], 0.5)
+            if ready:
+                output += os.read(primary, 4096)
+                frames = output.decode(errors="replace").split("\x1b[H\x1b[2J")
+                # the last complete frame (the newest may still be arriving)
+                frame = frames[-2] if len(frames) > 2 else ""
+        assert frame.index("deployment: alpha") < frame.index("deployment: zulu")
+        assert "feed: live" in frame
+        process.send_signal(signal.SIGINT)
+        assert process.wait(TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(primary)
