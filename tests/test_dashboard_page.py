@@ -204,7 +204,10 @@ def test_overviewFollowsChanges(page, hub):
     hub.send(socket, picture(4, deployment="m", deployStatus="idle"))
     expect(page.locator("#deployments tbody tr")).to_have_count(1)
     assert names(page) == ["c"]
-    hub.send(socket, picture(2, deployment="c", deployStatus="idle"))
+    hub.send(socket, picture(2, deployment="c", deployStatus="failed", error="no such image"))
+    expect(deploymentRow(page, "c")).to_have_attribute("data-status", "failed")
+    expect(deploymentRow(page, "c").locator(".row-error")).to_have_text("Error: no such image")
+    hub.send(socket, picture(3, deployment="c", deployStatus="idle"))
     expect(page.locator("#no-deployments")).to_be_visible()
     assert page.recorder.errors == []
 

@@ -358,7 +358,12 @@
     if (!counts.length) {
       nodes.textContent = "no nodes";
     }
-    nodes.title = picture.error ? "Error: " + picture.error : "";
+    if (picture.error) {
+      const error = document.createElement("div");
+      error.className = "row-error";
+      error.textContent = "Error: " + picture.error;
+      nodes.appendChild(error);
+    }
     row.querySelector("button.teardown").disabled = picture.deployStatus === "tearing_down";
   }
 
