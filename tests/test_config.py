@@ -34,6 +34,7 @@ def test_defaults_fill_missing_keys(tmp_path: Path) -> None:
     assert isinstance(loaded["feed"]["ping_interval"], float)
     assert loaded["feed"]["ping_timeout"] == 10.0
     assert loaded["feed"]["max_send_buffer"] == 1024 * 1024
+    assert loaded["deploy"]["max_deployments"] == 20
 
 
 @pytest.mark.parametrize(
@@ -46,6 +47,8 @@ def test_defaults_fill_missing_keys(tmp_path: Path) -> None:
         ("[feed]\nmax_send_buffer = 1.5\n", "[feed] max_send_buffer: expected an integer"),
         ("[feed]\nping_timeout = 0\n", "[feed] ping_timeout: must be greater than 0"),
         ("[server]\nallowed_origins = [1]\n", "[server] allowed_origins: must be a list"),
+        ("[deploy]\nmax_deployments = 0\n", "[deploy] max_deployments: must be greater than 0"),
+        ("[deploy]\nmax_deployments = 2.5\n", "[deploy] max_deployments: expected an integer"),
         ("feed = 3\n", "[feed] must be a table"),
         ("[feed\n", "not valid TOML"),
     ],

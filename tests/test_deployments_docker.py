@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+import treq
 from twisted.internet.threads import deferToThread
 
 from tests.hubapi import delete, getJSON, post, topology
@@ -89,6 +90,10 @@ async def test_threeDeploymentsSideBySide(hub_process, docker) -> None:
     }
     clients = [everything, *watchers.values()]
     try:
+        # the singular paths with no deployment: idle, nothing to tear down
+        assert (await getJSON(hub, "/api/status"))["deployment"] is None
+        code, body = await delete(hub)
+        assert code == 200 and body["deployStatus"] == "idle"
         for name, watcher in watchers.items():
             [first] = await snapshot(watcher, 1)
             assert (first["deployment"], first["deployStatus"]) == (name, "idle")
@@ -105,6 +110,15 @@ async def test_threeDeploymentsSideBySide(hub_process, docker) -> None:
         assert [m["deployment"] for m in await snapshot(late, 3)] == list(NAMES)
         listed = await getJSON(hub, "/api/deployments")
         assert [p["deployment"] for p in listed["deployments"]] == list(NAMES)
+        # the singular paths with several: ambiguous, and they say among what
+        response = await treq.get(f"{hub.url}/api/status")
+        assert response.code == 409
+        assert (await response.json())["deployments"] == list(NAMES)
+        code, body = await delete(hub)
+        assert code == 409 and body["deployments"] == list(NAMES)
+        assert len(docker.labelledContainers()) == 6
+        picked = await getJSON(hub, "/api/status?deployment=charlie")
+        assert picked["deployment"] == "charlie" and picked["deployStatus"] == "deployed"
 
         # a kill in bravo: bravo's feed and the unfiltered one, nobody else's
         victim = deployed["bravo"]["nodeStatuses"][0]["containerId"]
