@@ -71,11 +71,13 @@ $(CROSSBAR_VENV)/bin/.installed:
 
 # The benchmarks (bench/, BENCHMARKS.md); not tests, nothing fails on a time.
 # Quick run: make bench BENCH_SIZES=1000 BENCH_REPEAT=1 BENCH_IDLE_ROUNDS=0 BENCH_ENGINE=0 BENCH_STORM=0
-# Results: bench/results/{latest,engine,storm}.json and the tables on stdout.
+# (BENCH_SUBSCRIPTIONS=0 skips the many-deployments one.)
+# Results: bench/results/{latest,subscriptions,engine,storm}.json and the tables on stdout.
 bench: deps
 	$(BIN)/pip install -q -r bench/requirements.txt
 	cd bench && npm ci --no-audit --no-fund --loglevel=error
 	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/subscriptions.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/storm.py
 

@@ -4,7 +4,9 @@ and the line-based control channel that the harness drives them through.
 
 Control protocol (TCP on 127.0.0.1, one command a line, one answer a line):
 
-    BROADCAST <seq>   broadcast the status message numbered <seq>; answers
+    BROADCAST <seq> [<deployment>]
+                      broadcast the status message numbered <seq> (about
+                      deployment "bench", or the one named); answers
                       C{OK <t0> <t1> <clients>}: CLOCK_MONOTONIC ns just
                       before the broadcast call and just after it returned
     STATS             C{STATS <cpu_ns> <rss_bytes> <clients> <gc_count>
@@ -29,10 +31,10 @@ from typing import Callable
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def statusMessage(seq: int) -> dict:
+def statusMessage(seq: int, deployment: str = "bench") -> dict:
     """
     A realistic C{status_update} of about 300 bytes once JSON-encoded (the
-    feed's format, PRODUCT.md), numbered C{seq}.
+    feed's format, PRODUCT.md), numbered C{seq}, about C{deployment}.
     """
     return {
         "type": "status_update",
@@ -43,7 +45,7 @@ def statusMessage(seq: int) -> dict:
             {"nodeId": "db", "containerId": "a81e0c55d290", "status": "running",
              "health": "healthy"},
         ],
-        "deployment": "bench",
+        "deployment": deployment,
         "engine": "reachable",
         "error": None,
         "seq": seq,
@@ -121,7 +123,7 @@ class Controlled:
         if not words:
             return "ERROR empty command"
         if words[0] == "BROADCAST":
-            message = statusMessage(int(words[1]))
+            message = statusMessage(int(words[1]), *words[2:3])
             t0 = time.monotonic_ns()
             self._broadcast(message)
             t1 = time.monotonic_ns()

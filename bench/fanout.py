@@ -149,9 +149,9 @@ class Server(Child):
             raise RuntimeError(f"{self.name}: {line} -> {answer}")
         return answer
 
-    def broadcast(self, seq: int) -> tuple[int, int, int, int, int]:
+    def broadcast(self, seq: int, deployment: str = "") -> tuple[int, int, int, int, int]:
         sent = time.monotonic_ns()
-        _, t0, t1, clients = self.command(f"BROADCAST {seq}")
+        _, t0, t1, clients = self.command(f"BROADCAST {seq} {deployment}".rstrip())
         answered = time.monotonic_ns()
         return int(t0), int(t1), int(clients), sent, answered
 

@@ -159,6 +159,11 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             _positive,
         ),
     },
+    "deploy": {
+        "max_deployments": Setting(
+            (int,), 20, "how many deployments may exist at once", _positive
+        ),
+    },
     "polling": {
         "interval": Setting(NUMBER, 2.0, "seconds between health polls", _positive),
     },

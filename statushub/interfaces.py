@@ -27,13 +27,33 @@ class IStatusSink(Interface):
 
 class IStatusSource(Interface):
     """
-    Holds the current picture of the deployment and tells sinks about changes.
+    Holds the current picture of every deployment and tells sinks about
+    changes.
+
+    Every message names its deployment (C{"deployment"}: a name, or L{None}
+    for the idle picture shown when there is none) and carries C{seq} (per
+    deployment) and C{epoch}.
     """
 
-    def current() -> dict:
+    epoch = Attribute("The numbering C{seq} belongs to, a string.")
+
+    def names() -> list:
         """
-        The last message emitted (or the initial idle picture): what a new
-        client is shown at once.
+        The names of the current deployments, sorted.
+        """
+
+    def current(deployment=None) -> dict:
+        """
+        The last message about C{deployment}, or, when it is not a current
+        deployment, an idle picture with that name (C{deployment=None}: the
+        idle picture of no deployment).
+        """
+
+    def snapshot(deployment=None) -> list:
+        """
+        What a new client is shown at once: with C{deployment=None}, one
+        message per current deployment in name order, or the idle picture
+        of no deployment when there is none; with a name, C{[current(name)]}.
         """
 
     def addSink(sink: IStatusSink) -> None:
@@ -44,6 +64,28 @@ class IStatusSource(Interface):
     def removeSink(sink: IStatusSink) -> None:
         """
         Stop sending messages to C{sink}.
+        """
+
+
+class IMessageNumbering(Interface):
+    """
+    Where every message's C{seq} and C{epoch} come from.
+    """
+
+    epoch = Attribute(
+        "A string that changes only when numbering restarts: C{seq} with the "
+        "same epoch never goes back."
+    )
+
+    def next(deployment) -> int:
+        """
+        The C{seq} of the next message about C{deployment} (a name, or
+        L{None}), one more than the last.
+        """
+
+    def last(deployment) -> int:
+        """
+        The C{seq} of the last message about C{deployment}; 0 if none yet.
         """
 
 

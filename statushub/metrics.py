@@ -134,16 +134,15 @@ class FeedMetrics:
         self.bytesSent.inc(clients * frameBytes)
         self.broadcastSeconds.observe(seconds)
 
-    def opened(self, frameBytes: int) -> None:
+    def opened(self) -> None:
         """
-        A client connected and was sent the current picture.
+        A client connected (its snapshot is counted by L{sent}).
         """
         self.connections.inc()
-        self.sent(frameBytes)
 
     def sent(self, frameBytes: int) -> None:
         """
-        One frame went to one client (the picture it asked for).
+        One frame went to one client (a picture of its snapshot).
         """
         self.framesSent.inc()
         self.bytesSent.inc(frameBytes)

@@ -1,11 +1,12 @@
 """
 The status picture and the board that numbers and hands out its changes.
 
-A L{Picture} is an immutable value: the deployment's status and every node's.
-The L{StatusBoard} keeps the current one; when a new picture differs, it
-stamps it with the next C{seq} and a timestamp and broadcasts the message to
-every L{IStatusSink}.  Equal pictures emit nothing, so a poll that finds no
-change costs the clients nothing.
+A L{Picture} is an immutable value: one deployment's status and every node's.
+The L{StatusBoard} keeps the current one of every deployment; when a new
+picture differs from that deployment's last, it stamps it with that
+deployment's next C{seq}, the C{epoch} and a timestamp and broadcasts the
+message to every L{IStatusSink}.  Equal pictures emit nothing, so a poll that
+finds no change costs the clients nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from statushub.interfaces import IStatusSink, IStatusSource
+from statushub.interfaces import IMessageNumbering, IStatusSink, IStatusSource
+from statushub.numbering import MemoryNumbering
 
 DEPLOY_STATUSES = ("idle", "deploying", "deployed", "tearing_down", "failed")
 NODE_STATUSES = (
@@ -57,7 +59,10 @@ class NodeStatus:
 @dataclass(frozen=True)
 class Picture:
     """
-    Everything a client is told, except C{seq} and C{timestamp}.
+    Everything a client is told, except C{seq}, C{epoch} and C{timestamp}.
+
+    @ivar deployment: the deployment's name; L{None} only in the idle
+        picture shown when there is no deployment at all.
 
     @ivar engine: C{"reachable"}, C{"unreachable"}, or C{"unknown"} before the
         first contact.
@@ -77,7 +82,7 @@ class Picture:
     def evolve(self, **changes: Any) -> "Picture":
         return replace(self, **changes)
 
-    def toMessage(self, seq: int, timestamp: str) -> dict[str, Any]:
+    def toMessage(self, seq: int, timestamp: str, epoch: str = "") -> dict[str, Any]:
         return {
             "type": "status_update",
             "deployStatus": self.deployStatus,
@@ -86,6 +91,7 @@ class Picture:
             "engine": self.engine,
             "error": self.error,
             "seq": seq,
+            "epoch": epoch,
             "timestamp": timestamp,
         }
 
@@ -101,7 +107,15 @@ def isoTimestamp(seconds: float) -> str:
 @implementer(IStatusSource)
 class StatusBoard:
     """
-    The current picture, and the sinks that hear about every change.
+    The current picture of every deployment, and the sinks that hear about
+    every change.
+
+    A picture is filed under its C{deployment}.  A named deployment becomes
+    current with its first picture that is not idle; its idle picture (the
+    end of a teardown) goes out as its last message and it drops out of the
+    snapshot.  The picture of no deployment (C{deployment=None}) is what the
+    unfiltered feed shows while there is none; it carries the engine's word,
+    and its changes go out only while it is shown.
 
     Lives in the reactor thread: the polling and deployment code call
     L{update} from there.
@@ -109,19 +123,59 @@ class StatusBoard:
 
     log = Logger()
 
-    def __init__(self, clock: IReactorTime, picture: Picture = Picture()) -> None:
+    def __init__(
+        self,
+        clock: IReactorTime,
+        numbering: Optional[IMessageNumbering] = None,
+        idle: Picture = Picture(),
+    ) -> None:
         self._clock = clock
-        self._picture = picture
-        self._seq = 0
-        self._message = picture.toMessage(self._seq, isoTimestamp(clock.seconds()))
+        self._numbering = numbering if numbering is not None else MemoryNumbering()
+        self._idle = idle
+        self._idleMessage = self._stamp(idle, self._numbering.last(None))
+        self._pictures: dict[str, Picture] = {}
+        self._messages: dict[str, dict] = {}
+        self._names: list[str] = []
+        # every current deployment's message in name order, replaced whole
+        # on each change: other threads (a metrics scrape) may read it
+        self._current: tuple[dict, ...] = ()
         self._sinks: list[IStatusSink] = []
 
     @property
-    def picture(self) -> Picture:
-        return self._picture
+    def epoch(self) -> str:
+        return self._numbering.epoch
 
-    def current(self) -> dict:
-        return self._message
+    def _stamp(self, picture: Picture, seq: int) -> dict:
+        return picture.toMessage(seq, isoTimestamp(self._clock.seconds()), self.epoch)
+
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    def picture(self, deployment: Optional[str] = None) -> Picture:
+        """
+        The current picture of C{deployment}; idle (with that name, and the
+        engine's word) when it is not a current deployment.
+        """
+        if deployment is None:
+            return self._idle
+        picture = self._pictures.get(deployment)
+        if picture is None:
+            return self._idle.evolve(deployment=deployment)
+        return picture
+
+    def current(self, deployment: Optional[str] = None) -> dict:
+        if deployment is None:
+            return self._idleMessage
+        message = self._messages.get(deployment)
+        if message is None:
+            return self._stamp(self.picture(deployment), self._numbering.last(deployment))
+        return message
+
+    def snapshot(self, deployment: Optional[str] = None) -> list[dict]:
+        if deployment is not None:
+            return [self.current(deployment)]
+        current = self._current
+        return list(current) if current else [self._idleMessage]
 
     def addSink(self, sink: IStatusSink) -> None:
         self._sinks.append(sink)
@@ -131,25 +185,54 @@ class StatusBoard:
 
     def update(self, picture: Picture) -> bool:
         """
-        Make C{picture} the current one; emit it if it differs.
+        Make C{picture} the current one of its deployment; emit it if it
+        differs.
 
         @return: whether a message went out.
         """
-        if picture == self._picture:
+        name = picture.deployment
+        if name is None:
+            return self._updateIdle(picture)
+        previous = self._pictures.get(name)
+        if picture == previous:
             return False
-        self._picture = picture
-        self._seq += 1
-        self._message = picture.toMessage(self._seq, isoTimestamp(self._clock.seconds()))
+        idle = picture.deployStatus == "idle"
+        if previous is None and idle:
+            return False  # never a deployment: nothing to end
+        message = self._stamp(picture, self._numbering.next(name))
+        if idle:
+            # its last message: it leaves the snapshot
+            del self._pictures[name], self._messages[name]
+        else:
+            self._pictures[name] = picture
+            self._messages[name] = message
+        if previous is None or idle:
+            self._names = sorted(self._pictures)
+        self._current = tuple(self._messages[n] for n in self._names)
+        self._emit(message)
+        return True
+
+    def _updateIdle(self, picture: Picture) -> bool:
+        if picture == self._idle:
+            return False
+        self._idle = picture
+        self._idleMessage = self._stamp(picture, self._numbering.next(None))
+        if self._names:
+            return False  # not shown while there are deployments
+        self._emit(self._idleMessage)
+        return True
+
+    def _emit(self, message: dict) -> None:
         for sink in list(self._sinks):
             try:
-                sink.broadcast(self._message)
+                sink.broadcast(message)
             except Exception:
                 # one broken sink must not starve the others
                 self.log.failure("status sink {sink!r} failed", sink=sink)
-        return True
 
-    def change(self, **changes: Any) -> bool:
+    def change(self, deployment: Optional[str] = None, **changes: Any) -> bool:
         """
-        L{update} with the current picture, some fields changed.
+        L{update} with the current picture of C{deployment}, some fields
+        changed.
         """
-        return self.update(self._picture.evolve(**changes))
+        return self.update(self.picture(deployment).evolve(**changes))

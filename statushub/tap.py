@@ -201,8 +201,8 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
         healthChecks.append(wamp)
 
     if metrics is not None:
-        # read at scrape time: the current picture (one deployment at most)
-        metrics.watch(hub.__len__, lambda: [board.current()], healthChecks)
+        # read at scrape time, from a thread: every deployment's current picture
+        metrics.watch(hub.__len__, board.snapshot, healthChecks)
     site = makeSite(
         board,
         hub,

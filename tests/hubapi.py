@@ -32,17 +32,25 @@ def topology(name: str = "itest", nodes: int = 3, image: str = IMAGE, **extra: A
     }
 
 
-async def post(hub: Any, body: Any) -> tuple[int, dict]:
+async def post(hub: Any, body: Any, path: str = "/api/deployment") -> tuple[int, dict]:
+    """
+    Deploy C{body}: by default the singular path, as one-deployment users do;
+    C{path="/api/deployments"} for the plural one.
+    """
     response = await treq.post(
-        f"{hub.url}/api/deployment",
+        f"{hub.url}{path}",
         data=json.dumps(body).encode(),
         headers={"content-type": ["application/json"]},
     )
     return response.code, json.loads(await response.content())
 
 
-async def delete(hub: Any) -> tuple[int, dict]:
-    response = await treq.delete(f"{hub.url}/api/deployment")
+async def delete(hub: Any, name: str = "") -> tuple[int, dict]:
+    """
+    Tear down deployment C{name}, or (without) the only one.
+    """
+    path = f"/api/deployments/{name}" if name else "/api/deployment"
+    response = await treq.delete(f"{hub.url}{path}")
     return response.code, json.loads(await response.content())
 
 

@@ -16,7 +16,7 @@ from twisted.internet.testing import StringTransport
 from statushub.hub import StatusHubFactory, StatusProtocol
 
 HANDSHAKE = (
-    b"GET /ws/status HTTP/1.1\r\n"
+    b"GET %s HTTP/1.1\r\n"
     b"Host: 127.0.0.1:8080\r\n"
     b"Upgrade: websocket\r\n"
     b"Connection: Upgrade\r\n"
@@ -28,17 +28,21 @@ HANDSHAKE = (
 
 class MemoryClient:
     """
-    One client of C{hub}, opened through a real handshake.
+    One client of C{hub}, opened through a real handshake for C{path}
+    (C{/ws/status?deployment=NAME} follows one deployment).
     """
 
-    def __init__(self, hub: StatusHubFactory, port: int = 40000) -> None:
+    def __init__(
+        self, hub: StatusHubFactory, port: int = 40000, path: str = "/ws/status"
+    ) -> None:
+        self.path = path
         self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", port))
         self.protocol: StatusProtocol = hub.buildProtocol(self.transport.getPeer())
         self.protocol.makeConnection(self.transport)
         self._buffer = b""
 
     def open(self) -> "MemoryClient":
-        self.protocol.dataReceived(HANDSHAKE)
+        self.protocol.dataReceived(HANDSHAKE % self.path.encode("ascii"))
         response, _, rest = self.transport.value().partition(b"\r\n\r\n")
         assert response.startswith(b"HTTP/1.1 101"), response
         self.transport.clear()

@@ -36,6 +36,7 @@ def test_defaults_fill_missing_keys(tmp_path: Path) -> None:
     assert isinstance(loaded["feed"]["ping_interval"], float)
     assert loaded["feed"]["ping_timeout"] == 10.0
     assert loaded["feed"]["max_send_buffer"] == 1024 * 1024
+    assert loaded["deploy"]["max_deployments"] == 20
 
 
 @pytest.mark.parametrize(
@@ -53,6 +54,8 @@ def test_defaults_fill_missing_keys(tmp_path: Path) -> None:
         ('[server]\nallowed_hosts = ["hub.example/x"]\n', "is not a host name"),
         ("[server]\nallowed_hosts = \"hub.example\"\n", "[server] allowed_hosts: expected a list"),
         ("[server]\nviewer_token = 1\n", "[server] viewer_token: expected a string"),
+        ("[deploy]\nmax_deployments = 0\n", "[deploy] max_deployments: must be greater than 0"),
+        ("[deploy]\nmax_deployments = 2.5\n", "[deploy] max_deployments: expected an integer"),
         ("feed = 3\n", "[feed] must be a table"),
         ("[feed]\nmax_clients = 0\n", "[feed] max_clients: must be greater than 0"),
         ('[server]\nlisten = "tcp:http"\n', "[server] listen: endpoint description"),

@@ -4,6 +4,11 @@ test: Playwright serves statushub/static at a made-up origin and answers the
 feed and the API itself.  That is how a seq jump, a refused token or an API
 error can be produced on demand; tests/test_dashboard.py runs the same page
 against the real hub.
+
+The overview (C{/}) has a row per deployment, the view of one
+(C{/?deployment=NAME}) a row per node; both are read through the data
+attributes PRODUCT.md promises (C{data-deployment}, C{data-node},
+C{data-status}, C{data-health}).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ def picture(seq, deployStatus="deployed", nodes=(), deployment="demo", **extra):
         "engine": "reachable",
         "error": None,
         "seq": seq,
+        "epoch": "e1",
         "timestamp": "2026-11-26T08:00:00.000Z",
     }
     message.update(extra)
@@ -99,8 +105,12 @@ class FakeHub:
         self.waitFor(lambda: len(self.sockets) >= count, f"feed connection {count}")
         return self.sockets[count - 1]
 
-    def send(self, socket, message: dict) -> None:
-        socket.send(json.dumps(message))
+    def send(self, socket, *messages: dict) -> None:
+        for message in messages:
+            socket.send(json.dumps(message))
+
+    def apiCalls(self, path: str) -> list:
+        return [call for call in self.calls if call[1] == path]
 
 
 @pytest.fixture
@@ -109,78 +119,244 @@ def hub(page):
 
 
 def row(page, nodeId: str, field: str):
-    return page.locator(f'#nodes tr[data-node-id="{nodeId}"] [data-field="{field}"]')
+    return page.locator(f'#nodes tr[data-node="{nodeId}"] [data-field="{field}"]')
 
 
-def test_snapshot(page, hub):
+def deploymentRow(page, name: str):
+    return page.locator(f'#deployments tr[data-deployment="{name}"]')
+
+
+def names(page) -> list[str]:
+    return page.locator("#deployments tbody tr").evaluate_all(
+        "rows => rows.map(row => row.dataset.deployment)")
+
+
+# ---- the overview ----------------------------------------------------------
+
+
+def test_overview(page, hub):
     """
-    The first picture shows the deployment, every node's short container id,
-    status and health as words, and the feed as live; no request leaves the
-    page's origin.
+    The snapshot of every deployment: a row each, in name order, with its
+    status and its nodes counted by status, linked to its own view (token
+    kept); no request leaves the page's origin.
+    """
+    from playwright.sync_api import expect
+
+    page.goto(ORIGIN + "/?token=t")
+    socket = hub.socket()
+    assert socket.url == "ws://statushub.test/ws/status?token=t"
+    hub.send(
+        socket,
+        picture(3, deployment="alpha", nodes=[node("a"), node("b"), node("c", status="exited", health=None)]),
+        picture(9, deployment="beta", deployStatus="deploying"),
+    )
+    expect(page.locator("#connection")).to_have_text("live")
+    expect(page.locator("#deployments tbody tr")).to_have_count(2)
+    assert names(page) == ["alpha", "beta"]
+    alpha = deploymentRow(page, "alpha")
+    expect(alpha).to_have_attribute("data-status", "deployed")
+    expect(alpha.locator('[data-field="nodes"]')).to_have_text("1 exited 2 running")
+    expect(alpha.locator('[data-field="nodes"] [data-state="running"]')).to_have_attribute("data-count", "2")
+    expect(deploymentRow(page, "beta")).to_have_attribute("data-status", "deploying")
+    expect(deploymentRow(page, "beta").locator('[data-field="nodes"]')).to_have_text("no nodes")
+    expect(alpha.locator("a")).to_have_attribute("href", "/?deployment=alpha&token=t")
+    expect(page.locator("#no-deployments")).to_be_hidden()
+    expect(page.locator("#engine")).to_have_text("reachable")
+    expect(page.locator("#deployment-view")).to_be_hidden()
+    # the view of one is not built on the overview
+    expect(page.locator("#nodes [data-node]")).to_have_count(0)
+    assert page.recorder.foreignRequests(ORIGIN) == []
+    assert page.recorder.errors == []
+
+
+def test_overviewOfAHubWithNone(page, hub):
+    from playwright.sync_api import expect
+
+    page.goto(ORIGIN + "/")
+    hub.send(hub.socket(), picture(0, deployStatus="idle", deployment=None, engine="unreachable"))
+    expect(page.locator("#connection")).to_have_text("live")
+    expect(page.locator("#no-deployments")).to_be_visible()
+    expect(page.locator("#deployments tbody tr")).to_have_count(0)
+    expect(page.locator("#engine")).to_have_text("unreachable")
+    expect(page.locator("#last-update")).not_to_have_text("never")
+
+
+def test_overviewFollowsChanges(page, hub):
+    """
+    A new deployment gets a row in its place; a change updates its row; a
+    deployment whose teardown ends (idle, no nodes) drops out.
     """
     from playwright.sync_api import expect
 
     page.goto(ORIGIN + "/")
     socket = hub.socket()
-    hub.send(
-        socket,
-        picture(
-            7,
-            nodes=[node("web"), node("db", status="exited", health=None)],
-        ),
-    )
-    expect(page.locator("#connection")).to_have_text("live")
-    expect(page.locator("#deployment-name")).to_have_text("demo")
-    expect(page.locator("#deploy-status")).to_have_text("deployed")
-    expect(page.locator("#nodes tbody tr")).to_have_count(2)
-    expect(row(page, "web", "container")).to_have_text("webwebwebweb")
-    expect(row(page, "web", "status")).to_have_text("running")
-    expect(row(page, "web", "health")).to_have_text("healthy")
-    expect(row(page, "db", "status")).to_have_text("exited")
-    expect(row(page, "db", "health")).to_have_text("n/a")
-    expect(row(page, "web", "since")).to_contain_text(" s")
-    expect(page.locator("#last-update")).not_to_have_text("never")
-    assert page.recorder.foreignRequests(ORIGIN) == []
+    hub.send(socket, picture(0, deployStatus="idle", deployment=None))
+    expect(page.locator("#no-deployments")).to_be_visible()
+    hub.send(socket, picture(1, deployment="m", deployStatus="deploying"))
+    hub.send(socket, picture(1, deployment="c", deployStatus="deploying"))
+    expect(page.locator("#deployments tbody tr")).to_have_count(2)
+    assert names(page) == ["c", "m"]
+    hub.send(socket, picture(2, deployment="m", nodes=[node("x", status="exited", health=None)]))
+    expect(deploymentRow(page, "m")).to_have_attribute("data-status", "deployed")
+    expect(deploymentRow(page, "m").locator('[data-field="nodes"]')).to_have_text("1 exited")
+    hub.send(socket, picture(3, deployment="m", deployStatus="tearing_down"))
+    expect(deploymentRow(page, "m")).to_have_attribute("data-status", "tearing_down")
+    hub.send(socket, picture(4, deployment="m", deployStatus="idle"))
+    expect(page.locator("#deployments tbody tr")).to_have_count(1)
+    assert names(page) == ["c"]
+    hub.send(socket, picture(2, deployment="c", deployStatus="failed", error="no such image"))
+    expect(deploymentRow(page, "c")).to_have_attribute("data-status", "failed")
+    expect(deploymentRow(page, "c").locator(".row-error")).to_have_text("Error: no such image")
+    hub.send(socket, picture(3, deployment="c", deployStatus="idle"))
+    expect(page.locator("#no-deployments")).to_be_visible()
     assert page.recorder.errors == []
 
 
-def test_change(page, hub):
+def test_seqGapPerDeployment(page, hub):
     """
-    A later message replaces the picture: a node that went away is gone, a
-    changed one shows its new status.
+    seq counts per deployment: messages of several deployments interleaved
+    are no gap.  A jump in one deployment's seq makes the page fetch that
+    deployment (only) and show it, and say that it missed updates; a new
+    epoch is no gap either.
+    """
+    from playwright.sync_api import expect
+
+    hub.responses[("GET", "/api/deployments/b")] = (
+        200,
+        json.dumps(picture(12, deployment="b", deployStatus="failed", error="fetched")),
+    )
+    page.goto(ORIGIN + "/")
+    socket = hub.socket()
+    hub.send(socket, picture(1, deployment="a"), picture(7, deployment="b"),
+             picture(2, deployment="a"), picture(8, deployment="b"),
+             picture(1, deployment="a", epoch="e2", deployStatus="deploying"))
+    expect(deploymentRow(page, "a")).to_have_attribute("data-status", "deploying")
+    assert hub.calls == []
+    hub.send(socket, picture(11, deployment="b"))
+    expect(deploymentRow(page, "b")).to_have_attribute("data-status", "failed")
+    expect(page.locator("#missed")).to_contain_text("2 update(s) missed")
+    assert [call[:2] for call in hub.calls] == [("GET", "/api/deployments/b")]
+    # older than what is shown: ignored
+    hub.send(socket, picture(10, deployment="b", deployStatus="deploying"),
+             picture(2, deployment="a", epoch="e2"))
+    expect(deploymentRow(page, "a")).to_have_attribute("data-status", "deployed")
+    expect(deploymentRow(page, "b")).to_have_attribute("data-status", "failed")
+
+
+def test_seqGapOfADeploymentGoneMeanwhile(page, hub):
+    """
+    The fetch after a gap answers 404: the deployment is gone, its row too.
     """
     from playwright.sync_api import expect
 
     page.goto(ORIGIN + "/")
+    socket = hub.socket()
+    hub.send(socket, picture(1, deployment="a"), picture(1, deployment="b"))
+    expect(page.locator("#deployments tbody tr")).to_have_count(2)
+    hub.send(socket, picture(5, deployment="b", deployStatus="tearing_down"))
+    expect(page.locator("#deployments tbody tr")).to_have_count(1)
+    assert names(page) == ["a"]
+    assert hub.apiCalls("/api/deployments/b")
+
+
+def test_overviewReconnectTakesTheNewSnapshot(page, hub):
+    """
+    After a reconnect the new snapshot replaces the overview: a deployment
+    torn down while the feed was away is no longer shown.
+    """
+    from playwright.sync_api import expect
+
+    page.goto(ORIGIN + "/")
+    first = hub.socket(1)
+    hub.send(first, picture(4, deployment="a"), picture(6, deployment="b"))
+    expect(page.locator("#deployments tbody tr")).to_have_count(2)
+    first.close(code=1001, reason="going away")
+    expect(page.locator("#connection")).to_have_text("reconnecting")
+    second = hub.socket(2)
+    hub.send(second, picture(1, deployment="b", epoch="e2"))
+    expect(page.locator("#connection")).to_have_text("live")
+    expect(page.locator("#deployments tbody tr")).to_have_count(1)
+    assert names(page) == ["b"]
+    assert page.recorder.errors == []
+
+
+# ---- the view of one deployment ---------------------------------------------
+
+
+def test_view(page, hub):
+    """
+    C{/?deployment=NAME} follows that deployment's feed and shows every
+    node's short container id, status and health as words, and as data
+    attributes (C{data-health} only where there is a health).
+    """
+    from playwright.sync_api import expect
+
+    page.goto(ORIGIN + "/?deployment=demo")
+    socket = hub.socket()
+    assert socket.url == "ws://statushub.test/ws/status?deployment=demo"
+    hub.send(socket, picture(7, nodes=[node("web"), node("db", status="exited", health=None)]))
+    expect(page.locator("#connection")).to_have_text("live")
+    expect(page.locator("#overview")).to_be_hidden()
+    expect(page.locator("#deploy-form")).to_be_hidden()
+    expect(page.locator("#deployment-name")).to_have_text("demo")
+    expect(page.locator("#deploy-status")).to_have_text("deployed")
+    expect(page.locator("#nodes tbody tr")).to_have_count(2)
+    web = page.locator('#nodes tr[data-node="web"]')
+    expect(web).to_have_attribute("data-status", "running")
+    expect(web).to_have_attribute("data-health", "healthy")
+    db = page.locator('#nodes tr[data-node="db"]')
+    expect(db).to_have_attribute("data-status", "exited")
+    assert db.get_attribute("data-health") is None
+    expect(row(page, "web", "container")).to_have_text("webwebwebweb")
+    expect(row(page, "web", "status")).to_have_text("running")
+    expect(row(page, "web", "health")).to_have_text("healthy")
+    expect(row(page, "db", "health")).to_have_text("n/a")
+    expect(row(page, "web", "since")).to_contain_text(" s")
+    expect(page.locator("#overview-link")).to_have_attribute("href", "/")
+    assert page.title() == "demo · statushub"
+    assert page.recorder.foreignRequests(ORIGIN) == []
+    assert page.recorder.errors == []
+
+
+def test_viewChange(page, hub):
+    """
+    A later message replaces the picture: a node that went away is gone, a
+    changed one shows its new status; the final idle empties it.
+    """
+    from playwright.sync_api import expect
+
+    page.goto(ORIGIN + "/?deployment=demo")
     socket = hub.socket()
     hub.send(socket, picture(1, nodes=[node("a"), node("b")]))
     expect(page.locator("#nodes tbody tr")).to_have_count(2)
     hub.send(socket, picture(2, nodes=[node("a", status="exited", health=None)]))
     expect(page.locator("#nodes tbody tr")).to_have_count(1)
     expect(row(page, "a", "status")).to_have_text("exited")
-    hub.send(socket, picture(3, deployStatus="idle", deployment=None))
+    expect(page.locator('#nodes tr[data-node="a"]')).to_have_attribute("data-status", "exited")
+    hub.send(socket, picture(3, deployStatus="idle"))
     expect(page.locator("#nodes tbody tr")).to_have_count(0)
     expect(page.locator("#no-nodes")).to_be_visible()
     expect(page.locator("#deploy-status")).to_have_text("idle")
+    expect(page.locator("#deployment-name")).to_have_text("demo")
     expect(page.locator("#teardown")).to_be_disabled()
 
 
-def test_seqJump(page, hub):
+def test_viewSeqJump(page, hub):
     """
-    A gap in C{seq} makes the page fetch /api/status and show that picture,
-    and say that it missed updates.
+    A gap in the deployment's C{seq} makes the page fetch it again and
+    show that picture, and say that it missed updates.
     """
     from playwright.sync_api import expect
 
-    hub.responses[("GET", "/api/status")] = (
+    hub.responses[("GET", "/api/deployments/demo")] = (
         200,
         json.dumps(picture(9, nodes=[node("fetched")])),
     )
-    page.goto(ORIGIN + "/")
+    page.goto(ORIGIN + "/?deployment=demo")
     socket = hub.socket()
     hub.send(socket, picture(1, nodes=[node("a")]))
     expect(row(page, "a", "node")).to_have_text("a")
-    assert [call for call in hub.calls if call[1] == "/api/status"] == []
+    assert hub.calls == []
     hub.send(socket, picture(5, nodes=[node("jumped")]))
     expect(row(page, "fetched", "node")).to_have_text("fetched")
     expect(page.locator("#missed")).to_contain_text("3 update(s) missed")
@@ -194,13 +370,14 @@ def test_reconnect(page, hub):
     """
     from playwright.sync_api import expect
 
-    page.goto(ORIGIN + "/")
+    page.goto(ORIGIN + "/?deployment=demo")
     first = hub.socket(1)
     hub.send(first, picture(40, nodes=[node("old")]))
     expect(row(page, "old", "node")).to_have_text("old")
     first.close(code=1001, reason="going away")
     expect(page.locator("#connection")).to_have_text("reconnecting")
     second = hub.socket(2)
+    assert second.url.endswith("/ws/status?deployment=demo")
     hub.send(second, picture(0, nodes=[node("new")]))
     expect(page.locator("#connection")).to_have_text("live")
     expect(row(page, "new", "node")).to_have_text("new")
@@ -226,30 +403,44 @@ def test_refused(page, hub):
     expect(page.locator("#reconnect")).to_be_hidden()
 
 
-def test_token(page, hub, tmp_path):
+def test_tokenAndActions(page, hub, tmp_path):
     """
     C{?token=} in the page's URL goes to the feed as C{?token=} and to the
-    API as a bearer header.
+    API as a bearer header.  Deploy posts the file as C{application/json} to
+    C{/api/deployments}; tear-down, from an overview row or from the view of
+    one, deletes that deployment only.
     """
     from playwright.sync_api import expect
 
-    hub.responses[("POST", "/api/deployment")] = (202, json.dumps(picture(2)))
-    hub.responses[("DELETE", "/api/deployment")] = (202, json.dumps(picture(3)))
+    hub.responses[("POST", "/api/deployments")] = (202, json.dumps(picture(2)))
+    hub.responses[("DELETE", "/api/deployments/demo")] = (202, json.dumps(picture(3)))
+    hub.responses[("DELETE", "/api/deployments/other")] = (202, json.dumps(picture(3)))
     page.goto(ORIGIN + "/?token=s%26cret")
     socket = hub.socket()
     assert socket.url.endswith("/ws/status?token=s%26cret")
-    hub.send(socket, picture(1))
+    hub.send(socket, picture(1), picture(1, deployment="other"))
     topology = tmp_path / "demo.json"
     topology.write_text('{"name": "demo", "nodes": []}')
     page.locator("#deploy-file").set_input_files(str(topology))
     page.locator("#deploy").click()
     expect(page.locator("#api-message")).to_have_text("Deployment of demo.json accepted.")
+    deploymentRow(page, "other").locator("button.teardown").click()
+    expect(page.locator("#api-message")).to_have_text("Teardown of other accepted.")
+
+    deploymentRow(page, "demo").locator("a").click()
+    page.wait_for_url(ORIGIN + "/?deployment=demo&token=s%26cret")
+    view = hub.socket(2)
+    assert view.url.endswith("/ws/status?deployment=demo&token=s%26cret")
+    hub.send(view, picture(1))
     page.locator("#teardown").click()
-    expect(page.locator("#api-message")).to_have_text("Teardown accepted.")
-    calls = [(method, path, headers.get("authorization"), body) for method, path, headers, body in hub.calls]
+    expect(page.locator("#api-message")).to_have_text("Teardown of demo accepted.")
+    calls = [(method, path, headers.get("authorization"), headers.get("content-type"), body)
+             for method, path, headers, body in hub.calls]
     assert calls == [
-        ("POST", "/api/deployment", "Bearer s&cret", '{"name": "demo", "nodes": []}'),
-        ("DELETE", "/api/deployment", "Bearer s&cret", None),
+        ("POST", "/api/deployments", "Bearer s&cret", "application/json",
+         '{"name": "demo", "nodes": []}'),
+        ("DELETE", "/api/deployments/other", "Bearer s&cret", None, None),
+        ("DELETE", "/api/deployments/demo", "Bearer s&cret", None, None),
     ]
 
 
@@ -264,7 +455,7 @@ def test_apiError(page, hub, tmp_path):
     hub.send(hub.socket(), picture(1, deployStatus="idle", deployment=None))
     topology = tmp_path / "bad.json"
     topology.write_text('{"name": "bad"}')
-    hub.responses[("POST", "/api/deployment")] = (
+    hub.responses[("POST", "/api/deployments")] = (
         400,
         json.dumps({"error": "nodes: required", "field": "nodes"}),
     )
@@ -273,6 +464,6 @@ def test_apiError(page, hub, tmp_path):
     message = page.locator("#api-message")
     expect(message).to_have_text("Refused (400): nodes: required")
     expect(message).to_have_class("error")
-    hub.responses[("POST", "/api/deployment")] = (502, "proxy says no")
+    hub.responses[("POST", "/api/deployments")] = (502, "proxy says no")
     page.locator("#deploy").click()
     expect(message).to_have_text("Refused (502): proxy says no")

@@ -1,6 +1,7 @@
 """
-The deployment manager's state machine, polling, events and recovery, on the
-in-memory engine with a L{task.Clock}.
+The deployment manager and its deployments: the state machine, polling,
+events and recovery, one deployment and several, on the in-memory engine
+with a L{task.Clock}.
 """
 
 from __future__ import annotations
@@ -9,7 +10,12 @@ import pytest
 from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
-from statushub.deploy.manager import DeploymentConflict, DeploymentManager, EngineHealth
+from statushub.deploy.manager import (
+    DeploymentConflict,
+    DeploymentManager,
+    EngineHealth,
+    UnknownDeployment,
+)
 from statushub.deploy.topology import validateTopology
 from statushub.engine import DEPLOYMENT_LABEL, EngineError, EngineEvent
 from statushub.interfaces import IContainerEngine, IHealthCheck
@@ -59,7 +65,7 @@ def world():
 def test_interfaces(world) -> None:
     clock, engine, board, sink, manager = world
     verifyObject(IContainerEngine, engine)
-    verifyObject(IHealthCheck, EngineHealth(board))
+    verifyObject(IHealthCheck, EngineHealth(manager))
 
 
 def test_deployAndTeardown(world) -> None:
@@ -69,19 +75,19 @@ def test_deployAndTeardown(world) -> None:
     """
     clock, engine, board, sink, manager = world
     manager.deploy(topology("web", "db", "cache"))
-    assert board.picture.deployStatus == "deployed"
+    assert board.picture("demo").deployStatus == "deployed"
     assert manager.poller.started
-    assert [n.status for n in board.picture.nodeStatuses] == ["running"] * 3
-    assert [n.health for n in board.picture.nodeStatuses] == ["starting"] * 3
+    assert [n.status for n in board.picture("demo").nodeStatuses] == ["running"] * 3
+    assert [n.health for n in board.picture("demo").nodeStatuses] == ["starting"] * 3
     assert sink.statuses[0] == "deploying"
     assert len(engine.containers) == 3
 
     for containerId in engine.containers:
         engine.set(containerId, health="healthy")
     clock.advance(INTERVAL)
-    assert [n.health for n in board.picture.nodeStatuses] == ["healthy"] * 3
+    assert [n.health for n in board.picture("demo").nodeStatuses] == ["healthy"] * 3
 
-    assert manager.teardown() is not None
+    assert manager.teardown("demo") is not None
     assert not manager.poller.started
     assert engine.containers == {}
     assert "tearing_down" in sink.statuses
@@ -131,27 +137,47 @@ def test_pollsNeverOverlap(world) -> None:
     assert engine.calls.count("listContainers") >= 2
 
 
-def test_secondDeployConflicts(world) -> None:
+def test_duplicateNameConflicts(world) -> None:
     clock, engine, board, sink, manager = world
     manager.deploy(topology("web"))
-    with pytest.raises(DeploymentConflict, match="deployed"):
-        manager.deploy(topology("other", name="two"))
+    with pytest.raises(DeploymentConflict, match="'demo' exists") as caught:
+        manager.deploy(topology("other"))
+    assert caught.value.deployments == ["demo"]
     assert len(engine.containers) == 1
+    # another name deploys beside it
+    manager.deploy(topology("other", name="two"))
+    assert manager.names() == ["demo", "two"]
+    assert len(engine.containers) == 2
+
+
+def test_limitConflicts(world) -> None:
+    clock, engine, board, sink, manager = world
+    manager.maxDeployments = 2
+    manager.deploy(topology("web", name="a"))
+    manager.deploy(topology("web", name="b"))
+    with pytest.raises(DeploymentConflict, match="limit of 2") as caught:
+        manager.deploy(topology("web", name="c"))
+    assert caught.value.deployments == ["a", "b"]
+    assert "c" not in board.names() and len(engine.containers) == 2
+    manager.teardown("a")
+    manager.deploy(topology("web", name="c"))
+    assert manager.names() == ["b", "c"]
 
 
 def test_teardownWhileDeployingConflicts(world) -> None:
     clock, engine, board, sink, manager = world
-    engine.holdLists = True
     manager.deploy(topology("web"))
     # the fake's starts are immediate; hold the deploy in "deploying" by hand
-    board.change(deployStatus="deploying")
-    with pytest.raises(DeploymentConflict):
-        manager.teardown()
+    deployment = manager.get("demo")
+    deployment.picture = deployment.picture.evolve(deployStatus="deploying")
+    with pytest.raises(DeploymentConflict, match="deploying"):
+        manager.teardown("demo")
 
 
-def test_teardownWhenIdle(world) -> None:
+def test_teardownOfUnknownName(world) -> None:
     clock, engine, board, sink, manager = world
-    assert manager.teardown() is None
+    with pytest.raises(UnknownDeployment, match="'demo'"):
+        manager.teardown("demo")
     assert sink.messages == []
 
 
@@ -163,14 +189,14 @@ def test_missingImageRemovesEverything(world) -> None:
     clock, engine, board, sink, manager = world
     manager.deploy(topology("web", "db", "bad"))
     assert engine.containers == {}
-    assert board.picture.deployStatus == "failed"
-    assert "'bad'" in board.picture.error and "no such image" in board.picture.error
-    assert board.picture.nodeStatuses == ()
+    assert board.picture("demo").deployStatus == "failed"
+    assert "'bad'" in board.picture("demo").error and "no such image" in board.picture("demo").error
+    assert board.picture("demo").nodeStatuses == ()
     assert not manager.poller.started
     # failed allows a fresh deploy
     manager.deploy(topology("web"))
-    assert board.picture.deployStatus == "deployed"
-    assert board.picture.error is None
+    assert board.picture("demo").deployStatus == "deployed"
+    assert board.picture("demo").error is None
 
 
 def test_startFailureRemovesEverything(world) -> None:
@@ -178,8 +204,8 @@ def test_startFailureRemovesEverything(world) -> None:
     engine.failNext["startContainer"] = EngineError("start container x: boom")
     manager.deploy(topology("web", "db"))
     assert engine.containers == {}
-    assert board.picture.deployStatus == "failed"
-    assert "boom" in board.picture.error
+    assert board.picture("demo").deployStatus == "failed"
+    assert "boom" in board.picture("demo").error
 
 
 def test_engineErrorDoesNotStopPolling(world) -> None:
@@ -188,19 +214,19 @@ def test_engineErrorDoesNotStopPolling(world) -> None:
     on; it comes back: everything recovers by itself.
     """
     clock, engine, board, sink, manager = world
-    health = EngineHealth(board)
+    health = EngineHealth(manager)
     manager.deploy(topology("web", "db"))
     assert health.health() == "reachable"
     engine.reachable = False
     clock.advance(INTERVAL)
-    assert [n.status for n in board.picture.nodeStatuses] == ["unknown", "unknown"]
+    assert [n.status for n in board.picture("demo").nodeStatuses] == ["unknown", "unknown"]
     assert health.health() == "unreachable"
-    assert board.picture.deployStatus == "deployed"
+    assert board.picture("demo").deployStatus == "deployed"
     clock.advance(INTERVAL * 3)
     assert manager.poller.started
     engine.reachable = True
     clock.advance(INTERVAL)
-    assert [n.status for n in board.picture.nodeStatuses] == ["running", "running"]
+    assert [n.status for n in board.picture("demo").nodeStatuses] == ["running", "running"]
     assert health.health() == "reachable"
 
 
@@ -209,7 +235,7 @@ def test_removedContainerIsMissing(world) -> None:
     manager.deploy(topology("web", "db"))
     del engine.containers[engine.idsByNode()["db"]]
     clock.advance(INTERVAL)
-    assert [n.status for n in board.picture.nodeStatuses] == ["running", "missing"]
+    assert [n.status for n in board.picture("demo").nodeStatuses] == ["running", "missing"]
 
 
 def test_recoverAdopts(world) -> None:
@@ -218,19 +244,19 @@ def test_recoverAdopts(world) -> None:
     """
     clock, engine, board, sink, manager = world
     manager.deploy(topology("web", "db", "cache"))
-    mapping = manager.mapping
+    mapping = manager.get("demo").mapping
     manager.stop()
 
     board2 = StatusBoard(clock)
     manager2 = DeploymentManager(engine, board2, clock, INTERVAL, runInThread=callNow)
     manager2.start()
-    assert board2.picture.deployStatus == "deployed"
-    assert board2.picture.deployment == "demo"
-    assert manager2.mapping == mapping  # node order kept
+    assert board2.picture("demo").deployStatus == "deployed"
+    assert board2.picture("demo").deployment == "demo"
+    assert manager2.get("demo").mapping == mapping  # node order kept
     assert manager2.poller.started
-    manager2.teardown()
+    manager2.teardown("demo")
     assert engine.containers == {}
-    assert board2.picture.deployStatus == "idle"
+    assert board2.picture("demo").deployStatus == "idle"
     assert manager2.stop().called
 
 
@@ -242,13 +268,13 @@ def test_recoverWaitsForEngine(world) -> None:
     board2 = StatusBoard(clock)
     manager2 = DeploymentManager(engine, board2, clock, INTERVAL, runInThread=callNow)
     manager2.start()
-    assert board2.picture.engine == "unreachable"
-    assert board2.picture.deployStatus == "idle"
+    assert board2.picture("demo").engine == "unreachable"
+    assert board2.picture("demo").deployStatus == "idle"
     clock.advance(INTERVAL * 3)  # events reconnect with backoff meanwhile
     engine.reachable = True
     clock.advance(INTERVAL)
-    assert board2.picture.deployStatus == "deployed"
-    assert board2.picture.engine == "reachable"
+    assert board2.picture("demo").deployStatus == "deployed"
+    assert board2.picture("demo").engine == "reachable"
     manager2.stop()
 
 
@@ -268,14 +294,14 @@ def test_eventsBeatThePoll(world) -> None:
     manager.deploy(topology("web", "db"))
     [stream] = engine.streams
     stream.push(event(engine, "db", "die"))
-    assert [n.status for n in board.picture.nodeStatuses] == ["running", "exited"]
+    assert [n.status for n in board.picture("demo").nodeStatuses] == ["running", "exited"]
     count = len(sink.messages)
     clock.advance(INTERVAL)  # the list still says running
-    assert [n.status for n in board.picture.nodeStatuses] == ["running", "exited"]
+    assert [n.status for n in board.picture("demo").nodeStatuses] == ["running", "exited"]
     assert len(sink.messages) == count
     engine.set(engine.idsByNode()["db"], status="exited", health=None)
     clock.advance(INTERVAL)
-    assert manager._overlay == {}
+    assert manager.get("demo")._overlay == {}
     manager.stop()
     assert stream.closed
 
@@ -285,7 +311,7 @@ def test_healthEvent(world) -> None:
     manager.start()
     manager.deploy(topology("web"))
     engine.streams[0].push(event(engine, "web", "health_status: unhealthy"))
-    assert board.picture.nodeStatuses[0].health == "unhealthy"
+    assert board.picture("demo").nodeStatuses[0].health == "unhealthy"
     manager.stop()
 
 
@@ -308,9 +334,9 @@ def test_eventWordExpires(world) -> None:
     manager.start()
     manager.deploy(topology("web"))
     engine.streams[0].push(event(engine, "web", "die"))
-    assert board.picture.nodeStatuses[0].status == "exited"
+    assert board.picture("demo").nodeStatuses[0].status == "exited"
     clock.advance(max(5.0, 3 * INTERVAL) + INTERVAL)
-    assert board.picture.nodeStatuses[0].status == "running"
+    assert board.picture("demo").nodeStatuses[0].status == "running"
     manager.stop()
 
 
@@ -335,22 +361,22 @@ def test_unreachableDeployFails(world) -> None:
     clock, engine, board, sink, manager = world
     engine.reachable = False
     manager.deploy(topology("web"))
-    assert board.picture.deployStatus == "failed"
-    assert board.picture.engine == "unreachable"
-    assert "cannot reach" in board.picture.error
+    assert board.picture("demo").deployStatus == "failed"
+    assert board.picture("demo").engine == "unreachable"
+    assert "cannot reach" in board.picture("demo").error
 
 
 def test_failedTeardownCanBeRetried(world) -> None:
     clock, engine, board, sink, manager = world
     manager.deploy(topology("web", "db"))
     engine.reachable = False
-    manager.teardown()
-    assert board.picture.deployStatus == "failed"
-    assert "teardown failed" in board.picture.error
+    manager.teardown("demo")
+    assert board.picture("demo").deployStatus == "failed"
+    assert "teardown failed" in board.picture("demo").error
     assert len(engine.containers) == 2
     engine.reachable = True
-    manager.teardown()
-    assert board.picture.deployStatus == "idle"
+    manager.teardown("demo")
+    assert board.picture("demo").deployStatus == "idle"
     assert engine.containers == {}
 
 

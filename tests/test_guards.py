@@ -599,6 +599,18 @@ def test_refusalsByTheGuardsAreAudited(
     assert twoRoles.recorder.calls == []
 
 
+def test_refusedTeardownOfANamedDeploymentNamesIt(twoRoles: Hub, audit: list[dict]) -> None:
+    """
+    C{DELETE /api/deployments/NAME} has no body: the name comes from the path.
+    """
+    twoRoles.request("DELETE", "/api/deployments/alpha", bearer("view"))
+    event = only(audit)
+    assert (event["action"], event["role"], event["outcome"], event["code"]) == (
+        "teardown", "viewer", "refused", 403
+    )
+    assert event["deployment"] == "alpha"
+
+
 def test_answerGivenLaterIsAuditedWhenFinished(audit: list[dict]) -> None:
     """
     A resource that answers later (C{NOT_DONE_YET}) is audited when it does

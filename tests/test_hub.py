@@ -27,9 +27,10 @@ def makeHub(**kwargs) -> tuple[StatusBoard, StatusHubFactory]:
     return board, hub
 
 
-def deployed(n: int = 1) -> Picture:
+def deployed(n: int = 1, name: str = "demo") -> Picture:
     return Picture(
         deployStatus="deployed",
+        deployment=name,
         nodeStatuses=tuple(
             NodeStatus(f"node{i}", f"c{i}", "running") for i in range(n)
         ),
@@ -103,7 +104,7 @@ def test_new_client_gets_current_picture_then_changes_only() -> None:
     assert snapshot["seq"] == 1
     board.update(deployed())  # no change, no message
     assert client.messages() == []
-    board.update(Picture(deployStatus="tearing_down"))
+    board.update(Picture(deployStatus="tearing_down", deployment="demo"))
     assert [m["seq"] for m in client.messages()] == [2]
 
 
@@ -295,3 +296,110 @@ def test_no_path_leaks_a_protocol() -> None:
 
     assert len(hub) == 0
     keepAlive.stopService()
+
+
+# Subscriptions: every deployment, or one.
+
+
+def followers(hub, name: str, count: int, port: int = 41000) -> list[MemoryClient]:
+    return [
+        MemoryClient(hub, port + i, path=f"/ws/status?deployment={name}").open()
+        for i in range(count)
+    ]
+
+
+def test_a_change_reaches_only_its_watchers_and_the_unfiltered() -> None:
+    board, hub = makeHub()
+    everything = MemoryClient(hub, 40001).open()
+    watchA = followers(hub, "a", 3, 41000)
+    watchB = followers(hub, "b", 2, 42000)
+    for client in [everything, *watchA, *watchB]:
+        client.messages()
+    assert (hub.subscribers(), hub.subscribers("a"), hub.subscribers("b")) == (1, 3, 2)
+
+    board.update(deployed(name="a"))
+    assert [m["deployment"] for m in everything.messages()] == ["a"]
+    for client in watchA:
+        assert [m["deployment"] for m in client.messages()] == ["a"]
+    for client in watchB:
+        assert client.frames() == []  # not a byte for b's watchers
+
+
+def test_a_change_is_written_once_per_interested_client() -> None:
+    """
+    The hub writes to its unfiltered clients and that deployment's, and
+    touches no other client's transport.
+    """
+    board, hub = makeHub()
+    others = followers(hub, "b", 50)
+    mine = followers(hub, "a", 2, 43000)
+    writes = []
+    for client in others + mine:
+        client.messages()
+        original = client.protocol.transport.write
+        client.protocol.transport.write = (
+            lambda data, original=original, c=client: (writes.append(c), original(data))
+        )
+    board.update(deployed(name="a"))
+    assert sorted(map(id, writes)) == sorted(map(id, mine))
+
+
+def test_filtered_snapshot_is_its_picture_or_idle_with_its_name() -> None:
+    board, hub = makeHub()
+    board.update(deployed(2, name="a"))
+    [mine] = followers(hub, "a", 1)[0].messages()
+    assert (mine["deployment"], mine["deployStatus"], mine["seq"]) == ("a", "deployed", 1)
+    [ghost] = followers(hub, "nothing-yet", 1, 42000)[0].messages()
+    assert (ghost["deployment"], ghost["deployStatus"], ghost["nodeStatuses"]) == (
+        "nothing-yet", "idle", [])
+
+
+def test_unfiltered_snapshot_is_every_deployment_in_name_order() -> None:
+    board, hub = makeHub()
+    for name in ("c", "a", "b"):
+        board.update(deployed(name=name))
+    client = MemoryClient(hub).open()
+    assert [m["deployment"] for m in client.messages()] == ["a", "b", "c"]
+    # and again on demand
+    client.send(json.dumps({"type": "get_status"}).encode())
+    assert [m["deployment"] for m in client.messages()] == ["a", "b", "c"]
+
+
+def test_teardown_ends_with_idle_then_the_snapshot_leaves_it_out() -> None:
+    board, hub = makeHub()
+    board.update(deployed(name="a"))
+    board.update(deployed(name="b"))
+    watcher = followers(hub, "a", 1)[0]
+    everything = MemoryClient(hub).open()
+    watcher.messages(), everything.messages()
+    board.update(Picture(deployStatus="idle", deployment="a"))
+    [final] = watcher.messages()
+    assert (final["deployStatus"], final["nodeStatuses"]) == ("idle", [])
+    assert everything.messages() == [final]
+    late = MemoryClient(hub, 40002).open()
+    assert [m["deployment"] for m in late.messages()] == ["b"]
+
+
+def test_unsubscribed_clients_leave_the_index() -> None:
+    board, hub = makeHub()
+    [watcher] = followers(hub, "a", 1)
+    everything = MemoryClient(hub).open()
+    watcher.disconnect()
+    everything.disconnect()
+    assert (len(hub), hub.subscribers(), hub.subscribers("a")) == (0, 0, 0)
+    assert hub._watchers == {}
+
+
+@pytest.mark.parametrize("query", ["deployment=Not%20A%20Name", "deployment=a&deployment=b"])
+def test_bad_subscription_is_refused_before_the_upgrade(query) -> None:
+    board, hub = makeHub()
+    client = MemoryClient(hub, path=f"/ws/status?{query}")
+    client.protocol.dataReceived(
+        b"GET /ws/status?" + query.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    response = client.transport.value()
+    assert response.startswith(b"HTTP/1.1 400"), response
+    assert b"deployment" in response
+    assert len(hub) == 0

@@ -38,8 +38,22 @@ def feedWorld(**hubOptions) -> tuple[Metrics, StatusBoard, StatusHubFactory]:
     board.addSink(metrics.status)
     hub = StatusHubFactory(board, reactor, metrics=metrics.feed, **hubOptions)
     board.addSink(hub)
-    metrics.watch(hub.__len__, lambda: [board.current()], [EngineHealth(board)])
+    metrics.watch(hub.__len__, board.snapshot, [EngineWord()])
     return metrics, board, hub
+
+
+class EngineWord:
+    """
+    C{/healthz}'s engine entry, as a world without a manager has it.
+    """
+
+    name = "engine"
+
+    def __init__(self, state: str = "unknown") -> None:
+        self.state = state
+
+    def health(self) -> str:
+        return self.state
 
 
 def deployed(*nodes: NodeStatus) -> Picture:
@@ -53,7 +67,7 @@ def deployed(*nodes: NodeStatus) -> Picture:
 def test_broadcast_counts_frames_and_bytes_once_per_message() -> None:
     metrics, board, hub = feedWorld()
     clients = [MemoryClient(hub, 40000 + i).open() for i in range(3)]
-    snapshot = len(hub._currentFrame)
+    snapshot = len(hub._frame(board.snapshot()[0]))
     assert value(metrics, "statushub_feed_clients") == 3
     assert value(metrics, "statushub_feed_connections_total") == 3
     assert value(metrics, "statushub_feed_frames_sent_total") == 3
@@ -61,7 +75,7 @@ def test_broadcast_counts_frames_and_bytes_once_per_message() -> None:
     before = value(metrics, "statushub_feed_broadcast_duration_seconds_count")
 
     board.update(deployed(NodeStatus("web", "c1", "running")))
-    frame = len(hub._currentFrame)
+    frame = len(hub._frame(board.current("demo")))
     assert all(len(c.messages()) == 2 for c in clients)
     assert value(metrics, "statushub_status_messages_total") == 1
     assert value(metrics, "statushub_feed_frames_sent_total") == 3 + 3
@@ -91,8 +105,8 @@ def test_slow_client_counts_as_slow_and_is_not_counted_as_reached() -> None:
     slow, fast = MemoryClient(hub, 1).open(), MemoryClient(hub, 2).open()
     while slow.protocol in hub:
         slow.protocol.window.pauseProducing()
-        board.update(deployed(NodeStatus("web", "c1", "running", str(board.current()["seq"]))))
-    broadcasts = board.current()["seq"]
+        board.update(deployed(NodeStatus("web", "c1", "running", str(board.current("demo")["seq"]))))
+    broadcasts = board.current("demo")["seq"]
     assert value(metrics, "statushub_feed_clients_dropped_total", reason="slow") == 1
     # the slow one got every frame but the one it was dropped on
     assert value(metrics, "statushub_feed_frames_sent_total") == 2 + broadcasts + broadcasts - 1
@@ -161,7 +175,7 @@ def engineWorld():
         metrics.engine.wrap(engine), board, clock, 2.0, runInThread=callNow,
         observePoll=metrics.engine.observePoll,
     )
-    metrics.watch(lambda: 0, lambda: [board.current()], [EngineHealth(board)])
+    metrics.watch(lambda: 0, board.snapshot, [EngineHealth(manager)])
     yield metrics, clock, engine, board, manager
     manager.stop()
     engine.assertStreamsClosed()
@@ -185,7 +199,8 @@ def test_engine_calls_errors_and_up(engineWorld) -> None:
     metrics, clock, engine, board, manager = engineWorld
     manager.start()
     assert value(metrics, "statushub_engine_up") == 1
-    assert value(metrics, "statushub_engine_calls_total", operation="ping") == 1
+    # the first contact is the adoption's list call
+    assert value(metrics, "statushub_engine_calls_total", operation="list") == 1
     manager.deploy(topology("web", "db"))
     assert value(metrics, "statushub_engine_calls_total", operation="create") == 2
     assert value(metrics, "statushub_engine_calls_total", operation="start") == 2
@@ -206,7 +221,7 @@ def test_engine_refusal_is_an_error_not_unreachable(engineWorld) -> None:
     metrics, clock, engine, board, manager = engineWorld
     manager.start()
     manager.deploy(topology("bad"))
-    assert board.picture.deployStatus == "failed"
+    assert board.picture("demo").deployStatus == "failed"
     assert value(metrics, "statushub_engine_errors_total", operation="create", kind="error") == 1
     assert value(metrics, "statushub_engine_errors_total",
                  operation="create", kind="unreachable") == 0
@@ -246,14 +261,14 @@ def test_deploys_and_teardowns_by_outcome(engineWorld) -> None:
     metrics, clock, engine, board, manager = engineWorld
     manager.start()
     manager.deploy(topology("web"))
-    manager.teardown()
-    assert board.picture.deployStatus == "idle"
+    manager.teardown("demo")
+    assert board.picture("demo").deployStatus == "idle"
     manager.deploy(topology("bad"))
-    assert board.picture.deployStatus == "failed"
+    assert board.picture("demo").deployStatus == "failed"
     manager.deploy(topology("web", name="second"))
     engine.failNext["listContainers"] = EngineError("list containers: refused")
-    manager.teardown()
-    assert board.picture.deployStatus == "failed"
+    manager.teardown("second")
+    assert board.picture("second").deployStatus == "failed"
 
     def outcome(name: str, outcome: str) -> Optional[float]:
         return value(metrics, f"statushub_{name}_total", outcome=outcome)
@@ -278,7 +293,7 @@ def test_deployments_and_nodes_by_status(engineWorld) -> None:
     assert value(metrics, "statushub_nodes", status="running", health="healthy") == 2
     assert value(metrics, "statushub_nodes", status="running", health="starting") == 1
     assert value(metrics, "statushub_nodes", status="exited", health="none") == 1
-    board.update(Picture(engine="reachable"))
+    board.update(Picture(deployStatus="idle", deployment="demo", engine="reachable"))
     assert value(metrics, "statushub_deployments", status="deployed") == 0
     assert value(metrics, "statushub_nodes", status="running", health="healthy") is None
 
@@ -297,12 +312,12 @@ class Joined:
 def test_wamp_joined_only_when_wamp_is_configured() -> None:
     board = StatusBoard(Clock())
     without = Metrics()
-    without.watch(lambda: 0, lambda: [board.current()], [EngineHealth(board)])
+    without.watch(lambda: 0, board.snapshot, [EngineWord()])
     assert value(without, "statushub_wamp_joined") is None
 
     wamp = Joined()
     metrics = Metrics()
-    metrics.watch(lambda: 0, lambda: [board.current()], [EngineHealth(board), wamp])
+    metrics.watch(lambda: 0, board.snapshot, [EngineWord(), wamp])
     assert value(metrics, "statushub_wamp_joined") == 1
     wamp.state = "connecting"
     assert value(metrics, "statushub_wamp_joined") == 0

@@ -68,21 +68,58 @@ async def test_autobahn_js_client_gets_status_and_every_change(
 
         client = wamp_client(router.url)
         got = await client.waitFor(isKind("get_status"))
-        assert got["message"] == board.current()
+        assert got["message"] == board.current("demo")
         assert got["message"]["deployStatus"] == "deploying"
 
         board.change(
+            "demo",
             deployStatus="deployed",
             nodeStatuses=(NodeStatus("web", "c1", "running", "healthy"),),
         )
         event = await client.waitFor(
-            lambda e: e["kind"] == "status" and e["message"]["seq"] == board.current()["seq"]
+            lambda e: e["kind"] == "status"
+            and e["message"]["seq"] == board.current("demo")["seq"]
         )
         # the same JSON object as the feed, as the single positional argument
-        assert event["message"] == board.current()
+        assert event["message"] == board.current("demo")
         assert event["message"]["nodeStatuses"] == [
             {"nodeId": "web", "containerId": "c1", "status": "running", "health": "healthy"}
         ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_deployment_on_its_own_topic(
+    crossbar_router: Any, wamp_client: Any
+) -> None:
+    """
+    With several deployments, a client of one deployment's topic gets only
+    its messages; get_status without a name is refused, naming them;
+    list_deployments answers every picture.
+    """
+    router = crossbar_router()
+    board = StatusBoard(reactor)
+    async with joinedSink(router, board):
+        board.change("web-1", deployStatus="deployed")
+        board.change("db", deployStatus="deploying")
+        one = wamp_client(router.url, deployment="web-1")
+        everything = wamp_client(router.url)
+        got = await one.waitFor(isKind("get_status"))
+        assert got["message"] == board.current("web-1")
+        refused = await everything.waitFor(isKind("get_status_refused"))
+        assert refused["error"] == "io.statushub.error.several_deployments"
+        assert refused["deployments"] == ["db", "web-1"]
+        listed = await everything.waitFor(isKind("list_deployments"))
+        assert listed["messages"] == [board.current("db"), board.current("web-1")]
+        await one.waitFor(isKind("list_deployments"))  # subscribed by then
+
+        board.change("db", deployStatus="deployed")
+        board.change("web-1", deployStatus="tearing_down")
+        await everything.waitFor(
+            lambda e: e["kind"] == "status" and e["message"]["deployStatus"] == "tearing_down")
+        await one.waitFor(
+            lambda e: e["kind"] == "status" and e["message"]["deployStatus"] == "tearing_down")
+        assert {m["deployment"] for m in one.statuses()} == {"web-1"}
+        assert {m["deployment"] for m in everything.statuses()} >= {"db", "web-1"}
 
 
 @pytest_twisted.ensureDeferred
@@ -159,8 +196,9 @@ async def test_scaleout_clients_go_through_proxy_workers(
             assert got["message"] == board.current()
         board.change(deployStatus="deploying", deployment="demo")
         for client in clients:
-            event = await client.waitFor(isKind("status"))
-            assert event["message"] == board.current()
+            event = await client.waitFor(
+                lambda e: e["kind"] == "status" and e["message"]["deployment"] == "demo")
+            assert event["message"] == board.current("demo")
 
         intruder = wamp_client(router.url, "publish")
         refused = await intruder.waitFor(

@@ -17,6 +17,8 @@ from twisted.internet.error import ConnectionRefusedError
 from zope.interface.verify import verifyObject
 
 from statushub import config as configuration
+from autobahn.wamp.exception import ApplicationError
+
 from statushub.interfaces import IHealthCheck, IStatusSink
 from statushub.status import NodeStatus, StatusBoard
 from statushub.wamp import TICKET_VARIABLE, WampStatusSink, fromConfig
@@ -148,23 +150,88 @@ def test_uris_follow_the_prefix() -> None:
 
 def test_join_publishes_current_picture_and_registers_get_status() -> None:
     sink, board, _ = running()
-    board.change(deployStatus="deploying", deployment="demo")
+    board.change("demo", deployStatus="deploying")
     assert sink.health() == "connecting"
     session = FakeSession()
     join(sink, session)
 
     assert sink.health() == "joined"
-    [(topic, message, options)] = session.published
-    assert topic == "io.statushub.status"
-    assert message == board.current()
-    assert message["deployStatus"] == "deploying"
-    assert options.acknowledge is True and options.retain is True
-    [(endpoint, procedure, options)] = session.registered
-    assert procedure == "io.statushub.get_status"
-    assert options.invoke == "last"
-    board.change(deployStatus="deployed")
-    assert endpoint() == board.current()
-    assert endpoint()["deployStatus"] == "deployed"
+    published = [(topic, message) for topic, message, _ in session.published]
+    assert published == [
+        ("io.statushub.status", board.current("demo")),
+        ("io.statushub.deployment.demo", board.current("demo")),
+    ]
+    assert published[0][1]["deployStatus"] == "deploying"
+    for _, _, options in session.published:
+        assert options.acknowledge is True and options.retain is True
+    procedures = {procedure: endpoint for endpoint, procedure, _ in session.registered}
+    assert sorted(procedures) == ["io.statushub.get_status", "io.statushub.list_deployments"]
+    assert {options.invoke for _, _, options in session.registered} == {"last"}
+    getStatus = procedures["io.statushub.get_status"]
+    board.change("demo", deployStatus="deployed")
+    assert getStatus() == board.current("demo")
+    assert getStatus()["deployStatus"] == "deployed"
+
+
+def test_join_publishes_every_deployment() -> None:
+    sink, board, _ = running()
+    for name in ("b", "a"):
+        board.change(name, deployStatus="deployed")
+    session = FakeSession()
+    join(sink, session)
+    assert [topic for topic, _, _ in session.published] == [
+        "io.statushub.status", "io.statushub.deployment.a",
+        "io.statushub.status", "io.statushub.deployment.b",
+    ]
+
+
+def test_get_status_and_list_deployments_with_several() -> None:
+    sink, board, _ = running()
+    session = FakeSession()
+    join(sink, session)
+    procedures = {procedure: endpoint for endpoint, procedure, _ in session.registered}
+    getStatus = procedures["io.statushub.get_status"]
+    listDeployments = procedures["io.statushub.list_deployments"]
+    assert getStatus()["deployment"] is None and listDeployments() == []
+    board.change("b", deployStatus="deployed")
+    assert getStatus() == board.current("b")  # the only one
+    board.change("a", deployStatus="deploying")
+    with pytest.raises(ApplicationError) as caught:
+        getStatus()
+    assert caught.value.error == "io.statushub.error.several_deployments"
+    assert caught.value.kwargs["deployments"] == ["a", "b"]
+    assert getStatus("a") == board.current("a")
+    assert getStatus("zulu")["deployStatus"] == "idle"
+    with pytest.raises(ApplicationError) as caught:
+        getStatus("No Name")
+    assert caught.value.error == ApplicationError.INVALID_ARGUMENT
+    assert listDeployments() == [board.current("a"), board.current("b")]
+
+
+def test_each_deployment_has_its_topic() -> None:
+    sink, board, _ = running()
+    session = FakeSession()
+    join(sink, session)
+    session.published.clear()
+    board.change("web-1", deployStatus="deploying")
+    assert [topic for topic, _, _ in session.published] == [
+        "io.statushub.status", "io.statushub.deployment.web-1"]
+    assert sink.deploymentTopic("x") == "io.statushub.deployment.x"
+
+
+def test_slow_router_keeps_the_newest_message_of_each_deployment() -> None:
+    sink, board, _ = running(maxInFlight=1)
+    session = FakeSession()
+    join(sink, session)  # the idle picture in flight
+    board.change("a", deployStatus="deploying")
+    board.change("b", deployStatus="deploying")
+    board.change("a", deployStatus="deployed")
+    assert sink.coalesced == 1  # a's deploying, replaced by its deployed
+    session.ackAll()
+    session.ackAll()
+    statusTopic = [m for topic, m, _ in session.published if topic == "io.statushub.status"]
+    assert [(m["deployment"], m["deployStatus"]) for m in statusTopic] == [
+        (None, "idle"), ("a", "deployed"), ("b", "deploying")]
 
 
 def test_every_change_is_published_once_as_the_feed_message() -> None:

@@ -18,7 +18,9 @@ from statushub.cli.watch import (
     Backoff,
     JSONLines,
     NodeClock,
+    SeqGaps,
     Table,
+    Watcher,
     addArguments,
     feedURL,
     main,
@@ -201,3 +203,154 @@ def test_runRefusesABadURL():
     args = argparse.Namespace(url="localhost:8080", token=None, json=True)
     assert run(args, reactor=Clock(), out=io.StringIO(), err=err) == EXIT_USAGE
     assert "--url must be" in err.getvalue()
+
+
+# ---- several deployments -------------------------------------------------
+
+
+def test_feedURLOfOneDeployment():
+    assert feedURL("http://127.0.0.1:8080", "lab-1") == "ws://127.0.0.1:8080/ws/status?deployment=lab-1"
+    assert feedURL("ws://127.0.0.1:9/ws/status?token=t", "a") == "ws://127.0.0.1:9/ws/status?token=t&deployment=a"
+
+
+def test_seqGapsPerDeploymentAndEpoch():
+    gaps = SeqGaps()
+    assert gaps.check(message(5, deployment="a", epoch="e")) == 0
+    assert gaps.check(message(9, deployment="b", epoch="e")) == 0  # another counter
+    assert gaps.check(message(6, deployment="a", epoch="e")) == 0
+    assert gaps.check(message(10, deployment="b", epoch="e")) == 0
+    assert gaps.check(message(9, deployment="a", epoch="e")) == 2
+    assert gaps.check(message(9, deployment="a", epoch="e")) == 0  # a repeat
+    assert gaps.check(message(3, deployment="a", epoch="e")) == 0  # older
+    assert gaps.check(message(11, deployment="a", epoch="e")) == 1  # still counted from 9
+    # numbering restarted: no gap to tell
+    assert gaps.check(message(1, deployment="a", epoch="f")) == 0
+    assert gaps.check(message(2, deployment="a", epoch="f")) == 0
+    gaps.reset()
+    assert gaps.check(message(20, deployment="a", epoch="f")) == 0
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def connection(self, state, detail=""):
+        self.events.append(("connection", state))
+
+    def missed(self, message, count):
+        self.events.append(("missed", message["deployment"], count))
+
+    def message(self, message):
+        self.events.append(("message", message["deployment"], message["seq"]))
+
+
+def test_watcherTellsGapsPerDeployment():
+    """
+    The watcher tells the display of a gap in one deployment's seq, not of
+    the interleaving of several deployments' messages; a new connection
+    starts counting afresh.
+    """
+    display = Recorder()
+    watcher = Watcher(Clock(), "http://127.0.0.1:1", None, display)
+    for name, seq in [("a", 1), ("b", 7), ("a", 2), ("b", 9)]:
+        watcher._received(json.dumps(message(seq, deployment=name, epoch="e")).encode())
+    assert display.events == [
+        ("connection", "live"),
+        ("message", "a", 1), ("message", "b", 7), ("message", "a", 2),
+        ("missed", "b", 1), ("message", "b", 9),
+    ]
+    watcher._closed(None, 1006, "gone")
+    display.events.clear()
+    watcher._received(json.dumps(message(20, deployment="a", epoch="e")).encode())
+    assert display.events == [("connection", "live"), ("message", "a", 20)]
+
+
+def test_jsonLinesNoteAGapOnStderr():
+    out, err = io.StringIO(), io.StringIO()
+    display = JSONLines(out, err)
+    display.missed(message(9, deployment="b"), 2)
+    assert err.getvalue() == "statushub watch: missed: 2 message(s) about b before seq 9\n"
+    assert out.getvalue() == ""
+
+
+def overviewText(table_out):
+    return table_out.getvalue().split(Table.CLEAR)[-1]
+
+
+def test_tableOfEveryDeployment():
+    """
+    Unfiltered, a block per deployment in name order; a deployment whose
+    teardown ended (idle, no nodes) drops out; with none left, it says so.
+    """
+    out, clock = io.StringIO(), Clock()
+    table = Table(out, clock, tty=True, colour=False)
+    table.connection("live")
+    table.message(message(1, deployment="zeta"))
+    table.message(message(1, deployment="alpha", deployStatus="deploying", nodes=[]))
+    text = overviewText(out)
+    assert text.index("deployment: alpha  status: deploying") < text.index("deployment: zeta  status: deployed")
+    assert text.splitlines()[0] == "feed: live"
+    table.message(message(2, deployment="zeta", deployStatus="idle", nodes=[]))
+    text = overviewText(out)
+    assert "zeta" not in text and "deployment: alpha" in text
+    table.message(message(2, deployment="alpha", deployStatus="idle", nodes=[]))
+    assert overviewText(out).splitlines()[1:] == ["no deployments"]
+
+
+def test_tableOfAHubWithNoDeployment():
+    out = io.StringIO()
+    table = Table(out, Clock(), tty=True, colour=False)
+    table.message(message(0, deployment=None, deployStatus="idle", nodes=[]))
+    assert "deployment: none  status: idle" in overviewText(out)
+    table.message(message(1, deployment="a", deployStatus="deploying", nodes=[]))
+    text = overviewText(out)
+    assert "deployment: none" not in text and "deployment: a  status: deploying" in text
+
+
+def test_tableTakesEachConnectionsSnapshotAfresh():
+    """
+    A deployment torn down while the feed was away is not in the new
+    connection's snapshot: it is no longer shown.
+    """
+    out = io.StringIO()
+    table = Table(out, Clock(), tty=True, colour=False)
+    table.connection("live")
+    table.message(message(4, deployment="a", epoch="e"))
+    table.message(message(8, deployment="b", epoch="e"))
+    table.connection("reconnecting", "gone")
+    table.connection("live")
+    table.message(message(9, deployment="b", epoch="e"))
+    text = overviewText(out)
+    assert "deployment: b" in text and "deployment: a" not in text
+
+
+def test_tableIgnoresAnOlderPictureAndShowsMissed():
+    out = io.StringIO()
+    table = Table(out, Clock(), tty=True, colour=False)
+    table.message(message(5, deployment="a", epoch="e", deployStatus="deployed"))
+    table.message(message(4, deployment="a", epoch="e", deployStatus="deploying"))
+    assert "status: deployed" in overviewText(out)
+    table.missed(message(8, deployment="a", epoch="e"), 2)
+    table.message(message(8, deployment="a", epoch="e", deployStatus="failed"))
+    text = overviewText(out)
+    assert "status: failed" in text
+    assert "missed: 2 update(s) on the feed; this is the latest picture" in text
+
+
+def test_tableOfOneDeploymentKeepsItsIdlePicture():
+    """
+    Following one deployment, its final idle picture is shown, not dropped.
+    """
+    out = io.StringIO()
+    table = Table(out, Clock(), tty=True, colour=False, deployment="a")
+    table.message(message(1, deployment="a"))
+    table.message(message(2, deployment="a", deployStatus="idle", nodes=[]))
+    text = overviewText(out)
+    assert "deployment: a  status: idle" in text and "no nodes" in text
+
+
+def test_argumentsName():
+    parser = argparse.ArgumentParser()
+    addArguments(parser)
+    assert parser.parse_args([]).name is None
+    assert parser.parse_args(["lab", "--json"]).name == "lab"

@@ -230,8 +230,8 @@ def test_refusedToken(hub_process, watch) -> None:
 @pytest.mark.docker
 def test_everyChangeOfADeployment(hub_process, docker, watch) -> None:
     """
-    Against a deployment: the snapshot, then each change in order (seq one
-    apart): deploying, the nodes coming up healthy, a container killed with
+    Against a deployment: the snapshot (no deployment yet), then each change
+    of the deployment in order (its seq one apart): deploying, the nodes coming up healthy, a container killed with
     the Docker CLI, the teardown and the final idle.
     """
     hub = hub_process(config="[polling]\ninterval = 0.5\n", env={"DOCKER_HOST": docker.host})
@@ -247,7 +247,7 @@ def test_everyChangeOfADeployment(hub_process, docker, watch) -> None:
             for i in range(2)
         ],
     }
-    status, body = api(hub, "POST", "/api/deployment", topology)
+    status, body = api(hub, "POST", "/api/deployments", topology)
     assert status == 202, body
 
     def healthy(message: dict) -> bool:
@@ -262,16 +262,19 @@ def test_everyChangeOfADeployment(hub_process, docker, watch) -> None:
     docker.docker("kill", deployed["nodeStatuses"][0]["containerId"])
     process.messageWhere(lambda m: m["nodeStatuses"][0]["status"] == "exited", seen)
 
-    status, body = api(hub, "DELETE", "/api/deployment")
-    assert status in (200, 202), body
+    status, body = api(hub, "DELETE", "/api/deployments/watched")
+    assert status == 202, body
     final = process.messageWhere(
         lambda m: m["deployStatus"] == "idle" and m["nodeStatuses"] == [], seen
     )
-    assert final["deployment"] is None
+    assert final["deployment"] == "watched"
     assert any(message["deployStatus"] == "tearing_down" for message in seen)
-    # every change, none missed, none twice
-    seqs = [message["seq"] for message in seen]
+    # every change of the deployment, none missed, none twice (seq counts
+    # per deployment: the hub's idle picture before it had its own)
+    assert all(message["deployment"] == "watched" for message in seen[1:])
+    seqs = [message["seq"] for message in seen[1:]]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert len({message["epoch"] for message in seen[1:]}) == 1
     assert process.interrupt() == 0
 
 
@@ -323,3 +326,126 @@ def test_ctrlCTestsPassWhenTheSuiteRunsAsABackgroundJob(tmp_path: Path) -> None:
         output, _ = suite.communicate()
     assert suite.returncode == 0, output
     assert "2 passed" in output, output
+def sleepers(name: str, nodes: int) -> dict:
+    return {
+        "name": name,
+        "nodes": [
+            {"id": f"n{i}", "image": "statushub/busybox", "command": ["sleep", "infinity"],
+             "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 0.5}}
+            for i in range(nodes)
+        ],
+    }
+
+
+def allHealthy(nodes: int) -> Callable[[dict], bool]:
+    def healthy(message: dict) -> bool:
+        found = message["nodeStatuses"]
+        return message["deployStatus"] == "deployed" and len(found) == nodes and all(
+            node["status"] == "running" and node.get("health") == "healthy" for node in found
+        )
+    return healthy
+
+
+@pytest.mark.docker
+def test_everyDeploymentAndOne(hub_process, docker, watch) -> None:
+    """
+    Two deployments.  Unfiltered, watch starts with one message per
+    deployment in name order and then follows both, each with its own seq;
+    C{watch NAME} gets that deployment's messages only, down to its final
+    idle one; the other goes on.
+    """
+    hub = hub_process(config="[polling]\ninterval = 0.5\n", env={"DOCKER_HOST": docker.host})
+    for name, nodes in (("zulu", 1), ("alpha", 2)):
+        status, body = api(hub, "POST", "/api/deployments", sleepers(name, nodes))
+        assert status == 202, body
+    for name, nodes in (("zulu", 1), ("alpha", 2)):
+        waitFor = WatchProcess("--json", "--url", hub.url, name)
+        try:
+            waitFor.messageWhere(allHealthy(nodes), [])
+        finally:
+            waitFor.kill()
+
+    every = watch("--json", "--url", hub.url)
+    one = watch("--json", "--url", hub.url, "alpha")
+    snapshot = [every.message(), every.message()]
+    assert [m["deployment"] for m in snapshot] == ["alpha", "zulu"]
+    assert all(m["deployStatus"] == "deployed" for m in snapshot)
+    mine = [one.message()]
+    assert mine[0]["deployment"] == "alpha" and allHealthy(2)(mine[0])
+
+    status, body = api(hub, "DELETE", "/api/deployments/alpha")
+    assert status == 202, body
+    isFinal = lambda m: m["deployment"] == "alpha" and m["deployStatus"] == "idle" and not m["nodeStatuses"]  # noqa: E731
+    one.messageWhere(isFinal, mine)
+    assert {m["deployment"] for m in mine} == {"alpha"}
+    seqs = [m["seq"] for m in mine]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+    seen = list(snapshot)
+    every.messageWhere(isFinal, seen)
+    alpha = [m["seq"] for m in seen if m["deployment"] == "alpha"]
+    # the unfiltered feed carried alpha's changes as the filtered one did
+    assert alpha == seqs
+    # zulu goes on: a kill there reaches the unfiltered watch, not alpha's
+    zulu = snapshot[1]["nodeStatuses"][0]["containerId"]
+    docker.docker("kill", zulu)
+    killed = every.messageWhere(
+        lambda m: m["deployment"] == "zulu" and m["nodeStatuses"][0]["status"] == "exited", seen)
+    assert killed["seq"] > snapshot[1]["seq"]
+    assert one.interrupt() == 0
+    assert all(m["deployment"] == "alpha" for m in drain(one))
+    assert every.interrupt() == 0
+
+
+def drain(process: WatchProcess) -> list[dict]:
+    """
+    The JSON lines a stopped watch printed that were not read yet.
+    """
+    lines = []
+    while True:
+        line = process.stdout.get(timeout=TIMEOUT)
+        if line is None:
+            return lines
+        lines.append(json.loads(line))
+
+
+@pytest.mark.docker
+def test_tableOfEveryDeploymentOnATerminal(hub_process, docker) -> None:
+    """
+    On a terminal, unfiltered watch draws a block per deployment, in name
+    order, each with its nodes.
+    """
+    hub = hub_process(config="[polling]\ninterval = 0.5\n", env={"DOCKER_HOST": docker.host})
+    for name, nodes in (("zulu", 1), ("alpha", 2)):
+        status, body = api(hub, "POST", "/api/deployments", sleepers(name, nodes))
+        assert status == 202, body
+    primary, secondary = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    env.pop("STATUSHUB_TOKEN", None)
+    process = subprocess.Popen(
+        [*WATCH_COMMAND, "--url", hub.url], stdout=secondary, stderr=secondary, env=env,
+        preexec_fn=defaultStopSignals,
+    )
+    os.close(secondary)
+    try:
+        output = b""
+        frame = ""
+        deadline = time.monotonic() + 60
+        # until a frame shows both deployed, their three nodes running
+        while not (frame.count("status: deployed") == 2 and frame.count(" running ") == 3):
+            assert time.monotonic() < deadline, f"no table of both: {frame!r}"
+            ready, _, _ = select.select([primary], [], [], 0.5)
+            if ready:
+                output += os.read(primary, 4096)
+                frames = output.decode(errors="replace").split("\x1b[H\x1b[2J")
+                # the last complete frame (the newest may still be arriving)
+                frame = frames[-2] if len(frames) > 2 else ""
+        assert frame.index("deployment: alpha") < frame.index("deployment: zulu")
+        assert "feed: live" in frame
+        process.send_signal(signal.SIGINT)
+        assert process.wait(TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(primary)

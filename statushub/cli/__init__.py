@@ -1,8 +1,9 @@
 """
-The C{statushub} command: C{deploy FILE}, C{teardown}, C{status}, C{watch}.
+The C{statushub} command: C{deploy FILE}, C{list}, C{status [NAME]},
+C{teardown [NAME]}, C{watch [NAME]}.
 
-C{deploy}, C{teardown} and C{status} are one HTTP request each (blocking is
-fine in a command); C{watch} is a Twisted client in L{statushub.cli.watch},
+C{deploy}, C{list}, C{teardown} and C{status} are an HTTP request or two
+each (blocking is fine in a command); C{watch} is a Twisted client in L{statushub.cli.watch},
 imported only when asked for, so the other verbs start fast.
 """
 
@@ -14,6 +15,7 @@ import os
 import sys
 import tomllib
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Optional, TextIO
 
@@ -104,9 +106,45 @@ def formatPicture(picture: dict) -> str:
         width = max(len(n["nodeId"]) for n in nodes)
         for node in nodes:
             health = f" ({node['health']})" if node.get("health") else ""
-            lines.append(f"  {node['nodeId']:<{width}}  {node['containerId'][:12]}  "
+            lines.append(f"  {node['nodeId']:<{width}}  {(node.get('containerId') or '-')[:12]}  "
                          f"{node['status']}{health}")
     return "\n".join(lines)
+
+
+def countNodes(picture: dict) -> str:
+    """
+    A deployment's nodes counted by status, e.g. C{2 running, 1 exited},
+    with the unhealthy and starting ones said apart.
+    """
+    nodes = picture.get("nodeStatuses") or []
+    if not nodes:
+        return "no nodes"
+    counts: dict[str, int] = {}
+    for node in nodes:
+        counts[node.get("status", "?")] = counts.get(node.get("status", "?"), 0) + 1
+    text = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    health: dict[str, int] = {}
+    for node in nodes:
+        if node.get("health") in ("unhealthy", "starting"):
+            health[node["health"]] = health.get(node["health"], 0) + 1
+    if health:
+        text += " (" + ", ".join(f"{count} {word}" for word, count in sorted(health.items())) + ")"
+    return text
+
+
+def formatList(pictures: list[dict]) -> str:
+    """
+    One line per deployment: name, status, nodes by status.
+    """
+    if not pictures:
+        return "no deployments"
+    rows = [("DEPLOYMENT", "STATUS", "NODES")]
+    for picture in pictures:
+        rows.append((str(picture.get("deployment")), str(picture.get("deployStatus")),
+                     countNodes(picture)))
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    return "\n".join(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}"
+                     for row in rows)
 
 
 def _refused(code: int, body: Any) -> CommandError:
@@ -114,32 +152,89 @@ def _refused(code: int, body: Any) -> CommandError:
     return CommandError(f"the hub refused ({code}): {error or body}", EXIT_REFUSED)
 
 
+def _deploymentPath(name: str) -> str:
+    return "/api/deployments/" + urllib.parse.quote(name, safe="")
+
+
+def deployments(args: argparse.Namespace) -> list[dict]:
+    """
+    Every current deployment's picture, in name order.
+    """
+    code, body = request(args.url, "GET", "/api/deployments", args.token)
+    if code != 200 or not isinstance(body, dict) or not isinstance(body.get("deployments"), list):
+        raise _refused(code, body)
+    return sorted(body["deployments"], key=lambda picture: str(picture.get("deployment")))
+
+
+def _nameOne(args: argparse.Namespace) -> CommandError:
+    """
+    The error for a verb without NAME while several deployments exist: it
+    names them, so the user can pick one.
+    """
+    names = [str(picture.get("deployment")) for picture in deployments(args)]
+    return CommandError(
+        f"{len(names)} deployments exist ({', '.join(names)}): "
+        f"name one, e.g. statushub {args.verb} {names[0] if names else 'NAME'}",
+        EXIT_USAGE,
+    )
+
+
+def _unknown(args: argparse.Namespace, name: str) -> CommandError:
+    names = [str(picture.get("deployment")) for picture in deployments(args)]
+    current = ", ".join(names) if names else "none"
+    return CommandError(f"no deployment named {name!r} (current: {current})", EXIT_REFUSED)
+
+
 def deploy(args: argparse.Namespace, out: TextIO) -> int:
     topology = loadTopology(args.file)
-    code, body = request(args.url, "POST", "/api/deployment", args.token, topology)
+    code, body = request(args.url, "POST", "/api/deployments", args.token, topology)
     if code != 202:
         raise _refused(code, body)
     out.write(f"deploying {topology['name']} ({len(topology['nodes'])} nodes); "
-              "follow it with: statushub watch\n")
+              f"follow it with: statushub watch {topology['name']}\n")
     return EXIT_OK
 
 
 def teardown(args: argparse.Namespace, out: TextIO) -> int:
-    code, body = request(args.url, "DELETE", "/api/deployment", args.token)
-    if code == 200:
+    if args.name is None:
+        code, body = request(args.url, "DELETE", "/api/deployment", args.token)
+        if code == 409:
+            raise _nameOne(args)
+    else:
+        code, body = request(args.url, "DELETE", _deploymentPath(args.name), args.token)
+        if code == 404:
+            raise _unknown(args, args.name)
+    if code == 200 and args.name is None:
         out.write("nothing deployed\n")
-    elif code == 202:
-        out.write(f"tearing down {body.get('deployment') or 'the deployment'}\n")
+    elif code in (200, 202):
+        name = (body.get("deployment") if isinstance(body, dict) else None) or args.name
+        out.write(f"tearing down {name or 'the deployment'}\n")
     else:
         raise _refused(code, body)
     return EXIT_OK
 
 
 def status(args: argparse.Namespace, out: TextIO) -> int:
-    code, body = request(args.url, "GET", "/api/status", args.token)
+    if args.name is None:
+        code, body = request(args.url, "GET", "/api/status", args.token)
+        if code == 409:
+            raise _nameOne(args)
+    else:
+        code, body = request(args.url, "GET", _deploymentPath(args.name), args.token)
+        if code == 404:
+            raise _unknown(args, args.name)
     if code != 200:
         raise _refused(code, body)
     out.write(json.dumps(body) + "\n" if args.json else formatPicture(body) + "\n")
+    return EXIT_OK
+
+
+def listDeployments(args: argparse.Namespace, out: TextIO) -> int:
+    pictures = deployments(args)
+    if args.json:
+        out.write(json.dumps({"deployments": pictures}) + "\n")
+    else:
+        out.write(formatList(pictures) + "\n")
     return EXIT_OK
 
 
@@ -159,16 +254,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     _common(p)
     p.set_defaults(run=deploy)
-    p = verbs.add_parser("teardown", help="tear the deployment down")
+    p = verbs.add_parser("list", help="every deployment: name, status, nodes by status")
+    p.add_argument("--json", action="store_true", help="print the JSON as the hub sends it")
+    _common(p)
+    p.set_defaults(run=listDeployments)
+    p = verbs.add_parser("teardown", help="tear a deployment down (NAME needed when several exist)")
+    p.add_argument("name", metavar="NAME", nargs="?",
+                   help="the deployment (default: the only one there is)")
     _common(p)
     p.set_defaults(run=teardown)
-    p = verbs.add_parser("status", help="print the current picture")
+    p = verbs.add_parser("status", help="print a deployment's picture (NAME needed when several exist)")
+    p.add_argument("name", metavar="NAME", nargs="?",
+                   help="the deployment (default: the only one there is)")
     p.add_argument("--json", action="store_true", help="print the JSON as the hub sends it")
     _common(p)
     p.set_defaults(run=status)
     # listed for --help only: main() hands "watch ..." to statushub.cli.watch,
     # which parses its own options and is imported only then
-    verbs.add_parser("watch", help="a live view in the terminal (--help for options)")
+    verbs.add_parser("watch", help="a live view in the terminal, of one deployment or all "
+                                   "(--help for options)")
     return top
 
 

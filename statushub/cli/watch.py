@@ -1,8 +1,9 @@
 """
 C{statushub watch}: the status feed in a terminal.
 
-A table that redraws in place when stdout is a terminal; one JSON line per
-message with C{--json}, for scripts.  Like the dashboard, it reconnects by
+A table that redraws in place when stdout is a terminal: every deployment
+(one block each), or with a NAME that one only; one JSON line per message
+with C{--json}, for scripts.  Like the dashboard, it reconnects by
 itself with backoff and takes the fresh snapshot when the hub comes back.
 Built on Autobahn's Twisted client.
 
@@ -19,7 +20,7 @@ import random
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, TextIO
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -54,11 +55,12 @@ class Refused(Exception):
     """
 
 
-def feedURL(url: str) -> str:
+def feedURL(url: str, deployment: Optional[str] = None) -> str:
     """
     The feed's address for the hub at C{url}: C{http://host:port} becomes
     C{ws://host:port/ws/status} (C{https} gives C{wss}); a C{ws://} or
-    C{wss://} address is taken as it is.
+    C{wss://} address is taken as it is.  With a C{deployment}, the feed of
+    that deployment only (C{?deployment=NAME}).
 
     @raise ValueError: C{url} is not an address of a hub.
     """
@@ -69,7 +71,41 @@ def feedURL(url: str) -> str:
     path = parts.path
     if parts.scheme in ("http", "https"):
         path = path.rstrip("/") + "/ws/status"
-    return urlunsplit((scheme, parts.netloc, path or "/", parts.query, ""))
+    query = parts.query
+    if deployment is not None:
+        query = "&".join(q for q in (query, urlencode({"deployment": deployment})) if q)
+    return urlunsplit((scheme, parts.netloc, path or "/", query, ""))
+
+
+class SeqGaps:
+    """
+    Tells missed messages apart, per deployment: C{seq} grows by one with
+    each message about a deployment, and is comparable only within one
+    C{epoch}.  Counted afresh on each connection, whose first message about
+    a deployment is its current picture whatever the seq.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[Optional[str], tuple[Any, int]] = {}
+
+    def reset(self) -> None:
+        self._last.clear()
+
+    def check(self, message: dict[str, Any]) -> int:
+        """
+        Note C{message}; return how many messages about its deployment were
+        missed just before it (0 for none).
+        """
+        name, epoch, seq = message.get("deployment"), message.get("epoch"), message.get("seq")
+        if not isinstance(seq, int):
+            return 0
+        before = self._last.get(name)
+        if before is not None and before[0] == epoch and seq <= before[1]:
+            return 0  # a repeat or older: the newer one stays the reference
+        self._last[name] = (epoch, seq)
+        if before is None or before[0] != epoch:
+            return 0
+        return seq - before[1] - 1
 
 
 @dataclass
@@ -115,6 +151,11 @@ class JSONLines:
     def connection(self, state: str, detail: str = "") -> None:
         self._err.write(f"statushub watch: {state}{': ' + detail if detail else ''}\n")
         self._err.flush()
+
+    def missed(self, message: dict[str, Any], count: int) -> None:
+        self.connection("missed", f"{count} message(s) about "
+                        f"{message.get('deployment') or 'no deployment'} before seq "
+                        f"{message.get('seq')}")
 
     def tick(self) -> None:
         pass
@@ -178,10 +219,12 @@ def renderTable(
     now: float,
     colour: bool = False,
     header: bool = True,
+    missed: int = 0,
 ) -> list[str]:
     """
     The lines of the terminal view of C{message} (the latest picture, if
-    any yet), under the connection state if C{header}.
+    any yet), under the connection state if C{header}; C{missed} is how
+    many messages about it the feed is known to have skipped.
     """
     c = lambda word: _colour(word, colour)  # noqa: E731
     lines = []
@@ -200,6 +243,8 @@ def renderTable(
     )
     if message.get("error"):
         lines.append(f"error: {message['error']}")
+    if missed:
+        lines.append(f"missed: {missed} update(s) on the feed; this is the latest picture")
     nodes = message.get("nodeStatuses") or []
     if not nodes:
         lines.append("no nodes")
@@ -229,31 +274,108 @@ def renderTable(
     return lines
 
 
+def renderOverview(
+    pictures: dict[Optional[str], dict[str, Any]],
+    connection: str,
+    detail: str,
+    clocks: dict[Optional[str], NodeClock],
+    now: float,
+    colour: bool = False,
+    header: bool = True,
+    missed: Optional[dict[Optional[str], int]] = None,
+    started: bool = True,
+) -> list[str]:
+    """
+    The lines of the terminal view of every deployment: a block per
+    deployment, in name order, as L{renderTable} draws one.  C{pictures}
+    maps a name to its latest picture (C{None} to the idle picture of a hub
+    with no deployment); C{started} says whether any message came yet.
+    """
+    c = lambda word: _colour(word, colour)  # noqa: E731
+    lines = []
+    if header:
+        lines.append(f"feed: {c(connection)}{'  (' + detail + ')' if detail else ''}")
+    if not started:
+        lines.append("waiting for the first status message")
+        return lines
+    if not pictures:
+        lines.append("no deployments")
+        return lines
+    missed = missed or {}
+    for index, name in enumerate(sorted(pictures, key=lambda n: (n is not None, n or ""))):
+        if index or header:
+            lines.append("")
+        lines.extend(renderTable(pictures[name], connection, detail,
+                                 clocks.get(name) or NodeClock(), now, colour,
+                                 header=False, missed=missed.get(name, 0)))
+    return lines
+
+
 class Table:
     """
-    The picture as a table.  On a terminal it redraws in place (and the
-    "for" column keeps counting between messages); otherwise each new
+    The pictures as tables: every deployment's (a block each), or with
+    C{deployment} that one's only.  On a terminal it redraws in place (and
+    the "for" column keeps counting between messages); otherwise each new
     picture is printed below the last.
     """
 
     CLEAR = "\x1b[H\x1b[2J"
 
-    def __init__(self, out: TextIO, clock: IReactorTime, tty: bool, colour: bool) -> None:
+    def __init__(self, out: TextIO, clock: IReactorTime, tty: bool, colour: bool,
+                 deployment: Optional[str] = None) -> None:
         self._out = out
         self._clock = clock
         self._tty = tty
         self._colour = colour
-        self._message: Optional[dict[str, Any]] = None
+        self._following = deployment
+        self._pictures: dict[Optional[str], dict[str, Any]] = {}
+        self._clocks: dict[Optional[str], NodeClock] = {}
+        self._missed: dict[Optional[str], int] = {}
+        self._started = False
+        # a new connection's snapshot replaces everything shown before it
+        self._fresh = True
         self._connection = "connecting"
         self._detail = ""
-        self._nodes = NodeClock()
 
     def message(self, message: dict[str, Any]) -> None:
-        self._message = message
-        self._nodes.update(message.get("nodeStatuses") or [], self._clock.seconds())
+        name = message.get("deployment")
+        if self._following is not None:
+            name = self._following
+        if self._fresh:
+            self._fresh = False
+            self._pictures = {}
+        before = self._pictures.get(name)
+        if (before is not None and before.get("epoch") == message.get("epoch")
+                and isinstance(message.get("seq"), int) and isinstance(before.get("seq"), int)
+                and message["seq"] < before["seq"]):
+            return  # older than what is shown
+        self._started = True
+        clock = self._clocks.setdefault(name, NodeClock())
+        clock.update(message.get("nodeStatuses") or [], self._clock.seconds())
+        if self._following is not None:
+            self._pictures = {name: message}
+        elif name is None:
+            # the hub has no deployment at all
+            self._pictures = {None: message}
+        else:
+            self._pictures.pop(None, None)
+            if message.get("deployStatus") == "idle" and not message.get("nodeStatuses"):
+                # torn down: its last message, then it drops out
+                self._pictures.pop(name, None)
+            else:
+                self._pictures[name] = message
+        for gone in set(self._clocks) - set(self._pictures):
+            del self._clocks[gone]
+            self._missed.pop(gone, None)
         self._draw()
 
+    def missed(self, message: dict[str, Any], count: int) -> None:
+        name = self._following if self._following is not None else message.get("deployment")
+        self._missed[name] = self._missed.get(name, 0) + count
+
     def connection(self, state: str, detail: str = "") -> None:
+        if state == "live":
+            self._fresh = True
         self._connection, self._detail = state, detail
         if self._tty:
             self._draw()
@@ -262,20 +384,24 @@ class Table:
             self._out.flush()
 
     def tick(self) -> None:
-        if self._tty and self._message is not None:
+        if self._tty and self._started:
             self._draw()
 
     def _draw(self) -> None:
-        lines = renderTable(
-            self._message,
-            self._connection,
-            self._detail,
-            self._nodes,
-            self._clock.seconds(),
-            self._colour,
-            # off a terminal, connection changes are lines of their own
-            header=self._tty,
-        )
+        now = self._clock.seconds()
+        # off a terminal, connection changes are lines of their own
+        header = self._tty
+        if self._following is not None:
+            lines = renderTable(
+                self._pictures.get(self._following), self._connection, self._detail,
+                self._clocks.get(self._following) or NodeClock(), now, self._colour,
+                header=header, missed=self._missed.get(self._following, 0),
+            )
+        else:
+            lines = renderOverview(
+                self._pictures, self._connection, self._detail, self._clocks, now,
+                self._colour, header=header, missed=self._missed, started=self._started,
+            )
         text = "\n".join(lines) + "\n"
         self._out.write(self.CLEAR + text if self._tty else text + "\n")
         self._out.flush()
@@ -301,8 +427,9 @@ class FeedProtocol(WebSocketClientProtocol):
 
 class Watcher:
     """
-    Follows the feed at C{url} and tells C{display} about every message and
-    every change of the connection, until L{stop}ped or refused.
+    Follows the feed at C{url} (every deployment, or only C{deployment}) and
+    tells C{display} about every message, every gap in a deployment's
+    C{seq}, and every change of the connection, until L{stop}ped or refused.
     """
 
     log = Logger()
@@ -314,9 +441,11 @@ class Watcher:
         token: Optional[str],
         display: Any,
         backoff: Optional[Backoff] = None,
+        deployment: Optional[str] = None,
     ) -> None:
         self._reactor = reactor
-        self._url = feedURL(url)
+        self._url = feedURL(url, deployment)
+        self._gaps = SeqGaps()
         self._display = display
         self._backoff = backoff or Backoff()
         self._stopping = False
@@ -388,9 +517,13 @@ class Watcher:
             return
         if not self._live:
             self._live = True
+            self._gaps.reset()
             self._display.connection("live")
         # The connection works: the next drop starts the backoff afresh.
         self._backoff.reset()
+        missed = self._gaps.check(message)
+        if missed:
+            self._display.missed(message, missed)
         self._display.message(message)
 
     def _closed(self, protocol: FeedProtocol, code: Optional[int], reason: Optional[str]) -> None:
@@ -441,6 +574,12 @@ def addArguments(parser: argparse.ArgumentParser) -> None:
         help="the hub's bearer token (default: $STATUSHUB_TOKEN)",
     )
     parser.add_argument(
+        "name",
+        metavar="NAME",
+        nargs="?",
+        help="follow this deployment only (default: every deployment)",
+    )
+    parser.add_argument(
         "--json",
         action="store_true",
         help="print each status message as one JSON line instead of a table",
@@ -461,9 +600,10 @@ def run(args: argparse.Namespace, reactor: Any = None, out: TextIO = None, err: 
         display: Any = JSONLines(out, err)
     else:
         colour = tty and "NO_COLOR" not in os.environ
-        display = Table(out, reactor, tty, colour)
+        display = Table(out, reactor, tty, colour, deployment=getattr(args, "name", None))
     try:
-        watcher = Watcher(reactor, args.url, args.token, display)
+        watcher = Watcher(reactor, args.url, args.token, display,
+                          deployment=getattr(args, "name", None))
     except ValueError as error:
         err.write(f"statushub watch: {error}\n")
         return EXIT_USAGE
@@ -508,8 +648,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     """
     parser = argparse.ArgumentParser(
         prog="statushub watch",
-        description="The hub's status feed in a terminal: a table that redraws in place, "
-        "or one JSON line per message with --json.",
+        description="The status feed in a terminal: every deployment, or NAME only; "
+        "a table that redraws in place, or one JSON line per message with --json.",
         epilog=STOPPING,
     )
     addArguments(parser)

@@ -48,15 +48,16 @@ class HealthPoller:
     def started(self) -> bool:
         return self._loop is not None and self._loop.running
 
-    def start(self) -> None:
+    def start(self, now: bool = True) -> None:
         """
-        Poll now, then every C{interval} seconds.
+        Poll now (unless C{now} is false: the caller has just looked), then
+        every C{interval} seconds.
         """
         if self.started:
             return
         self._loop = LoopingCall(self._tick)
         self._loop.clock = self._clock
-        self._loop.start(self.interval, now=True)
+        self._loop.start(self.interval, now=now)
 
     def stop(self) -> "Deferred[None]":
         """

@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.web.resource import IResource
 
 from statushub.config import Config
-from statushub.deploy.api import DeploymentResource
+from statushub.deploy.api import DeploymentResource, DeploymentsResource
 from statushub.deploy.manager import DeploymentManager, EngineHealth
 from statushub.engine.docker import DockerEngine
 from statushub.interfaces import IHealthCheck
@@ -45,15 +45,17 @@ class Orchestrator(Service):
             pollInterval=config["polling"]["interval"],
             followEvents=config["events"]["enabled"],
             observePoll=None if metrics is None else metrics.observePoll,
+            maxDeployments=config["deploy"]["max_deployments"],
         )
         self.api: dict[str, IResource] = {
-            "deployment": DeploymentResource(self.manager, board)
+            "deployment": DeploymentResource(self.manager, board),
+            "deployments": DeploymentsResource(self.manager, board),
         }
-        self.healthChecks: list[IHealthCheck] = [EngineHealth(board)]
+        self.healthChecks: list[IHealthCheck] = [EngineHealth(self.manager)]
 
     def startService(self) -> None:
         super().startService()
-        # checks the engine and adopts a deployment found there; an engine
+        # checks the engine and adopts the deployments found there; an engine
         # that is down is retried, the hub serves meanwhile
         self.manager.start()
 

@@ -18,6 +18,7 @@ from statushub.engine import (
     DEPLOYMENT_LABEL,
     INDEX_LABEL,
     NODE_LABEL,
+    NODES_LABEL,
     ContainerSpec,
     HealthCheckSpec,
 )
@@ -72,8 +73,10 @@ class Topology:
     def containerSpecs(self) -> list[tuple[Node, ContainerSpec]]:
         """
         One container per node, named and labelled after the deployment and
-        the node (the labels are how a restarted hub finds them again).
+        the node (the labels are how a restarted hub finds them again, and
+        tells which nodes' containers are gone).
         """
+        allNodes = ",".join(node.id for node in self.nodes)
         return [
             (
                 node,
@@ -86,6 +89,7 @@ class Topology:
                         (DEPLOYMENT_LABEL, self.name),
                         (NODE_LABEL, node.id),
                         (INDEX_LABEL, str(index)),
+                        (NODES_LABEL, allNodes),
                     ),
                     healthcheck=node.healthcheck,
                 ),

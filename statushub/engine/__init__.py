@@ -15,6 +15,9 @@ from typing import Optional
 DEPLOYMENT_LABEL = "io.statushub.deployment"
 NODE_LABEL = "io.statushub.node"
 INDEX_LABEL = "io.statushub.index"
+# every node id of the deployment, comma-separated, in topology order: a
+# restarted hub learns from any one surviving container which nodes are gone
+NODES_LABEL = "io.statushub.nodes"
 
 
 class EngineError(Exception):

@@ -1,5 +1,6 @@
 """
-The hub: tracks the connected feed clients and broadcasts to them.
+The hub: tracks the connected feed clients, indexed by what they follow, and
+broadcasts each message to those that want it.
 """
 
 from __future__ import annotations
@@ -41,12 +42,15 @@ class StatusHubFactory(WebSocketServerFactory):
     """
     An Autobahn server factory that is also the set of its open connections.
 
-    A message is encoded and framed once, then the same bytes are written to
+    Clients are indexed by subscription: those of the unfiltered feed, and a
+    set per deployment name.  A message is encoded and framed once, then the
+    same bytes are written to the unfiltered clients and to that
+    deployment's, and to no one else: a change costs its own watchers, not
     every client.  Nothing here waits for a client: a client's unread data
     sits in its own transport buffer, and a client whose buffer grows past
     C{maxSendBuffer} is disconnected.
 
-    @param source: where the current picture comes from, for new clients.
+    @param source: where the current pictures come from, for new clients.
     @param reactor: used to hand broadcasts from other threads to the reactor
         thread, and as the clock for keep-alive.
     @param metrics: where to count frames, broadcasts and drops; L{None}: no
@@ -77,9 +81,14 @@ class StatusHubFactory(WebSocketServerFactory):
             perMessageCompressionAccept=lambda offers: None,
         )
         self.maxSendBuffer = maxSendBuffer
-        # a dict keeps insertion order: the oldest clients are served first
+        self._source = source
+        # dicts keep insertion order: the oldest clients are served first
         self._clients: dict[StatusProtocol, None] = {}
-        self._currentFrame = self._frame(source.current())
+        self._everything: dict[StatusProtocol, None] = {}
+        self._watchers: dict[str, dict[StatusProtocol, None]] = {}
+        # per deployment, the last message broadcast and its frame: the
+        # snapshot a new client gets is framed once, not once per client
+        self._frames: dict[Optional[str], tuple[dict[str, Any], bytes]] = {}
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -93,47 +102,100 @@ class StatusHubFactory(WebSocketServerFactory):
     def _frame(self, message: dict[str, Any]) -> bytes:
         return self.prepareMessage(encodeMessage(message)).payloadHybi
 
+    def _frameFor(self, message: dict[str, Any]) -> bytes:
+        cached = self._frames.get(message.get("deployment"))
+        if cached is not None and cached[0] is message:
+            return cached[1]
+        frame = self._frame(message)
+        if message.get("deployment") is None:
+            # the idle picture of no deployment, changed while not shown
+            self._frames[None] = (message, frame)
+        return frame
+
+    def subscribers(self, deployment: Optional[str] = None) -> int:
+        """
+        How many clients follow C{deployment} alone (L{None}: how many
+        follow every deployment).
+        """
+        if deployment is None:
+            return len(self._everything)
+        return len(self._watchers.get(deployment, ()))
+
     def register(self, client: StatusProtocol) -> None:
         """
-        Add an open client and send it the current picture at once.
+        Add an open client and send it its snapshot at once.
         """
         self._clients[client] = None
-        self._send(client, self._currentFrame)
+        name = client.subscription
+        if name is None:
+            self._everything[client] = None
+        else:
+            self._watchers.setdefault(name, {})[client] = None
         if self.metrics is not None:
-            self.metrics.opened(len(self._currentFrame))
+            self.metrics.opened()
+        self._sendSnapshot(client)
 
     def unregister(self, client: StatusProtocol) -> None:
         """
         Forget a client; harmless if it was never registered or already gone.
         """
-        self._clients.pop(client, None)
+        if self._clients.pop(client, self) is self:
+            return
+        name = client.subscription
+        if name is None:
+            self._everything.pop(client, None)
+            return
+        watchers = self._watchers.get(name)
+        if watchers is not None:
+            watchers.pop(client, None)
+            if not watchers:
+                del self._watchers[name]
 
     def sendCurrent(self, client: StatusProtocol) -> None:
+        """
+        Send a registered client its snapshot again (its C{get_status}).
+        """
         if client in self._clients:
-            self._send(client, self._currentFrame)
+            self._sendSnapshot(client)
+
+    def _sendSnapshot(self, client: StatusProtocol) -> None:
+        for message in self._source.snapshot(client.subscription):
+            frame = self._frameFor(message)
+            self._send(client, frame)
             if self.metrics is not None:
-                self.metrics.sent(len(self._currentFrame))
+                self.metrics.sent(len(frame))
 
     def broadcast(self, message: dict[str, Any]) -> None:
         """
-        Send C{message} to every client.  From a thread other than the
-        reactor's, the call is handed to the reactor and returns at once;
-        messages keep the order in which they reach the reactor.
+        Send C{message} to the clients of every deployment and to those of
+        its own.  From a thread other than the reactor's, the call is handed
+        to the reactor and returns at once; messages keep the order in which
+        they reach the reactor.
         """
         if not threadable.isInIOThread():
             IReactorFromThreads(self.reactor).callFromThread(self.broadcast, message)
             return
         started = perf_counter()
         frame = self._frame(message)
-        self._currentFrame = frame
-        for client in list(self._clients):
+        name = message.get("deployment")
+        if name is not None and message.get("deployStatus") == "idle":
+            # its last message: the deployment leaves the snapshot
+            self._frames.pop(name, None)
+        else:
+            self._frames[name] = (message, frame)
+        for client in list(self._everything):
             self._send(client, frame)
+        reached = len(self._everything)
+        if name is not None:
+            watchers = self._watchers.get(name)
+            if watchers:
+                for client in list(watchers):
+                    self._send(client, frame)
+                reached += len(watchers)
         if self.metrics is not None:
             # counted once per message, never per client: the clients still
             # registered are those it reached (_send forgets the others)
-            self.metrics.broadcasted(
-                len(self._clients), len(frame), perf_counter() - started
-            )
+            self.metrics.broadcasted(reached, len(frame), perf_counter() - started)
 
     def _send(self, client: StatusProtocol, frame: bytes) -> None:
         # Runs once per client per message: kept to attribute reads and one

@@ -8,6 +8,9 @@ import json
 from typing import Optional
 
 from autobahn.twisted.websocket import WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+
+from statushub.deploy.topology import SAFE_NAME
 
 from statushub.hub import closecodes
 from statushub.hub.sendwindow import SendWindow
@@ -17,13 +20,17 @@ class StatusProtocol(WebSocketServerProtocol):
     """
     Registers with the hub once the handshake is done, unregisters on every
     way the connection can end.  Clients mostly listen; the one message they
-    may send is C{{"type": "get_status"}}, answered with the current picture.
+    may send is C{{"type": "get_status"}}, answered with the current
+    snapshot again.
 
+    @ivar subscription: the deployment this client follows
+        (C{?deployment=NAME}), or L{None} for every deployment.
     @ivar window: this client's share of Twisted's flow control.
     @ivar pingSentAt: when the oldest unanswered server ping went out, or
         L{None}.
     """
 
+    subscription: Optional[str] = None
     window: Optional[SendWindow] = None
     pingSentAt: Optional[float] = None
 
@@ -32,6 +39,19 @@ class StatusProtocol(WebSocketServerProtocol):
     # the hub's CPU while thousands of clients reconnect at once.  The hub
     # copies them itself, so Autobahn finds nothing to copy or print.
     CONFIG_ATTRS = ()
+
+    def onConnect(self, request: ConnectionRequest) -> None:
+        names = request.params.get("deployment")
+        if not names:
+            return None
+        if len(names) > 1:
+            raise ConnectionDeny(400, "deployment: give one name, not several")
+        if not SAFE_NAME.match(names[0]):
+            raise ConnectionDeny(
+                400, f"deployment: {names[0]!r} is not a deployment name"
+            )
+        self.subscription = names[0]
+        return None
 
     def connectionMade(self) -> None:
         for name in WebSocketServerProtocol.CONFIG_ATTRS:

@@ -1,14 +1,21 @@
-// The statushub dashboard: follows /ws/status and shows the current picture.
+// The statushub dashboard.
 //
-// Every feed message is a full picture, so the page only ever renders the
-// latest one.  It talks to its own origin only.
+// At / it is an overview: it follows /ws/status, which carries every
+// deployment, and shows a row per deployment.  At /?deployment=NAME it is
+// the view of that deployment: it follows /ws/status?deployment=NAME and
+// shows a row per node.  Every feed message is a full picture of one
+// deployment, so the page only ever renders the latest one of each.  It
+// talks to its own origin only.
 "use strict";
 
 (function () {
+  const params = new URLSearchParams(window.location.search);
   // A token configured on the hub reaches the page in its own URL (?token=);
   // the feed gets it the same way (browsers cannot set WebSocket headers),
   // the API as a bearer header.
-  const token = new URLSearchParams(window.location.search).get("token");
+  const token = params.get("token");
+  // The deployment this page views, or null for the overview.
+  const viewing = params.get("deployment");
 
   // Reconnect delays: doubling from 0.5 s up to 10 s, with jitter so that
   // many pages do not all come back at the same instant.
@@ -25,32 +32,60 @@
     attempts: 0, // failed attempts since the last message
     retryTimer: null, // the pending reconnect, while waiting out a backoff
     retryAt: null,
-    lastSeq: null, // seq of the last picture shown, on this connection
     gotSnapshot: false, // has this connection sent its first picture?
+    // deployment name (null: the hub has none) -> {epoch, seq} of the
+    // last picture taken on this connection: seq counts per deployment
+    seqs: new Map(),
     lastUpdate: null, // Date the last picture arrived
     missed: 0, // messages known to be missed (seq jumps)
+    // the overview: name -> {picture, changed: Date of its last message}
+    deployments: new Map(),
+    // the view of one: its latest picture, and
     // nodeId -> {status, health, since: Date, seenAtStart: bool}
+    picture: null,
     nodes: new Map(),
-    deployStatus: null,
     shownAny: false, // has any picture been shown since the page loaded?
   };
 
-  // ---- the feed --------------------------------------------------------
+  // ---- addresses ---------------------------------------------------------
+
+  // A link to a page of this dashboard that keeps the token.
+  function pageUrl(deployment) {
+    const query = new URLSearchParams();
+    if (deployment !== null) {
+      query.set("deployment", deployment);
+    }
+    if (token) {
+      query.set("token", token);
+    }
+    const text = query.toString();
+    return "/" + (text ? "?" + text : "");
+  }
+
+  function deploymentPath(name) {
+    return "/api/deployments/" + encodeURIComponent(name);
+  }
 
   function feedUrl() {
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    let url = scheme + "//" + window.location.host + "/ws/status";
-    if (token) {
-      url += "?token=" + encodeURIComponent(token);
+    const query = new URLSearchParams();
+    if (viewing !== null) {
+      query.set("deployment", viewing);
     }
-    return url;
+    if (token) {
+      query.set("token", token);
+    }
+    const text = query.toString();
+    return scheme + "//" + window.location.host + "/ws/status" + (text ? "?" + text : "");
   }
+
+  // ---- the feed --------------------------------------------------------
 
   function connect() {
     state.retryTimer = null;
     state.retryAt = null;
     state.gotSnapshot = false;
-    state.lastSeq = null;
+    state.seqs.clear();
     showConnection(state.attempts === 0 ? "connecting" : "reconnecting");
     let socket;
     try {
@@ -106,6 +141,10 @@
     connect();
   }
 
+  function nameOf(message) {
+    return typeof message.deployment === "string" ? message.deployment : null;
+  }
+
   function onFeedMessage(data) {
     let message;
     try {
@@ -116,29 +155,37 @@
     if (!message || message.type !== "status_update") {
       return;
     }
-    // The first message on a connection is the current picture: take it
-    // whatever its seq (a restarted hub counts from the start again).
-    if (state.gotSnapshot && state.lastSeq !== null) {
-      if (message.seq <= state.lastSeq) {
+    if (!state.gotSnapshot) {
+      // A connection starts with the current picture of every deployment
+      // it carries: it replaces whatever was shown (a deployment torn down
+      // while the feed was away is not in it).
+      state.gotSnapshot = true;
+      state.deployments.clear();
+    }
+    // seq counts per deployment and compares only within one epoch.
+    const name = nameOf(message);
+    const last = state.seqs.get(name);
+    if (last && last.epoch === message.epoch) {
+      if (message.seq <= last.seq) {
         return; // older than what is shown
       }
-      if (message.seq > state.lastSeq + 1) {
-        // Something was missed: count it, and ask for the current picture
-        // in case this message is not the newest either.
-        state.missed += message.seq - state.lastSeq - 1;
-        refetchStatus();
+      if (message.seq > last.seq + 1) {
+        // Something was missed: count it, and ask for that deployment's
+        // picture in case this message is not the newest either.
+        state.missed += message.seq - last.seq - 1;
+        refetch(name);
       }
     }
-    state.gotSnapshot = true;
+    state.seqs.set(name, { epoch: message.epoch, seq: message.seq });
     state.attempts = 0;
     showConnection("live");
-    render(message);
+    take(message);
   }
 
   // The API's words when it refuses our token (401), else null.
   async function tokenRefusal() {
     try {
-      const response = await fetch("/api/status", { headers: apiHeaders() });
+      const response = await fetch("/api/deployments", { headers: apiHeaders() });
       if (response.status === 401) {
         return (await describeRefusal(response)) +
           (token ? "" : " (open the page with ?token=...)");
@@ -149,20 +196,63 @@
     return null;
   }
 
-  async function refetchStatus() {
+  async function refetch(name) {
+    if (name === null) {
+      return; // the idle picture of a hub with no deployment: nothing to fetch
+    }
     try {
-      const response = await fetch("/api/status", { headers: apiHeaders() });
+      const response = await fetch(deploymentPath(name), { headers: apiHeaders() });
+      if (response.status === 404) {
+        // gone meanwhile: its final picture is idle with no nodes
+        const last = state.seqs.get(name);
+        take(idlePicture(name, last));
+        return;
+      }
       if (!response.ok) {
         return;
       }
       const picture = await response.json();
       // Only if it is at least as new as what the feed has shown since.
-      if (state.lastSeq === null || picture.seq >= state.lastSeq) {
-        render(picture);
+      const last = state.seqs.get(name);
+      if (!last || (picture.epoch === last.epoch && picture.seq >= last.seq)) {
+        state.seqs.set(name, { epoch: picture.epoch, seq: picture.seq });
+        take(picture);
       }
     } catch (err) {
       // the feed will bring the next picture anyway
     }
+  }
+
+  function idlePicture(name, last) {
+    return {
+      type: "status_update", deployment: name, deployStatus: "idle", nodeStatuses: [],
+      engine: state.picture ? state.picture.engine : undefined, error: null,
+      epoch: last ? last.epoch : undefined, seq: last ? last.seq : undefined,
+    };
+  }
+
+  // A picture of one deployment, from the feed or the API.
+  function take(picture) {
+    state.lastUpdate = new Date();
+    if (picture.engine) {
+      setBadge($("engine"), picture.engine);
+    }
+    showMissed();
+    if (viewing !== null) {
+      renderView(picture);
+    } else {
+      const name = nameOf(picture);
+      if (name === null) {
+        state.deployments.clear(); // the hub has no deployment at all
+      } else if (picture.deployStatus === "idle" && !(picture.nodeStatuses || []).length) {
+        state.deployments.delete(name); // torn down: it drops out
+      } else {
+        state.deployments.set(name, { picture: picture, changed: new Date() });
+      }
+      renderOverview();
+    }
+    state.shownAny = true;
+    tick();
   }
 
   // ---- rendering -------------------------------------------------------
@@ -176,8 +266,8 @@
     disconnected: "bad", unreachable: "bad",
   };
 
-  function setBadge(element, word) {
-    element.textContent = word.replace(/_/g, " ");
+  function setBadge(element, word, text) {
+    element.textContent = text || word.replace(/_/g, " ");
     element.dataset.state = word;
     element.className = "badge " + (TONE[word] || "neutral");
   }
@@ -198,29 +288,108 @@
     }
   }
 
-  function render(message) {
-    state.lastSeq = message.seq;
-    state.lastUpdate = new Date();
-    state.deployStatus = message.deployStatus;
-
-    $("deployment-name").textContent = message.deployment || "none";
-    setBadge($("deploy-status"), message.deployStatus);
-    setBadge($("engine"), message.engine || "unknown");
-
-    const error = $("deploy-error");
-    error.textContent = message.error ? "Error: " + message.error : "";
-    error.hidden = !message.error;
-
+  function showMissed() {
     const missed = $("missed");
     missed.textContent = state.missed
       ? state.missed + " update(s) missed on the feed; the picture was fetched again."
       : "";
     missed.hidden = !state.missed;
+  }
 
-    renderNodes(message.nodeStatuses || [], !state.shownAny);
-    state.shownAny = true;
-    $("teardown").disabled = message.deployStatus === "idle";
-    tick();
+  // -- the overview
+
+  function renderOverview() {
+    const tbody = $("deployments").tBodies[0];
+    const rows = new Map();
+    for (const row of tbody.rows) {
+      rows.set(row.dataset.deployment, row);
+    }
+    const names = Array.from(state.deployments.keys()).sort();
+    for (const name of names) {
+      let row = rows.get(name);
+      rows.delete(name);
+      if (!row) {
+        row = deploymentRow(name);
+      }
+      fillDeploymentRow(row, state.deployments.get(name).picture);
+      tbody.appendChild(row); // in name order
+    }
+    for (const row of rows.values()) {
+      row.remove();
+    }
+    $("no-deployments").hidden = names.length > 0;
+  }
+
+  function deploymentRow(name) {
+    const row = document.createElement("tr");
+    row.dataset.deployment = name;
+    const link = document.createElement("a");
+    link.href = pageUrl(name);
+    link.textContent = name;
+    addCell(row, "name", "").appendChild(link);
+    addBadgeCell(row, "status");
+    addCell(row, "nodes", "");
+    addCell(row, "changed", "");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "teardown";
+    button.textContent = "Tear down";
+    button.addEventListener("click", () => teardown(name));
+    addCell(row, "actions", "").appendChild(button);
+    return row;
+  }
+
+  function fillDeploymentRow(row, picture) {
+    row.dataset.status = picture.deployStatus;
+    setBadge(row.querySelector('[data-field="status"] .badge'), picture.deployStatus);
+    const nodes = row.querySelector('[data-field="nodes"]');
+    nodes.textContent = "";
+    const counts = countBy(picture.nodeStatuses || [], (node) => node.status);
+    const health = countBy(
+      (picture.nodeStatuses || []).filter((node) => node.health && node.health !== "healthy"),
+      (node) => node.health);
+    for (const [word, count] of counts.concat(health)) {
+      const badge = document.createElement("span");
+      setBadge(badge, word, count + " " + word.replace(/_/g, " "));
+      badge.dataset.count = String(count);
+      nodes.appendChild(badge);
+      nodes.appendChild(document.createTextNode(" "));
+    }
+    if (!counts.length) {
+      nodes.textContent = "no nodes";
+    }
+    if (picture.error) {
+      const error = document.createElement("div");
+      error.className = "row-error";
+      error.textContent = "Error: " + picture.error;
+      nodes.appendChild(error);
+    }
+    row.querySelector("button.teardown").disabled = picture.deployStatus === "tearing_down";
+  }
+
+  // [[key, count], ...] in key order.
+  function countBy(items, key) {
+    const counts = new Map();
+    for (const item of items) {
+      counts.set(key(item), (counts.get(key(item)) || 0) + 1);
+    }
+    return Array.from(counts.entries()).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  }
+
+  // -- the view of one deployment
+
+  function renderView(picture) {
+    state.picture = picture;
+    $("deployment-name").textContent = viewing;
+    setBadge($("deploy-status"), picture.deployStatus);
+
+    const error = $("deploy-error");
+    error.textContent = picture.error ? "Error: " + picture.error : "";
+    error.hidden = !picture.error;
+
+    renderNodes(picture.nodeStatuses || [], !state.shownAny);
+    $("teardown").disabled = picture.deployStatus === "idle" ||
+      picture.deployStatus === "tearing_down";
   }
 
   function renderNodes(nodeStatuses, firstPicture) {
@@ -241,7 +410,11 @@
       seen.set(node.nodeId, { status: node.status, health: health, since: since, seenAtStart: seenAtStart });
 
       const row = tbody.insertRow();
-      row.dataset.nodeId = node.nodeId;
+      row.dataset.node = node.nodeId;
+      row.dataset.status = node.status;
+      if (health) {
+        row.dataset.health = health;
+      }
       addCell(row, "node", node.nodeId);
       const container = addCell(row, "container", (node.containerId || "").slice(0, 12) || "—");
       container.title = node.containerId || "";
@@ -271,6 +444,7 @@
     const cell = row.insertCell();
     cell.dataset.field = field;
     const badge = document.createElement("span");
+    badge.className = "badge neutral";
     cell.appendChild(badge);
     return badge;
   }
@@ -279,12 +453,20 @@
   function tick() {
     const now = Date.now();
     for (const row of $("nodes").tBodies[0].rows) {
-      const node = state.nodes.get(row.dataset.nodeId);
+      const node = state.nodes.get(row.dataset.node);
       const cell = row.querySelector('[data-field="since"]');
       if (node && cell) {
         // A state already there when the page first looked may be older.
         cell.textContent = (node.seenAtStart ? "≥ " : "") + formatDuration(now - node.since.getTime());
         cell.title = node.seenAtStart ? "already so when this page started watching" : "";
+      }
+    }
+    for (const row of $("deployments").tBodies[0].rows) {
+      const entry = state.deployments.get(row.dataset.deployment);
+      const cell = row.querySelector('[data-field="changed"]');
+      if (entry && cell) {
+        cell.textContent = formatDuration(now - entry.changed.getTime()) + " ago";
+        cell.title = "seq " + entry.picture.seq;
       }
     }
     const last = $("last-update");
@@ -347,7 +529,7 @@
     return "Refused (" + response.status + "): " + text;
   }
 
-  async function callApi(method, body, accepted) {
+  async function callApi(method, path, body, accepted) {
     const options = { method: method, headers: apiHeaders() };
     if (body !== undefined) {
       options.body = body;
@@ -355,7 +537,7 @@
     }
     let response;
     try {
-      response = await fetch("/api/deployment", options);
+      response = await fetch(path, options);
     } catch (err) {
       showApiMessage("Could not reach the hub: " + err.message, true);
       return;
@@ -377,22 +559,34 @@
     // Sent as it is: the API validates it and says what is wrong.
     const text = await file.text();
     showApiMessage("Deploying " + file.name + "…", false);
-    await callApi("POST", text, "Deployment of " + file.name + " accepted.");
+    await callApi("POST", "/api/deployments", text, "Deployment of " + file.name + " accepted.");
   }
 
-  async function teardown() {
-    if (!window.confirm("Tear the deployment down? Its containers are removed.")) {
+  async function teardown(name) {
+    if (!window.confirm("Tear down " + name + "? Its containers are removed.")) {
       return;
     }
-    showApiMessage("Tearing down…", false);
-    await callApi("DELETE", undefined, "Teardown accepted.");
+    showApiMessage("Tearing down " + name + "…", false);
+    await callApi("DELETE", deploymentPath(name), undefined, "Teardown of " + name + " accepted.");
   }
 
   // ---- start -----------------------------------------------------------
 
   function start() {
+    $("home").href = pageUrl(null);
+    $("overview-link").href = pageUrl(null);
+    if (viewing !== null) {
+      document.title = viewing + " · statushub";
+      $("deployment-name").textContent = viewing;
+      $("deployment-view").hidden = false;
+      // deploying belongs to the overview, where the new row shows up
+      $("deploy-form").hidden = true;
+      $("actions-heading").hidden = true;
+      $("teardown").addEventListener("click", () => teardown(viewing));
+    } else {
+      $("overview").hidden = false;
+    }
     $("deploy-form").addEventListener("submit", deployFromFile);
-    $("teardown").addEventListener("click", teardown);
 
     // A button to retry by hand once the hub has refused us.
     const button = document.createElement("button");

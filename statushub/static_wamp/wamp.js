@@ -1,15 +1,21 @@
 // The statushub status through a WAMP router, with Autobahn JS.
 //
 // The whole client is: join the realm, subscribe to <prefix>.status (each
-// event's single positional argument is the feed's JSON message), and call
-// <prefix>.get_status once for the current picture.
+// event's single positional argument is the feed's JSON message, about the
+// deployment it names), and call <prefix>.list_deployments once for every
+// current picture.  seq counts per deployment, within one epoch.
 "use strict";
 
 (function () {
   const state = {
     wamp: "starting",
     messages: [], // every message shown, oldest first (the tests read this)
-    lastSeq: null,
+    deployments: {}, // name -> its latest picture (the tests read this)
+    // name -> {epoch, seq} of the last message about it, kept after a
+    // teardown too, so that a late answer cannot bring it back
+    last: {},
+    session: 0, // counts joins: what a join's list answer may replace
+    seenIn: {}, // name -> the join in which its latest message came
   };
   window.statushubWamp = state;
 
@@ -23,26 +29,90 @@
     $("wamp-state").dataset.state = word;
   }
 
-  function show(message) {
-    // a late get_status answer must not undo a newer event
-    if (state.lastSeq !== null && message.seq < state.lastSeq) {
-      return;
+  // Is this message older than what we know of its deployment?
+  function stale(message) {
+    const last = state.last[message.deployment];
+    return last !== undefined && last.epoch === message.epoch && message.seq <= last.seq;
+  }
+
+  function take(message) {
+    if (!message || message.type !== "status_update" || stale(message)) {
+      return; // a late answer must not undo a newer event
     }
-    state.lastSeq = message.seq;
     state.messages.push(message);
     if (state.wamp === "waiting for the hub") {
       setState("joined"); // the hub joined and published
     }
-    $("deployment").textContent = message.deployment || "none";
-    $("deploy-status").textContent = message.deployStatus;
-    $("deploy-status").dataset.state = message.deployStatus;
+    const name = message.deployment;
+    if (name === null || name === undefined) {
+      // the hub has no deployment at all
+      state.deployments = {};
+    } else {
+      state.last[name] = { epoch: message.epoch, seq: message.seq };
+      state.seenIn[name] = state.session;
+      if (message.deployStatus === "idle" && message.nodeStatuses.length === 0) {
+        delete state.deployments[name]; // torn down: it drops out
+      } else {
+        state.deployments[name] = message;
+      }
+    }
+    $("last-deployment").textContent = name || "none";
     $("seq").textContent = String(message.seq);
     $("timestamp").textContent = message.timestamp;
-    const rows = $("nodes");
-    rows.replaceChildren();
+    render();
+  }
+
+  // Every current picture, as list_deployments answers on (re)joining:
+  // deployments we heard of before this join and that are not in it are gone.
+  function takeAll(pictures) {
+    const listed = new Set(pictures.map((picture) => picture.deployment));
+    for (const name of Object.keys(state.deployments)) {
+      if (!listed.has(name) && state.seenIn[name] !== state.session) {
+        delete state.deployments[name];
+      }
+    }
+    for (const picture of pictures) {
+      take(picture);
+    }
+    render();
+  }
+
+  function render() {
+    const names = Object.keys(state.deployments).sort();
+    const list = $("deployments");
+    list.replaceChildren();
+    $("no-deployments").hidden = names.length > 0;
+    for (const name of names) {
+      list.appendChild(deploymentSection(state.deployments[name]));
+    }
+  }
+
+  function deploymentSection(message) {
+    const section = document.createElement("section");
+    section.dataset.deployment = message.deployment;
+    section.dataset.status = message.deployStatus;
+    const heading = document.createElement("h2");
+    heading.textContent = message.deployment + " ";
+    const status = document.createElement("span");
+    status.className = "state";
+    status.textContent = message.deployStatus;
+    heading.appendChild(status);
+    const seq = document.createElement("span");
+    seq.className = "muted";
+    seq.textContent = " seq " + message.seq;
+    heading.appendChild(seq);
+    section.appendChild(heading);
+
+    const table = document.createElement("table");
+    table.innerHTML = "<thead><tr><th>node</th><th>container</th><th>status</th><th>health</th></tr></thead>";
+    const rows = document.createElement("tbody");
     for (const node of message.nodeStatuses) {
       const row = document.createElement("tr");
       row.dataset.node = node.nodeId;
+      row.dataset.status = node.status;
+      if (node.health) {
+        row.dataset.health = node.health;
+      }
       for (const text of [node.nodeId, (node.containerId || "").slice(0, 12), node.status, node.health || ""]) {
         const cell = document.createElement("td");
         cell.textContent = text;
@@ -59,6 +129,9 @@
       row.appendChild(cell);
       rows.appendChild(row);
     }
+    table.appendChild(rows);
+    section.appendChild(table);
+    return section;
   }
 
   async function settings() {
@@ -77,7 +150,7 @@
     $("router").textContent = url || "(not configured)";
     $("realm").textContent = realm;
     $("topic").textContent = prefix + ".status";
-    $("procedure").textContent = prefix + ".get_status";
+    $("procedure").textContent = prefix + ".list_deployments";
     if (!url) {
       setState("the hub has no [wamp] url");
       return;
@@ -93,20 +166,24 @@
 
     connection.onopen = async function (session) {
       setState("joined");
-      state.lastSeq = null; // the hub may have restarted: its seq starts again
+      // the hub may have restarted: its numbering may start again
+      state.session += 1;
+      state.last = {};
       // get_retained: the router hands over the last event at once
       await session.subscribe(
         prefix + ".status",
         function (args) {
-          show(args[0]);
+          take(args[0]);
         },
         { get_retained: true }
       );
       try {
-        show(await session.call(prefix + ".get_status"));
+        const answer = await session.call(prefix + ".list_deployments");
+        // a list of pictures (also accepted: the API's {"deployments": [...]})
+        takeAll(Array.isArray(answer) ? answer : (answer && answer.deployments) || []);
       } catch (error) {
-        // no hub on the router yet: when it joins, it publishes the picture
-        if (state.lastSeq === null) {
+        // no hub on the router yet: when it joins, it publishes the pictures
+        if (state.messages.length === 0) {
           setState("waiting for the hub");
         }
       }

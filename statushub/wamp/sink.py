@@ -2,17 +2,20 @@
 The WAMP publisher: a second L{IStatusSink} beside the WebSocket hub.
 
 A L{WampStatusSink} keeps one WAMP session (Autobahn's Twisted client) joined
-on a router's realm.  Every status message goes out once, as the single
-positional argument of an event on C{<prefix>.status}; the router fans it out
-to any number of subscribers.  C{<prefix>.get_status} answers the current
-picture.
+on a router's realm.  Every status message goes out as the single positional
+argument of an event on C{<prefix>.status} (every deployment) and on
+C{<prefix>.deployment.<NAME>} (its own); the router fans it out to any number
+of subscribers.  C{<prefix>.get_status} answers a deployment's current
+picture (an optional name; without one it is ambiguous when there are
+several, C{<prefix>.error.several_deployments}), C{<prefix>.list_deployments}
+every current one.
 
 The router may come and go: a L{ClientService} reconnects with backoff, and
-every (re)join publishes the current picture at once, so a subscriber never
-stays behind a router restart.  Nothing here ever waits for the router:
+every (re)join publishes every current picture at once, so a subscriber
+never stays behind a router restart.  Nothing here ever waits for the router:
 L{WampStatusSink.broadcast} only writes to a transport buffer, with at most
-C{maxInFlight} unacknowledged publications; past that, only the newest
-message is kept (every message is a full picture, and C{seq} tells a
+C{maxInFlight} unacknowledged messages; past that, only the newest message of
+each deployment is kept (every message is a full picture, and C{seq} tells a
 subscriber that it skipped some).
 """
 
@@ -24,6 +27,7 @@ from typing import Any, Callable, Optional
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.twisted.websocket import WampWebSocketClientFactory
 from autobahn.wamp import message as wampmessage
+from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import (
     CloseDetails,
     ComponentConfig,
@@ -34,7 +38,7 @@ from autobahn.wamp.types import (
 from autobahn.websocket.util import parse_url
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, gatherResults, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
@@ -42,6 +46,7 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from statushub.deploy.topology import SAFE_NAME
 from statushub.interfaces import IHealthCheck, IStatusSink, IStatusSource
 
 DEFAULT_PREFIX = "io.statushub"
@@ -163,6 +168,8 @@ class WampStatusSink(Service):
         self.prefix = prefix
         self.topic = prefix + ".status"
         self.procedure = prefix + ".get_status"
+        self.listProcedure = prefix + ".list_deployments"
+        self.severalError = prefix + ".error.several_deployments"
         self.authid = authid or "statushub"
         self.ticket = ticket
         self._policy = retryPolicy or backoffPolicy(initialDelay=0.5, maxDelay=10.0)
@@ -176,13 +183,20 @@ class WampStatusSink(Service):
         self._everJoined: set[int] = set()
         self._connectsWithoutJoin = 0
         self._inFlight = 0
-        self._pending: Optional[dict] = None
+        # per deployment, the newest message waiting for a free slot
+        self._pending: dict[Optional[str], dict] = {}
         self.published = 0
         self.coalesced = 0
         self.joins = 0
 
     def __repr__(self) -> str:
         return f"<WampStatusSink {self.url} realm={self.realm} prefix={self.prefix}>"
+
+    def deploymentTopic(self, deployment: str) -> str:
+        """
+        The topic of one deployment's messages.
+        """
+        return f"{self.prefix}.deployment.{deployment}"
 
     # IHealthCheck
 
@@ -264,7 +278,7 @@ class WampStatusSink(Service):
         self._everJoined.add(id(session))
         self._connectsWithoutJoin = 0
         self._inFlight = 0
-        self._pending = None
+        self._pending = {}
         self._state = JOINED
         self.joins += 1
         self.log.info(
@@ -274,20 +288,25 @@ class WampStatusSink(Service):
             authrole=details.authrole,
             topic=self.topic,
         )
-        # whoever subscribed while we were away gets the picture at once
-        self._publish(self._source.current())
-        try:
-            # "last": a rejoin wins over our own earlier registration that
-            # the router has not yet noticed is gone
-            await session.register(
-                self._getStatus, self.procedure, options=RegisterOptions(invoke="last")
-            )
-        except Exception as e:
-            self.log.error(
-                "cannot register {procedure} on the router: {error}",
-                procedure=self.procedure,
-                error=e,
-            )
+        # whoever subscribed while we were away gets the pictures at once
+        for message in self._source.snapshot():
+            self._publish(message)
+        for endpoint, procedure in (
+            (self._getStatus, self.procedure),
+            (self._listDeployments, self.listProcedure),
+        ):
+            try:
+                # "last": a rejoin wins over our own earlier registration
+                # that the router has not yet noticed is gone
+                await session.register(
+                    endpoint, procedure, options=RegisterOptions(invoke="last")
+                )
+            except Exception as e:
+                self.log.error(
+                    "cannot register {procedure} on the router: {error}",
+                    procedure=procedure,
+                    error=e,
+                )
 
     def _left(self, session: _HubSession, details: CloseDetails) -> None:
         if id(session) not in self._everJoined:
@@ -306,14 +325,35 @@ class WampStatusSink(Service):
         if session is self._session or self._session is None:
             self._session = None
             self._inFlight = 0
-            self._pending = None
+            self._pending = {}
             if self.running:
                 if self._state == JOINED:
                     self.log.warn("lost the WAMP router at {url}; reconnecting", url=self.url)
                 self._state = DISCONNECTED
 
-    def _getStatus(self) -> dict:
-        return self._source.current()
+    def _getStatus(self, deployment: Optional[str] = None) -> dict:
+        """
+        C{get_status([name])}: the picture of deployment C{name}, or of the
+        only one (the idle picture when there is none).
+        """
+        if deployment is not None:
+            if not isinstance(deployment, str) or not SAFE_NAME.match(deployment):
+                raise ApplicationError(
+                    ApplicationError.INVALID_ARGUMENT,
+                    f"deployment: {deployment!r} is not a deployment name",
+                )
+            return self._source.current(deployment)
+        names = self._source.names()
+        if len(names) > 1:
+            raise ApplicationError(
+                self.severalError,
+                f"several deployments ({', '.join(names)}): name one",
+                deployments=names,
+            )
+        return self._source.current(names[0] if names else None)
+
+    def _listDeployments(self) -> list[dict]:
+        return [self._source.current(name) for name in self._source.names()]
 
     # publishing
 
@@ -322,21 +362,25 @@ class WampStatusSink(Service):
         if session is None:
             # nobody to tell; the next join publishes the current picture
             return
+        name = message.get("deployment")
         if self._inFlight >= self._maxInFlight:
-            if self._pending is not None:
+            if name in self._pending:
                 self.coalesced += 1
-            self._pending = message
+            self._pending[name] = message
             return
+        topics = [self.topic]
+        if name is not None:
+            topics.append(self.deploymentTopic(name))
         self._inFlight += 1
+        options = PublishOptions(acknowledge=True, retain=True)
         try:
-            d = session.publish(
-                self.topic,
-                message,
-                options=PublishOptions(acknowledge=True, retain=True),
+            d = gatherResults(
+                [session.publish(topic, message, options=options) for topic in topics],
+                consumeErrors=True,
             )
         except Exception as e:
             self._inFlight -= 1
-            self.log.warn("cannot publish on {topic}: {error}", topic=self.topic, error=e)
+            self.log.warn("cannot publish on {topic}: {error}", topic=topics[-1], error=e)
             return
         d.addCallbacks(
             self._acknowledged, self._refused, callbackArgs=(session,), errbackArgs=(session,)
@@ -348,10 +392,11 @@ class WampStatusSink(Service):
 
     def _refused(self, failure: Failure, session: _HubSession) -> None:
         if session is self._session:
+            error = getattr(failure.value, "subFailure", failure).value
             self.log.error(
                 "the router refused a publication on {topic}: {error}",
                 topic=self.topic,
-                error=failure.value,
+                error=error,
             )
         self._settle(session)
 
@@ -359,6 +404,6 @@ class WampStatusSink(Service):
         if session is not self._session:
             return
         self._inFlight -= 1
-        if self._pending is not None:
-            message, self._pending = self._pending, None
-            self._publish(message)
+        if self._pending:
+            name = next(iter(self._pending))
+            self._publish(self._pending.pop(name))

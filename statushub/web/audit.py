@@ -56,7 +56,7 @@ def record(
     Log one audit line for C{request}.
     """
     if deployment is None:
-        deployment = _deploymentInBody(request)
+        deployment = _deploymentInPath(request) or _deploymentInBody(request)
     text = (
         "audit: {action} of {deployment!r} by {role} from {peer}: {outcome} ({code})"
         + (": {reason}" if reason else "")
@@ -81,6 +81,16 @@ def _peer(request: Request) -> str:
     if host is None:
         return str(address)
     return f"[{host}]:{address.port}" if ":" in host else f"{host}:{address.port}"
+
+
+def _deploymentInPath(request: Request) -> Optional[str]:
+    """
+    The C{NAME} of C{/api/deployments/NAME}, if that is the path.
+    """
+    parts = request.path.split(b"/")
+    if len(parts) == 4 and parts[:3] == [b"", b"api", b"deployments"] and parts[3]:
+        return parts[3].decode("utf-8", "replace")
+    return None
 
 
 def _deploymentInBody(request: Request) -> Optional[str]:

@@ -3,7 +3,7 @@ The site: which resource answers which path.
 
     /            the dashboard (statushub/static)
     /ws/status   the WebSocket feed             role, origin
-    /api/status  the current picture            role
+    /api/status  the only deployment's picture  role
     /api/...     resources the orchestrator adds role, audited
     /healthz     the hub's own health           open: it tells nothing private
     /metrics     Prometheus metrics             role (a viewer may read it)
@@ -24,6 +24,7 @@ from twisted.web.server import Request, Site
 from twisted.web.static import File
 
 from statushub.config import Config
+from statushub.deploy.topology import SAFE_NAME
 from statushub.hub import StatusHubFactory
 from statushub.interfaces import IHealthCheck, IStatusSource
 from statushub.web.audit import Audited
@@ -45,7 +46,10 @@ REQUEST_TIMEOUT = 60.0
 
 class StatusResource(Resource):
     """
-    C{GET /api/status}: the same JSON as the feed's latest message.
+    C{GET /api/status}: the same JSON as the feed's latest message about the
+    only deployment (the idle picture when there is none), or about the one
+    C{?deployment=NAME} names.  With several deployments and no name it is
+    ambiguous: 409, naming them.
     """
 
     isLeaf = True
@@ -55,7 +59,25 @@ class StatusResource(Resource):
         self._source = source
 
     def render_GET(self, request: Request) -> bytes:
-        return respondJSON(request, 200, self._source.current())
+        asked = request.args.get(b"deployment")
+        if asked:
+            name = asked[0].decode("utf-8", "replace")
+            if len(asked) > 1 or not SAFE_NAME.match(name):
+                return respondJSON(
+                    request, 400,
+                    {"error": f"deployment: {name!r} is not one deployment name",
+                     "field": "deployment"},
+                )
+            return respondJSON(request, 200, self._source.current(name))
+        names = self._source.names()
+        if len(names) > 1:
+            return respondJSON(
+                request, 409,
+                {"error": f"several deployments ({', '.join(names)}): "
+                          "name one with ?deployment=NAME",
+                 "deployments": names},
+            )
+        return respondJSON(request, 200, self._source.current(names[0] if names else None))
 
 
 class HealthResource(Resource):

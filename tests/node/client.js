@@ -1,13 +1,19 @@
 // An Autobahn JS client of statushub's WAMP realm, driven by the tests.
 //
-//   node client.js URL REALM PREFIX follow    call get_status, subscribe, print each event
+//   node client.js URL REALM PREFIX follow [NAME]
+//                                             subscribe (to <prefix>.status, or with NAME
+//                                             to <prefix>.deployment.NAME), call
+//                                             get_status([NAME]) and list_deployments,
+//                                             print each event
 //   node client.js URL REALM PREFIX publish   try to publish on <prefix>.status and to
 //                                             register <prefix>.get_status
 //
 // Prints one JSON object per line on stdout:
 //   {"kind": "joined", "session": N}
 //   {"kind": "get_status", "message": {...}}
-//   {"kind": "status", "message": {...}}          one per event on <prefix>.status
+//   {"kind": "status", "message": {...}}          one per event on the topic followed
+//   {"kind": "list_deployments", "messages": [...]}
+//   {"kind": "get_status_refused", "error": "...", "deployments": [...]}
 //   {"kind": "subscribed"}
 //   {"kind": "publish_refused", "error": "wamp.error.not_authorized"}
 //   {"kind": "published"}
@@ -21,7 +27,7 @@
 
 const autobahn = require("autobahn");
 
-const [url, realm, prefix, mode] = process.argv.slice(2);
+const [url, realm, prefix, mode, deployment] = process.argv.slice(2);
 if (!url || !realm || !prefix || !["follow", "publish"].includes(mode)) {
   console.error("usage: node client.js URL REALM PREFIX follow|publish");
   process.exit(2);
@@ -75,12 +81,23 @@ connection.onopen = async function (session) {
       }
       return;
     }
-    await session.subscribe(prefix + ".status", function (args) {
+    const topic = deployment ? prefix + ".deployment." + deployment : prefix + ".status";
+    await session.subscribe(topic, function (args) {
       say({ kind: "status", message: args[0] });
     });
     say({ kind: "subscribed" });
-    const current = await session.call(prefix + ".get_status");
-    say({ kind: "get_status", message: current });
+    try {
+      const current = await session.call(prefix + ".get_status", deployment ? [deployment] : []);
+      say({ kind: "get_status", message: current });
+    } catch (error) {
+      say({
+        kind: "get_status_refused",
+        error: errorText(error),
+        deployments: (error.kwargs && error.kwargs.deployments) || null,
+      });
+    }
+    const every = await session.call(prefix + ".list_deployments");
+    say({ kind: "list_deployments", messages: every });
   } catch (error) {
     say({ kind: "error", error: errorText(error) });
   }

@@ -1,0 +1,339 @@
+"""
+One named deployment: its nodes and their containers, its state machine, and
+its picture on the L{StatusBoard}.
+
+States: C{deploying -> deployed -> tearing_down -> idle}; a deploy that fails
+removes what it created and ends C{failed} (with the reason), from which a
+teardown (or a new deploy of the same name) is allowed.  C{idle} is the end:
+its message is the deployment's last, and the manager forgets it.
+
+Everything here touches only containers carrying this deployment's label, so
+one deployment's failure or teardown never reaches another's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence
+
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+
+from statushub.deploy.bridge import nodeStatuses
+from statushub.deploy.topology import Topology
+from statushub.engine import (
+    DEPLOYMENT_LABEL,
+    ContainerState,
+    EngineError,
+    EngineEvent,
+    EngineUnreachable,
+)
+from statushub.interfaces import IContainerEngine
+from statushub.status import NodeStatus, Picture, StatusBoard
+
+# what an event says about its container, before a list would show it
+# (on Docker 20.10 die/pause/unpause arrive before the list changes)
+_EVENT_STATUS = {
+    "die": "exited",
+    "stop": "exited",
+    "kill": None,  # a die follows when the signal ends the process
+    "pause": "paused",
+    "unpause": "running",
+    "start": "running",
+    "restart": "running",
+    "destroy": "missing",
+}
+_NO_HEALTH = object()
+# events that may change what the list shows without saying how
+RECHECK_ACTIONS = frozenset({"oom", "rename", "update", "create"})
+# the engine sends only these (health_status matches "health_status: ...")
+FOLLOWED_ACTIONS = tuple(sorted({*_EVENT_STATUS, *RECHECK_ACTIONS, "health_status"}))
+# how often, and how far apart, teardown looks for containers still there
+REMOVAL_CHECKS = 20
+REMOVAL_CHECK_DELAY = 0.25
+
+Seen = Optional[dict[str, ContainerState]]
+
+
+class DeploymentConflict(Exception):
+    """
+    The request does not fit the current state (the name exists, a deploy or
+    teardown is in progress, the limit is reached); the message says which.
+
+    @ivar deployments: the names concerned, when the conflict is about
+        several.
+    """
+
+    def __init__(self, message: str, deployments: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.deployments = list(deployments)
+
+
+class Deployment:
+    """
+    One deployment, named after its topology.
+
+    @param pollSoon: ask the manager's poller for a poll in so many seconds
+        (an event said something changed that the list should confirm).
+    @param eventTTL: how long (seconds) an event's word about a container is
+        believed over a poll that still shows the old state; a poll that
+        agrees ends it sooner.
+    @ivar working: the Deferred of the deploy or teardown under way; it
+        never fails (the picture says how it ended).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        name: str,
+        engine: IContainerEngine,
+        board: StatusBoard,
+        clock: Any,
+        eventTTL: float,
+        pollSoon: Callable[[float], None] = lambda delay: None,
+    ) -> None:
+        self.name = name
+        self._engine = engine
+        self._board = board
+        self._clock = clock
+        self._eventTTL = eventTTL
+        self._pollSoon = pollSoon
+        self._mapping: list[tuple[str, str]] = []
+        self._lastSeen: Seen = None
+        # containerId -> (fields an event told us, believed until)
+        self._overlay: dict[str, tuple[dict[str, Any], float]] = {}
+        self.picture = Picture(deployStatus="idle", deployment=name)
+        self.working: Deferred[None] = succeed(None)
+
+    def __repr__(self) -> str:
+        return f"<Deployment {self.name} {self.status}>"
+
+    @property
+    def status(self) -> str:
+        return self.picture.deployStatus
+
+    @property
+    def mapping(self) -> list[tuple[str, str]]:
+        """
+        The C{(nodeId, containerId)} pairs, in node order; a node whose
+        container was gone when it was adopted has C{""}.
+        """
+        return list(self._mapping)
+
+    def owns(self, containerId: str) -> bool:
+        return any(c == containerId for _, c in self._mapping)
+
+    def _publish(self, picture: Picture) -> None:
+        self.picture = picture
+        self._board.update(picture)
+
+    def _change(self, **changes: Any) -> None:
+        self._publish(self.picture.evolve(**changes))
+
+    # -- adoption ------------------------------------------------------
+
+    def adopt(self, mapping: Sequence[tuple[str, str]], seen: Seen) -> None:
+        """
+        Take over containers a previous hub left running: the deployment is
+        C{deployed} at once, with what the engine showed.
+        """
+        self._mapping = list(mapping)
+        self._overlay.clear()
+        # one message: deployed, with the nodes as found
+        self.picture = Picture(deployStatus="deployed", deployment=self.name)
+        self.show(seen)
+
+    # -- deploy --------------------------------------------------------
+
+    def deploy(self, topology: Topology, engineWord: str = "unknown") -> "Deferred[None]":
+        """
+        Start deploying C{topology}: the picture is C{deploying} when this
+        returns; the Deferred fires when the deploy has ended, C{deployed}
+        or C{failed}.
+        """
+        assert topology.name == self.name
+        self._mapping = []
+        self._overlay.clear()
+        self._lastSeen = None
+        self._publish(Picture(deployStatus="deploying", deployment=self.name, engine=engineWord))
+        self.working = ensureDeferred(self._deploy(topology))
+        return self.working
+
+    async def _deploy(self, topology: Topology) -> None:
+        created: list[tuple[str, str]] = []
+        nodeId = ""
+        try:
+            for node, spec in topology.containerSpecs():
+                nodeId = node.id
+                containerId = await self._engine.createContainer(spec)
+                created.append((node.id, containerId))
+                self._mapping = list(created)
+                await self._engine.startContainer(containerId)
+                self._change(
+                    nodeStatuses=tuple(NodeStatus(n, c, "running") for n, c in created),
+                    engine="reachable",
+                )
+        except Exception as e:
+            reason = str(e) if isinstance(e, EngineError) else f"unexpected error: {e!r}"
+            self.log.warn("deploying {name} failed at node {node}: {reason}",
+                          name=self.name, node=nodeId, reason=reason)
+            leftover = await self._removeAll([c for _, c in created])
+            if leftover is not None:
+                reason += f"; removing what was created failed too: {leftover}"
+            self._mapping = []
+            self._publish(
+                Picture(
+                    deployStatus="failed",
+                    deployment=self.name,
+                    engine="unreachable" if isinstance(e, EngineUnreachable) else "reachable",
+                    error=f"node {nodeId!r}: {reason}",
+                )
+            )
+            return
+        self._change(deployStatus="deployed")
+
+    async def _removeAll(self, containerIds: list[str]) -> Optional[EngineError]:
+        """
+        Remove the given containers and any other carrying this deployment's
+        label (one whose create answer was lost, say), and no other.
+
+        @return: L{None}, or the error that says why something may remain.
+        """
+        try:
+            for containerId in containerIds:
+                if containerId:
+                    await self._engine.removeContainer(containerId)
+            # the engine may still be removing one (a removal that outlived
+            # our timeout shows as "removing"): look until none is left
+            for attempt in range(REMOVAL_CHECKS):
+                remaining = await self._engine.listContainers({DEPLOYMENT_LABEL: self.name})
+                if not remaining:
+                    return None
+                for state in remaining:
+                    await self._engine.removeContainer(state.containerId)
+                await deferLater(self._clock, REMOVAL_CHECK_DELAY, lambda: None)
+        except EngineError as e:
+            return e
+        except Exception as e:
+            # never let cleanup escape: the picture must still say failed
+            return EngineError(f"unexpected error: {e!r}")
+        return EngineError(f"{len(remaining)} container(s) still being removed")
+
+    # -- teardown ------------------------------------------------------
+
+    def teardown(self) -> "Deferred[None]":
+        """
+        Start tearing down (from C{deployed} or C{failed}); the Deferred
+        fires when it has ended: C{idle} (the last message), or C{failed}
+        with the reason.
+
+        @raise DeploymentConflict: a deploy or teardown is under way.
+        """
+        if self.status in ("deploying", "tearing_down"):
+            raise DeploymentConflict(f"deployment {self.name!r} is {self.status}: wait for it")
+        self._change(deployStatus="tearing_down")
+        self.working = ensureDeferred(self._teardown())
+        return self.working
+
+    async def _teardown(self) -> None:
+        problem = await self._removeAll([c for _, c in self._mapping])
+        if problem is not None:
+            self.log.warn("tearing down {name} failed: {problem}", name=self.name, problem=problem)
+            self._change(
+                deployStatus="failed",
+                engine="unreachable" if isinstance(problem, EngineUnreachable) else "reachable",
+                error=f"teardown failed: {problem}; containers may remain, tear down again",
+            )
+            return
+        self._mapping = []
+        self._overlay.clear()
+        self._lastSeen = None
+        # the seed's final message: idle, no nodes
+        self._publish(Picture(deployStatus="idle", deployment=self.name, engine="reachable"))
+
+    # -- polls and events ----------------------------------------------
+
+    def show(self, seen: Seen) -> None:
+        """
+        Put what a poll found (every labelled container, keyed by id; L{None}
+        when the engine could not be asked), plus what recent events said,
+        on the board.
+        """
+        self._lastSeen = seen
+        self._publish(
+            self.picture.evolve(
+                nodeStatuses=nodeStatuses(self._withEvents(seen), self._mapping),
+                engine="unreachable" if seen is None else "reachable",
+            )
+        )
+
+    def _withEvents(self, seen: Seen) -> Seen:
+        if seen is None or not self._overlay:
+            return seen
+        now = self._clock.seconds()
+        merged = dict(seen)
+        for containerId, (told, until) in list(self._overlay.items()):
+            state = seen.get(containerId)
+            current = {
+                "status": state.status if state else "missing",
+                "health": state.health if state else None,
+            }
+            if until <= now or all(current[k] == v for k, v in told.items()):
+                # the engine's list has caught up (or we stop believing it)
+                del self._overlay[containerId]
+                continue
+            if told.get("status") == "missing":
+                merged.pop(containerId, None)
+                continue
+            fields = {**current, **told}
+            if fields["status"] == "missing":
+                continue  # a health event for a container the list no longer has
+            merged[containerId] = ContainerState(
+                containerId, fields["status"], fields["health"],
+                state.labels if state else {},
+            )
+        return merged
+
+    def onEvent(self, event: EngineEvent) -> None:
+        """
+        One of the engine's container events, already routed here.
+        """
+        if self.status != "deployed" or not event.containerId:
+            return
+        if not self.owns(event.containerId):
+            return  # stale: a container of an earlier deploy of this name
+        told: dict[str, Any] = {}
+        if event.action.startswith("health_status:"):
+            told["health"] = event.action.split(":", 1)[1].strip()
+        elif event.action in _EVENT_STATUS:
+            status = _EVENT_STATUS[event.action]
+            if status is None:
+                return
+            told["status"] = status
+            if status in ("exited", "missing"):
+                told["health"] = None
+            elif event.action in ("start", "restart"):
+                # a (re)started container's check begins again
+                told["health"] = _NO_HEALTH
+        elif event.action in RECHECK_ACTIONS:
+            # an event we cannot read a state from: ask the list
+            self._pollSoon(0)
+            return
+        else:
+            # exec_* (every health check run), attach, resize...: no news
+            return
+        if told.get("health") is _NO_HEALTH:
+            del told["health"]
+        if "status" in told:
+            previous: dict[str, Any] = {}  # a new state: older words no longer hold
+        else:
+            previous = self._overlay.get(event.containerId, ({}, 0.0))[0]
+        self._overlay[event.containerId] = (
+            {**previous, **told},
+            self._clock.seconds() + self._eventTTL,
+        )
+        if self._lastSeen is not None:
+            self.show(self._lastSeen)
+        # and look again shortly: the list catches up within moments
+        self._pollSoon(0.5)
