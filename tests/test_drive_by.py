@@ -212,9 +212,10 @@ def test_pageOfAnotherOriginCannotDeployOrTearDown(
     assert not any("teardown of" in line and "accepted" in line for line in hub.log)
 
     # -- the hub's own page, in the same browser, still tears it down
-    page.goto(hub.url + "/?deployment=driveby")
-    expect(page.locator("#deploy-status")).to_have_text("deployed")
-    page.locator("#teardown").click()
+    page.goto(hub.url + "/")
+    row = page.locator('#deployments tr[data-deployment="driveby"]')
+    expect(row).to_have_attribute("data-status", "deployed")
+    row.locator("button.teardown").click()
     expect(page.locator("#api-message")).to_have_text("Teardown of driveby accepted.")
-    expect(page.locator("#deploy-status")).to_have_text("idle", timeout=60_000)
+    expect(row).to_have_count(0, timeout=60_000)
     waitFor(page, lambda: docker.labelledContainers() == [], "the teardown", timeout=30)

@@ -21,6 +21,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from statushub import config as configuration
+from statushub.deploy.api import DeploymentResource, DeploymentsResource
+from statushub.deploy.manager import DeploymentManager
 from statushub.hub import StatusHubFactory
 from statushub.status import StatusBoard
 from statushub.tap import Options
@@ -28,6 +30,7 @@ from statushub.web.audit import Audited
 from statushub.web.guard import Hosts, Origin, parseAuthority
 from statushub.web.roles import Roles
 from statushub.web.site import makeSite
+from tests.fakeengine import FakeEngine, callNow
 
 PORT = 8080
 HOST = f"127.0.0.1:{PORT}"
@@ -646,3 +649,49 @@ def test_readsAreNotAudited(twoRoles: Hub, audit: list[dict]) -> None:
     twoRoles.request()
     twoRoles.request(host="evil.example")
     assert audit == []
+
+
+# ---- the audit line on the deployments' own paths --------------------------------
+
+
+@pytest.fixture
+def deploymentsHub() -> Hub:
+    """
+    The site with the real deployments API on the in-memory engine.
+    """
+    hub = Hub(token="op", viewer_token="view")
+    clock = Clock()
+    board = StatusBoard(clock)
+    manager = DeploymentManager(FakeEngine(), board, clock, 2.0, followEvents=False,
+                                runInThread=callNow)
+    config = configuration.defaults()
+    config.override("server", "token", "op")
+    config.override("server", "viewer_token", "view")
+    hub.site = makeSite(
+        board, StatusHubFactory(board, clock), config,
+        api={"deployment": DeploymentResource(manager, board),
+             "deployments": DeploymentsResource(manager, board)},
+    )
+    return hub
+
+
+def test_theDeploymentsPathsNameTheDeployment(deploymentsHub: Hub, audit: list[dict]) -> None:
+    """
+    Deploy and teardown on C{/api/deployments}: every line names the
+    deployment, from the body, the answer or the path, accepted or refused.
+    """
+    operator = {**bearer("op"), "Content-Type": JSON}
+    topology = json.dumps(
+        {"name": "web", "nodes": [{"id": "n0", "image": "statushub/busybox"}]}
+    ).encode()
+    assert deploymentsHub.request("POST", "/api/deployments", operator, topology).code == 202
+    assert deploymentsHub.request("DELETE", "/api/deployments/ghost", bearer("op")).code == 404
+    assert deploymentsHub.request("DELETE", "/api/deployments/web", bearer("view")).code == 403
+    assert deploymentsHub.request("DELETE", "/api/deployments/web", bearer("op")).code == 202
+    lines = [(e["action"], e["deployment"], e["role"], e["outcome"], e["code"]) for e in audit]
+    assert lines == [
+        ("deploy", "web", "operator", "accepted", 202),
+        ("teardown", "ghost", "operator", "refused", 404),
+        ("teardown", "web", "viewer", "refused", 403),
+        ("teardown", "web", "operator", "accepted", 202),
+    ]
