@@ -239,13 +239,15 @@ async def test_scaleout_proxies_never_grant_the_hub_role(crossbar_router: Any) -
         await sink.stopService()
 
 
-@pytest_twisted.ensureDeferred
-async def test_node_example_prints_each_change(crossbar_router: Any, tmp_path: Path) -> None:
+@asynccontextmanager
+async def nodeExample(router: Any, board: StatusBoard, tmp_path: Path) -> AsyncIterator[LineReader]:
+    """
+    The hub's sink joined, and C{examples/node/follow.js} following the
+    router; yields the example's output.
+    """
     example = REPO / "examples" / "node" / "follow.js"
     if not (example.parent / "node_modules" / "autobahn").exists():
         pytest.fail("examples/node/node_modules is missing: run `make node-deps`")
-    router = crossbar_router()
-    board = StatusBoard(reactor)
     sink = sinkFor(router, board)
     sink.startService()
     with open(tmp_path / "example.stderr", "w") as stderr:
@@ -257,21 +259,47 @@ async def test_node_example_prints_each_change(crossbar_router: Any, tmp_path: P
             bufsize=1,
         )
     try:
-        output = LineReader(process, tmp_path / "example.stdout")
         await waitUntil(lambda: sink.health() == "joined", 20, what="hub joined")
+        yield LineReader(process, tmp_path / "example.stdout")
+    finally:
+        process.terminate()
+        process.wait(10)
+        await sink.stopService()
 
-        def printed(start: str) -> Any:
-            return lambda: [line for line in output.lines if line.startswith(start)]
 
-        await waitUntil(printed("#0 "), 20, what="the current picture printed")
+def printed(output: LineReader, start: str) -> Any:
+    return lambda: [line for line in output.lines if line.startswith(start)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_node_example_prints_each_change(crossbar_router: Any, tmp_path: Path) -> None:
+    board = StatusBoard(reactor)
+    async with nodeExample(crossbar_router(), board, tmp_path) as output:
+        await waitUntil(printed(output, "#0 "), 20, what="the current picture printed")
         board.change(
             deployStatus="deploying",
             deployment="demo",
             nodeStatuses=(NodeStatus("web", "c1", "running", "healthy"),),
         )
-        [line] = await waitUntil(printed("#1 "), 20, what="the change printed")
+        [line] = await waitUntil(printed(output, "#1 "), 20, what="the change printed")
         assert line.split()[2:] == ["demo", "deploying", "web=running/healthy"]
-    finally:
-        process.terminate()
-        process.wait(10)
-        await sink.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_node_example_starts_with_every_deployment(
+    crossbar_router: Any, tmp_path: Path
+) -> None:
+    """
+    With several deployments, C{get_status} without a name is refused: the
+    example asks for the list instead and prints each one.
+    """
+    board = StatusBoard(reactor)
+    for name in ("beta", "alpha"):
+        board.change(deployStatus="deployed", deployment=name,
+                     nodeStatuses=(NodeStatus("web", "c1", "running"),))
+    async with nodeExample(crossbar_router(), board, tmp_path) as output:
+        lines = await waitUntil(
+            lambda: len(printed(output, "#")()) >= 2 and printed(output, "#")(), 20,
+            what="both deployments printed",
+        )
+        assert [line.split()[2:4] for line in lines] == [["alpha", "deployed"], ["beta", "deployed"]]

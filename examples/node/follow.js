@@ -35,8 +35,13 @@ connection.onopen = async function (session) {
   // every change: the single positional argument is the feed's JSON message
   await session.subscribe(prefix + ".status", (args) => show(args[0]));
   try {
-    // the current picture at once, before any change
-    show(await session.call(prefix + ".get_status"));
+    // the current picture of every deployment at once, before any change;
+    // with none, the idle picture
+    const pictures = await session.call(prefix + ".list_deployments");
+    if (pictures.length === 0) {
+      show(await session.call(prefix + ".get_status"));
+    }
+    pictures.forEach(show);
   } catch (error) {
     console.error(`no hub on the router yet (${error.error}); waiting for it`);
   }
