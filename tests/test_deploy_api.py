@@ -183,3 +183,20 @@ def test_singularPathsWithSeveralAre409NamingThem(api) -> None:
     assert code == 200 and (body["deployment"], body["deployStatus"]) == ("zulu", "idle")
     code, body = call(root, b"GET", "/status?deployment=Bad%20Name")
     assert code == 400 and body["field"] == "deployment"
+
+
+@pytest.mark.parametrize(
+    "method, path, allowed",
+    [
+        (b"PUT", "/deployments", "GET, HEAD, POST"),
+        (b"POST", "/deployments/demo", "DELETE, GET, HEAD"),
+        (b"GET", "/deployment", "DELETE, POST"),
+        (b"DELETE", "/status", "GET, HEAD"),
+    ],
+)
+def test_aMethodAPathDoesNotTakeIsAJSON405(api, method: bytes, path: str, allowed: str) -> None:
+    root, engine, board, manager = api
+    code, body = call(root, method, path)
+    assert code == 405
+    assert method.decode() in body["error"] and allowed in body["error"]
+    assert engine.containers == {}

@@ -17,13 +17,13 @@ import json
 from typing import Any, Optional, Union
 
 from twisted.logger import Logger
-from twisted.web.resource import IResource, Resource
+from twisted.web.resource import IResource
 from twisted.web.server import Request
 
 from statushub.deploy.manager import DeploymentConflict, DeploymentManager, UnknownDeployment
 from statushub.deploy.topology import SAFE_NAME, Topology, TopologyError, validateTopology
 from statushub.interfaces import IStatusSource
-from statushub.web.jsonresource import JSONError, respondJSON
+from statushub.web.jsonresource import JSONError, JSONResource, respondJSON
 
 MAX_BODY = 256 * 1024
 
@@ -96,7 +96,7 @@ def teardownByName(
     return respondJSON(request, 202, source.current(name))
 
 
-class DeploymentsResource(Resource):
+class DeploymentsResource(JSONResource):
     """
     C{/api/deployments} and, below it, one resource per name.
     """
@@ -125,7 +125,7 @@ class DeploymentsResource(Resource):
         return deployFromBody(request, self._manager, self._source)
 
 
-class OneDeploymentResource(Resource):
+class OneDeploymentResource(JSONResource):
     """
     C{/api/deployments/NAME}.
     """
@@ -156,7 +156,7 @@ class OneDeploymentResource(Resource):
         )
 
 
-class DeploymentResource(Resource):
+class DeploymentResource(JSONResource):
     """
     C{/api/deployment}, kept for one-deployment use.
     """

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from twisted.web.error import UnsupportedMethod
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
@@ -38,3 +39,24 @@ class JSONError(Resource):
         for name, value in self._headers.items():
             request.setHeader(name, value)
         return respondJSON(request, self._code, {"error": self._text})
+
+
+class JSONResource(Resource):
+    """
+    A resource of the API: a method it has no C{render_METHOD} for gets a
+    JSON 405 that names the allowed ones (twisted.web's own is an HTML page).
+    """
+
+    def render(self, request: Request) -> bytes:
+        try:
+            return super().render(request)
+        except UnsupportedMethod as e:
+            methods = {m.decode("ascii") for m in e.allowedMethods}
+            if "GET" not in methods:
+                methods.discard("HEAD")  # twisted.web lists it always
+            allowed = ", ".join(sorted(methods))
+            request.setHeader(b"allow", allowed.encode("ascii"))
+            method = request.method.decode("ascii", "replace")
+            return respondJSON(
+                request, 405, {"error": f"{method} is not allowed here (allowed: {allowed})"}
+            )

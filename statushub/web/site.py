@@ -30,7 +30,7 @@ from statushub.interfaces import IHealthCheck, IStatusSource
 from statushub.web.audit import Audited
 from statushub.web.clientlimit import ClientLimit
 from statushub.web.guard import Hosts, Origins, OriginGuard, RequestGuard
-from statushub.web.jsonresource import JSONError, respondJSON
+from statushub.web.jsonresource import JSONError, JSONResource, respondJSON
 from statushub.web.roles import Roles
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "static")
@@ -44,7 +44,7 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "static")
 REQUEST_TIMEOUT = 60.0
 
 
-class StatusResource(Resource):
+class StatusResource(JSONResource):
     """
     C{GET /api/status}: the same JSON as the feed's latest message about the
     only deployment (the idle picture when there is none), or about the one
@@ -80,7 +80,7 @@ class StatusResource(Resource):
         return respondJSON(request, 200, self._source.current(names[0] if names else None))
 
 
-class HealthResource(Resource):
+class HealthResource(JSONResource):
     """
     C{GET /healthz}: always 200 while the hub serves; each component says
     how it is (C{"engine": "unreachable"} is news, not an outage of the hub).
