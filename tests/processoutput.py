@@ -1,12 +1,14 @@
 """
-The output of a child process the tests started (the hub, a router, a Node
-client), read line by line by a thread, and waited on with a deadline.
+Child processes the tests start (the hub, a router, Prometheus, a Node
+client): their output, read line by line by a thread and waited on with a
+deadline, and how they are stopped.
 """
 
 from __future__ import annotations
 
 import queue
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -68,3 +70,23 @@ class LineReader:
             match = pattern.search(line)
             if match:
                 return match
+
+
+def stopProcess(
+    process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15.0
+) -> Optional[int]:
+    """
+    Send C{sig} and wait up to C{timeout} seconds for C{process} to exit;
+    kill it if it does not.
+
+    @return: its exit status, or L{None} if it had to be killed.
+    """
+    if process.poll() is not None:
+        return process.returncode
+    process.send_signal(sig)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return None

@@ -6,7 +6,6 @@ filtered ones side by side, the Docker CLI acting behind the hub's back.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 import pytest
