@@ -74,6 +74,8 @@ def test_good() -> None:
         (changed("nodes.0.healthcheck.interval", True), "nodes[0].healthcheck.interval"),
         (changed("nodes.0.healthcheck.retries", 0), "nodes[0].healthcheck.retries"),
         (changed("nodes.0.healthcheck.privileged", True), "nodes[0].healthcheck.privileged"),
+        (changed("nodes.0.restart", "always"), "nodes[0].restart"),
+        (changed("nodes.0.restart", True), "nodes[0].restart"),
         (changed("name", "Demo!"), "name"),
         (changed("name", None, delete=True), "name"),
         (changed("nodes", []), "nodes"),
@@ -94,3 +96,14 @@ def test_invalidNamesField(data, field: str) -> None:
 def test_hostReachingFieldSaysWhy() -> None:
     with pytest.raises(TopologyError, match="access to the host"):
         validateTopology(changed("nodes.0.privileged", True))
+
+
+def test_restart() -> None:
+    """
+    C{restart} defaults to C{none} (Swarm's own default is C{any}: it must
+    be said) and reaches the container spec.
+    """
+    topology = validateTopology(changed("nodes.1.restart", "any"))
+    assert [n.restart for n in topology.nodes] == ["none", "any"]
+    assert [spec.restart for _, spec in topology.containerSpecs()] == ["none", "any"]
+    assert validateTopology(changed("nodes.0.restart", "on-failure")).nodes[0].restart == "on-failure"

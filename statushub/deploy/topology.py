@@ -20,6 +20,7 @@ from statushub.engine import (
     NODE_LABEL,
     NODES_LABEL,
     ContainerSpec,
+    RESTART_POLICIES,
     HealthCheckSpec,
 )
 
@@ -32,7 +33,7 @@ MAX_NODES = 32
 MAX_ARGUMENT = 4096
 
 TOPOLOGY_FIELDS = {"name", "nodes"}
-NODE_FIELDS = {"id", "image", "command", "env", "healthcheck"}
+NODE_FIELDS = {"id", "image", "command", "env", "healthcheck", "restart"}
 HEALTHCHECK_FIELDS = {"test", "interval", "timeout", "retries", "start_period"}
 # fields the engine knows that would give a node a way to the host: named
 # in the error so the user learns why, not just that the field is unknown
@@ -63,6 +64,7 @@ class Node:
     command: Optional[tuple[str, ...]] = None
     env: tuple[tuple[str, str], ...] = ()
     healthcheck: Optional[HealthCheckSpec] = None
+    restart: str = "none"
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Topology:
                         (NODES_LABEL, allNodes),
                     ),
                     healthcheck=node.healthcheck,
+                    restart=node.restart,
                 ),
             )
             for index, node in enumerate(self.nodes)
@@ -197,7 +200,16 @@ def _node(data: Any, where: str) -> Node:
     healthcheck = None
     if "healthcheck" in data:
         healthcheck = _healthcheck(data["healthcheck"], f"{where}.healthcheck")
-    return Node(id=nodeId, image=image, command=command, env=env, healthcheck=healthcheck)
+    restart = "none"
+    if "restart" in data:
+        restart = _string(data["restart"], f"{where}.restart")
+        if restart not in RESTART_POLICIES:
+            raise TopologyError(
+                f"{where}.restart",
+                f"{restart!r} is not a restart policy (one of: {', '.join(RESTART_POLICIES)})",
+            )
+    return Node(id=nodeId, image=image, command=command, env=env, healthcheck=healthcheck,
+                restart=restart)
 
 
 def validateTopology(data: Any) -> Topology:

@@ -61,6 +61,12 @@ class ContainerSpec:
     env: tuple[tuple[str, str], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     healthcheck: Optional[HealthCheckSpec] = None
+    # when the engine restarts the container: "none", "on-failure" or "any"
+    restart: str = "none"
+
+
+# a node's restart word, as the Docker engine calls it
+RESTART_POLICIES = ("none", "on-failure", "any")
 
 
 @dataclass(frozen=True)
