@@ -76,6 +76,10 @@ def test_good() -> None:
         (changed("nodes.0.healthcheck.privileged", True), "nodes[0].healthcheck.privileged"),
         (changed("nodes.0.restart", "always"), "nodes[0].restart"),
         (changed("nodes.0.restart", True), "nodes[0].restart"),
+        (changed("nodes.0.constraints", "node.hostname==b"), "nodes[0].constraints"),
+        (changed("nodes.0.constraints", ["node.hostname=b"]), "nodes[0].constraints[0]"),
+        (changed("nodes.0.constraints", ["node.labels.x==y", "node.pid==1"]), "nodes[0].constraints[1]"),
+        (changed("nodes.0.constraints", ["node.hostname==b; true"]), "nodes[0].constraints[0]"),
         (changed("name", "Demo!"), "name"),
         (changed("name", None, delete=True), "name"),
         (changed("nodes", []), "nodes"),
@@ -107,3 +111,14 @@ def test_restart() -> None:
     assert [n.restart for n in topology.nodes] == ["none", "any"]
     assert [spec.restart for _, spec in topology.containerSpecs()] == ["none", "any"]
     assert validateTopology(changed("nodes.0.restart", "on-failure")).nodes[0].restart == "on-failure"
+
+
+def test_constraints() -> None:
+    """
+    Swarm placement constraints reach the spec as they were written.
+    """
+    pins = ["node.hostname==b", "node.labels.io.statushub.host != worker", "engine.labels.x==1"]
+    topology = validateTopology(changed("nodes.0.constraints", pins))
+    assert topology.nodes[0].constraints == tuple(pins)
+    assert topology.nodes[1].constraints == ()
+    assert topology.containerSpecs()[0][1].constraints == tuple(pins)

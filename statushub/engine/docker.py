@@ -173,6 +173,14 @@ class DockerEngine:
         return self._call("ping", lambda: (self._client.ping(), None)[1])
 
     def createContainer(self, spec: ContainerSpec) -> "Deferred[str]":
+        if spec.constraints:
+            # placement means nothing on one engine: refuse rather than
+            # quietly run the node somewhere it was not meant to be
+            return fail(EngineError(
+                f"create container {spec.name!r}: placement constraints "
+                f"({', '.join(spec.constraints)}) need a swarm ([engine] kind = \"swarm\")"
+            ))
+
         def create() -> str:
             healthcheck = None
             if spec.healthcheck is not None:
