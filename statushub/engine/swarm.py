@@ -197,6 +197,18 @@ def _taskState(
     )
 
 
+def listSwarm(client: Any, labels: dict[str, Optional[str]]) -> list[ContainerState]:
+    """
+    One list (see L{swarmStates}) from the Docker SDK's C{client}: three
+    calls, whatever the number of services.  Blocks.
+    """
+    filters = {"label": _labelFilter(labels)}
+    services = client.services(filters=filters)
+    tasks = client.tasks(filters=filters)
+    nodes = client.nodes()
+    return swarmStates(services, tasks, nodes)
+
+
 def serviceName(spec: ContainerSpec) -> str:
     """
     C{<deployment>_<node>}, from the labels every node's spec carries.
@@ -341,15 +353,7 @@ class SwarmEngine(DockerEngine):
             await deferLater(self._reactor, CHECK_DELAY, lambda: None)
 
     def listContainers(self, labels: dict[str, Optional[str]]) -> "Deferred[list[ContainerState]]":
-        def listing() -> list[ContainerState]:
-            filters = {"label": _labelFilter(labels)}
-            # three calls, whatever the number of services
-            services = self._client.services(filters=filters)
-            tasks = self._client.tasks(filters=filters)
-            nodes = self._client.nodes()
-            return swarmStates(services, tasks, nodes)
-
-        return self._call("list services", listing)
+        return self._call("list services", listSwarm, self._client, labels)
 
     def events(
         self, labels: dict[str, Optional[str]], actions: tuple[str, ...] = ()
