@@ -115,8 +115,8 @@ def request(method: str, url: str, body: Any = None) -> Any:
         return json.loads(response.read())
 
 
-def failover(cluster: Any, hub: HubProcess, round: int) -> dict:
-    name = f"failover{round}"
+def failover(cluster: Any, hub: HubProcess, attempt: int) -> dict:
+    name = f"failover{attempt}"
     manager = cluster.manager
     manager.docker("node", "update", "--availability", "pause", manager.nodeId)
     try:
@@ -152,7 +152,7 @@ def failover(cluster: Any, hub: HubProcess, round: int) -> dict:
                                  request("GET", f"{hub.url}/api/deployments")["deployments"]],
             60, "the teardown")
     cluster.restartWorker()
-    print(f"failover {round}: host down shown after {down:.1f} s, "
+    print(f"failover {attempt}: host down shown after {down:.1f} s, "
           f"node running on the manager after {moved:.1f} s", flush=True)
     return {"hostDownSeconds": round(down, 2), "movedSeconds": round(moved, 2)}
 
@@ -178,7 +178,7 @@ def main() -> int:
         finally:
             hub.stop()
     results["pollInterval"] = options.poll_interval
-    out = Path(HERE) / "results" / "swarm.json"
+    out = Path(HERE) / "results" / time.strftime("%Y-%m-%dT%H%M-swarm.json", time.gmtime())
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {out}")
