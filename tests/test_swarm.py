@@ -213,3 +213,29 @@ async def test_adoptedAfterRestart(hub_process, swarm) -> None:
     assert (await delete(second, "kept"))[0] == 202
     await again.waitFor(status("kept", "idle"), timeout=60)
     await nothingLeft(swarm)
+
+
+@pytest_twisted.ensureDeferred
+async def test_managerEvents(swarm) -> None:
+    """
+    The manager's event stream tells of a service created: an event about
+    no one container, which makes the hub poll at once.
+    """
+    from twisted.internet import reactor
+
+    from statushub.engine.swarm import SwarmEngine
+
+    engine = SwarmEngine(reactor, host=swarm.host)
+    stream = await engine.events({"io.statushub.deployment": None})
+    try:
+        await deferToThread(
+            swarm.manager.docker, "service", "create", "--detach", "--name", "events_probe",
+            "--label", "io.statushub.deployment=events", "--restart-condition", "none",
+            IMAGE, "sleep", "infinity",
+        )
+        # closing the stream (below) ends a read that times out
+        event = await deferToThread(stream.next).addTimeout(30, reactor)
+        assert (event.containerId, event.action) == ("", "service create")
+    finally:
+        stream.close()
+        engine.stop()
