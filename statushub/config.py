@@ -72,6 +72,10 @@ def _wampPrefix(value: Any) -> Optional[str]:
     return checkPrefix(value)
 
 
+def _engineKind(value: Any) -> Optional[str]:
+    return None if value in ("docker", "swarm") else f"{value!r} is not docker or swarm"
+
+
 def _nonEmpty(value: Any) -> Optional[str]:
     return None if value else "must not be empty"
 
@@ -167,6 +171,20 @@ SCHEMA: dict[str, dict[str, Setting]] = {
     "polling": {
         "interval": Setting(NUMBER, 2.0, "seconds between health polls", _positive),
     },
+    "engine": {
+        "kind": Setting(
+            (str,),
+            "docker",
+            "docker (one engine) or swarm (services on a Docker Swarm, through a manager)",
+            _engineKind,
+        ),
+        "url": Setting(
+            (str,),
+            "",
+            "the engine's address (a swarm manager's for kind = swarm); empty: "
+            "[docker] host, else DOCKER_HOST, else the local socket",
+        ),
+    },
     "docker": {
         "host": Setting(
             (str,),
@@ -252,6 +270,21 @@ def checkTogether(config: "Config") -> None:
             f"{config.source}: [server] viewer_token is the same as [server] token: "
             "the viewer would be the operator; give them different tokens"
         )
+    url, host = config["engine"]["url"], config["docker"]["host"]
+    if url and host and url != host:
+        raise ConfigError(
+            f"{config.source}: [engine] url ({url}) and [docker] host ({host}) name "
+            "different engines: [docker] host is the older name of [engine] url; "
+            "keep only [engine] url"
+        )
+
+
+def engineAddress(config: "Config") -> str:
+    """
+    Where the engine is, as configured: C{[engine] url}, else the older
+    C{[docker] host}; empty means C{DOCKER_HOST}, else the local socket.
+    """
+    return config["engine"]["url"] or config["docker"]["host"]
 
 
 class Config:

@@ -33,7 +33,11 @@ NODE_STATUSES = (
     "dead",
     "missing",
     "unknown",
+    # from a Swarm task: not running yet, or failed for a reason (error)
+    "pending",
+    "failed",
 )
+HOST_STATUSES = ("ready", "down", "unknown")
 HEALTH_STATUSES = ("starting", "healthy", "unhealthy")
 
 
@@ -43,6 +47,11 @@ class NodeStatus:
     containerId: str
     status: str
     health: Optional[str] = None
+    # on a cluster (Swarm) only: the host the node runs on, how that host
+    # is, and why the node failed
+    host: Optional[str] = None
+    hostStatus: Optional[str] = None
+    error: Optional[str] = None
 
     def toJSON(self) -> dict[str, Any]:
         entry = {
@@ -53,6 +62,9 @@ class NodeStatus:
         # health only where the engine has one to give (PRODUCT.md)
         if self.health is not None:
             entry["health"] = self.health
+        for key in ("host", "hostStatus", "error"):
+            if getattr(self, key) is not None:
+                entry[key] = getattr(self, key)
         return entry
 
 

@@ -5,6 +5,7 @@
 pytest_plugins = [
     "tests.fixtures.hubprocess",
     "tests.fixtures.docker",
+    "tests.fixtures.swarm",
     "tests.fixtures.crossbar",
     "tests.fixtures.browser",
     "tests.fixtures.prometheus",

@@ -61,6 +61,7 @@ def test_defaults_fill_missing_keys(tmp_path: Path) -> None:
         ('[server]\nlisten = "tcp:http"\n', "[server] listen: endpoint description"),
         ('[server]\nallow_anonymous_remote = "yes"\n',
          "[server] allow_anonymous_remote: expected true or false"),
+        ('[engine]\nkind = "kubernetes"\n', "[engine] kind: 'kubernetes' is not docker or swarm"),
         ("[feed\n", "not valid TOML"),
     ],
 )
@@ -154,3 +155,21 @@ def test_protected_mode_reads_the_listen_address_from_the_file(
         Options().parseOptions(["--config", path])
     # the command line's loopback address wins over the file's
     Options().parseOptions(["--config", path, "--listen", "tcp:0:interface=127.0.0.1"])
+
+
+def test_engine_address(tmp_path: Path) -> None:
+    """
+    C{[engine] url} names the engine (a swarm manager's); the older
+    C{[docker] host} still works, and the two may not disagree.
+    """
+    assert config.engineAddress(config.defaults()) == ""
+    old = config.load(write(tmp_path, '[docker]\nhost = "unix:///a.sock"\n'))
+    assert config.engineAddress(old) == "unix:///a.sock"
+    new = config.load(write(tmp_path, '[engine]\nkind = "swarm"\nurl = "unix:///m.sock"\n'))
+    config.checkTogether(new)
+    assert (new["engine"]["kind"], config.engineAddress(new)) == ("swarm", "unix:///m.sock")
+    both = config.load(write(
+        tmp_path, '[engine]\nurl = "unix:///m.sock"\n[docker]\nhost = "unix:///a.sock"\n'
+    ))
+    with pytest.raises(config.ConfigError, match=r"\[engine\] url .* and \[docker\] host .* different"):
+        config.checkTogether(both)

@@ -318,6 +318,39 @@ def test_view(page, hub):
     assert page.recorder.errors == []
 
 
+def test_viewOnASwarm(page, hub):
+    """
+    On a Swarm each node shows its host (C{data-host}, C{data-host-status})
+    and a host that is down says so; a failed task's reason is the status's
+    title.  Nodes without a host (one engine) show no host column.
+    """
+    from playwright.sync_api import expect
+
+    page.goto(ORIGIN + "/?deployment=demo")
+    socket = hub.socket()
+    hub.send(socket, picture(1, nodes=[node("web")]))
+    expect(page.locator("#nodes tbody tr")).to_have_count(1)
+    expect(page.locator("#host-column")).to_be_hidden()
+    expect(row(page, "web", "host")).to_have_count(0)
+    hub.send(socket, picture(2, nodes=[
+        {**node("web"), "host": "manager", "hostStatus": "ready"},
+        {**node("db", status="unknown", health=None), "host": "worker", "hostStatus": "down"},
+        {**node("cache", status="failed", health=None), "host": "worker", "hostStatus": "ready",
+         "error": "No such image: x"},
+    ]))
+    expect(page.locator("#host-column")).to_be_visible()
+    web = page.locator('#nodes tr[data-node="web"]')
+    expect(web).to_have_attribute("data-host", "manager")
+    expect(web).to_have_attribute("data-host-status", "ready")
+    expect(row(page, "web", "host")).to_have_text("manager")
+    db = page.locator('#nodes tr[data-node="db"]')
+    expect(db).to_have_attribute("data-host-status", "down")
+    expect(db).to_have_attribute("data-status", "unknown")
+    expect(row(page, "db", "host")).to_have_text("worker host down")
+    expect(row(page, "cache", "status").locator(".badge")).to_have_attribute("title", "No such image: x")
+    assert page.recorder.errors == []
+
+
 def test_viewChange(page, hub):
     """
     A later message replaces the picture: a node that went away is gone, a

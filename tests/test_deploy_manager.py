@@ -396,3 +396,18 @@ def test_execEventsCostNothing(world) -> None:
     clock.advance(0)
     assert engine.calls == ["listContainers"]
     manager.stop()
+
+
+def test_eventAboutNoContainerPolls(world) -> None:
+    """
+    An event about no one container (a Swarm service or host changed) asks
+    for a poll at once: the list says what changed.
+    """
+    clock, engine, board, sink, manager = world
+    manager.start()
+    manager.deploy(topology("web"))
+    engine.calls.clear()
+    engine.streams[0].push(EngineEvent("", "node update"))
+    clock.advance(0)
+    assert engine.calls == ["listContainers"]
+    manager.stop()

@@ -74,6 +74,12 @@ def test_good() -> None:
         (changed("nodes.0.healthcheck.interval", True), "nodes[0].healthcheck.interval"),
         (changed("nodes.0.healthcheck.retries", 0), "nodes[0].healthcheck.retries"),
         (changed("nodes.0.healthcheck.privileged", True), "nodes[0].healthcheck.privileged"),
+        (changed("nodes.0.restart", "always"), "nodes[0].restart"),
+        (changed("nodes.0.restart", True), "nodes[0].restart"),
+        (changed("nodes.0.constraints", "node.hostname==b"), "nodes[0].constraints"),
+        (changed("nodes.0.constraints", ["node.hostname=b"]), "nodes[0].constraints[0]"),
+        (changed("nodes.0.constraints", ["node.labels.x==y", "node.pid==1"]), "nodes[0].constraints[1]"),
+        (changed("nodes.0.constraints", ["node.hostname==b; true"]), "nodes[0].constraints[0]"),
         (changed("name", "Demo!"), "name"),
         (changed("name", None, delete=True), "name"),
         (changed("nodes", []), "nodes"),
@@ -94,3 +100,25 @@ def test_invalidNamesField(data, field: str) -> None:
 def test_hostReachingFieldSaysWhy() -> None:
     with pytest.raises(TopologyError, match="access to the host"):
         validateTopology(changed("nodes.0.privileged", True))
+
+
+def test_restart() -> None:
+    """
+    C{restart} defaults to C{none} (Swarm's own default is C{any}: it must
+    be said) and reaches the container spec.
+    """
+    topology = validateTopology(changed("nodes.1.restart", "any"))
+    assert [n.restart for n in topology.nodes] == ["none", "any"]
+    assert [spec.restart for _, spec in topology.containerSpecs()] == ["none", "any"]
+    assert validateTopology(changed("nodes.0.restart", "on-failure")).nodes[0].restart == "on-failure"
+
+
+def test_constraints() -> None:
+    """
+    Swarm placement constraints reach the spec as they were written.
+    """
+    pins = ["node.hostname==b", "node.labels.io.statushub.host != worker", "engine.labels.x==1"]
+    topology = validateTopology(changed("nodes.0.constraints", pins))
+    assert topology.nodes[0].constraints == tuple(pins)
+    assert topology.nodes[1].constraints == ()
+    assert topology.containerSpecs()[0][1].constraints == tuple(pins)

@@ -90,6 +90,29 @@ async def test_lifecycle(engine, docker) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_restartPolicy(engine, docker) -> None:
+    """
+    The node's C{restart} is the container's restart policy: C{none} by
+    default, C{any} restarts a container whose process ends.
+    """
+    plain = await engine.createContainer(spec("et-norestart"))
+    again = await engine.createContainer(
+        spec("et-restart", command=("sh", "-c", "sleep 0.2"), restart="any")
+    )
+    policy = lambda c: docker.docker("inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", c).strip()  # noqa: E731
+    assert (policy(plain), policy(again)) == ("no", "always")
+    await engine.startContainer(again)
+
+    async def restarted():
+        count = docker.docker("inspect", "-f", "{{.RestartCount}}", again).strip()
+        return int(count) >= 1
+
+    await waitUntil(restarted, timeout=20, interval=0.2, what="restarted by the engine")
+    await engine.removeContainer(plain)
+    await engine.removeContainer(again)
+
+
+@pytest_twisted.ensureDeferred
 async def test_unknownImage(engine) -> None:
     with pytest.raises(ImageNotFound):
         await engine.createContainer(spec("et-noimage", image="statushub/no-such-image"))

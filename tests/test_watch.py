@@ -106,6 +106,23 @@ def test_renderTable():
     assert db.split() == ["db", "fedcba987654", "exited", "-", "1m15s"]
 
 
+def test_renderTableOnASwarm():
+    """
+    Nodes that name their host get a HOST column, with a host that is not
+    ready saying how it is.
+    """
+    nodes = [
+        {"nodeId": "web", "containerId": "a" * 64, "status": "running",
+         "host": "manager", "hostStatus": "ready"},
+        {"nodeId": "db", "containerId": "b" * 64, "status": "unknown",
+         "host": "worker", "hostStatus": "down"},
+    ]
+    lines = renderTable(message(nodes=nodes), "live", "", NodeClock(), now=0)
+    assert next(line for line in lines if line.startswith("NODE")).split()[-1] == "HOST"
+    assert next(line for line in lines if line.startswith("web")).split()[-1] == "manager"
+    assert next(line for line in lines if line.startswith("db")).split()[-2:] == ["worker", "(down)"]
+
+
 def test_renderTableColoursWordsButKeepsThem():
     clock = NodeClock()
     lines = renderTable(message(), "reconnecting", "refused", clock, now=0, colour=True)

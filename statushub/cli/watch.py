@@ -166,7 +166,7 @@ class JSONLines:
 
 GOOD = {"running", "healthy", "deployed", "live", "reachable"}
 BAD = {"exited", "dead", "missing", "unhealthy", "failed", "disconnected", "unreachable"}
-WARN = {"created", "restarting", "paused", "removing", "starting", "deploying",
+WARN = {"created", "restarting", "paused", "removing", "starting", "deploying", "pending",
         "tearing_down", "reconnecting", "connecting"}
 
 
@@ -249,9 +249,14 @@ def renderTable(
     if not nodes:
         lines.append("no nodes")
         return lines
-    rows = [("NODE", "CONTAINER", "STATUS", "HEALTH", "FOR")]
+    # on a swarm every node names its host: a last column then
+    onCluster = any(node.get("host") or node.get("hostStatus") for node in nodes)
+    rows = [("NODE", "CONTAINER", "STATUS", "HEALTH", "FOR") + (("HOST",) if onCluster else ())]
     for node in nodes:
         seconds = clock.seconds(node["nodeId"], now)
+        host = node.get("host") or "-"
+        if node.get("hostStatus") not in (None, "ready"):
+            host += f" ({node['hostStatus']})"
         rows.append(
             (
                 node["nodeId"],
@@ -260,6 +265,7 @@ def renderTable(
                 node.get("health") or "-",
                 "-" if seconds is None else formatDuration(seconds),
             )
+            + ((host,) if onCluster else ())
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines.append("")

@@ -44,5 +44,16 @@ def nodeStatuses(
         health = None
         if status == "running" and state.health in HEALTH_STATUSES:
             health = state.health
-        statuses.append(NodeStatus(nodeId, containerId, status, health))
+        statuses.append(
+            NodeStatus(
+                nodeId,
+                # on a swarm, the container the node's service runs now
+                state.container or containerId,
+                status,
+                health,
+                host=state.host,
+                hostStatus=state.hostStatus,
+                error=state.error if status == "failed" else None,
+            )
+        )
     return tuple(statuses)

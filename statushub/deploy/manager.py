@@ -310,6 +310,11 @@ class DeploymentManager:
                 deployment.show(seen)
 
     def _onEvent(self, event: EngineEvent) -> None:
+        if not event.containerId:
+            # about no one container (a Swarm service or host changed): the
+            # next list says what
+            self.poller.pollSoon(0)
+            return
         name = event.labels.get(DEPLOYMENT_LABEL)
         deployment = self._deployments.get(name) if name else None
         if deployment is None and not name:

@@ -1,5 +1,6 @@
 """
-The orchestrator as a twistd service: the Docker engine, the deployment
+The orchestrator as a twistd service: the engine (one Docker engine, or a
+Swarm through its manager: C{[engine] kind}), the deployment
 manager (polling, events, adoption at start), and what it adds to the site.
 """
 
@@ -11,10 +12,11 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.web.resource import IResource
 
-from statushub.config import Config
+from statushub.config import Config, engineAddress
 from statushub.deploy.api import DeploymentResource, DeploymentsResource
 from statushub.deploy.manager import DeploymentManager, EngineHealth
 from statushub.engine.docker import DockerEngine
+from statushub.engine.swarm import SwarmEngine
 from statushub.interfaces import IHealthCheck
 from statushub.metrics import EngineMetrics
 from statushub.status import StatusBoard
@@ -35,8 +37,9 @@ class Orchestrator(Service):
         reactor: Any,
         metrics: Optional[EngineMetrics] = None,
     ) -> None:
-        self.engine = DockerEngine(
-            reactor, host=config["docker"]["host"], timeout=config["docker"]["timeout"]
+        kind = SwarmEngine if config["engine"]["kind"] == "swarm" else DockerEngine
+        self.engine = kind(
+            reactor, host=engineAddress(config), timeout=config["docker"]["timeout"]
         )
         self.manager = DeploymentManager(
             self.engine if metrics is None else metrics.wrap(self.engine),

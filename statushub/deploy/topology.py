@@ -20,6 +20,7 @@ from statushub.engine import (
     NODE_LABEL,
     NODES_LABEL,
     ContainerSpec,
+    RESTART_POLICIES,
     HealthCheckSpec,
 )
 
@@ -32,7 +33,15 @@ MAX_NODES = 32
 MAX_ARGUMENT = 4096
 
 TOPOLOGY_FIELDS = {"name", "nodes"}
-NODE_FIELDS = {"id", "image", "command", "env", "healthcheck"}
+NODE_FIELDS = {"id", "image", "command", "env", "healthcheck", "restart", "constraints"}
+# Swarm's placement constraint syntax, and nothing more: an attribute of the
+# node or its engine, == or !=, a plain value
+CONSTRAINT = re.compile(
+    r"^(node\.(id|hostname|role|platform\.os|platform\.arch)"
+    r"|(node|engine)\.labels\.[A-Za-z0-9][A-Za-z0-9_.-]{0,127})"
+    r"\s*(==|!=)\s*[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
+)
+MAX_CONSTRAINTS = 16
 HEALTHCHECK_FIELDS = {"test", "interval", "timeout", "retries", "start_period"}
 # fields the engine knows that would give a node a way to the host: named
 # in the error so the user learns why, not just that the field is unknown
@@ -63,6 +72,8 @@ class Node:
     command: Optional[tuple[str, ...]] = None
     env: tuple[tuple[str, str], ...] = ()
     healthcheck: Optional[HealthCheckSpec] = None
+    restart: str = "none"
+    constraints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,8 @@ class Topology:
                         (NODES_LABEL, allNodes),
                     ),
                     healthcheck=node.healthcheck,
+                    restart=node.restart,
+                    constraints=node.constraints,
                 ),
             )
             for index, node in enumerate(self.nodes)
@@ -197,7 +210,30 @@ def _node(data: Any, where: str) -> Node:
     healthcheck = None
     if "healthcheck" in data:
         healthcheck = _healthcheck(data["healthcheck"], f"{where}.healthcheck")
-    return Node(id=nodeId, image=image, command=command, env=env, healthcheck=healthcheck)
+    restart = "none"
+    if "restart" in data:
+        restart = _string(data["restart"], f"{where}.restart")
+        if restart not in RESTART_POLICIES:
+            raise TopologyError(
+                f"{where}.restart",
+                f"{restart!r} is not a restart policy (one of: {', '.join(RESTART_POLICIES)})",
+            )
+    constraints: tuple[str, ...] = ()
+    if "constraints" in data:
+        constraints = _stringList(data["constraints"], f"{where}.constraints", allowEmpty=True)
+        if len(constraints) > MAX_CONSTRAINTS:
+            raise TopologyError(f"{where}.constraints", f"at most {MAX_CONSTRAINTS}")
+        for i, constraint in enumerate(constraints):
+            if not CONSTRAINT.match(constraint):
+                raise TopologyError(
+                    f"{where}.constraints[{i}]",
+                    f"{constraint!r} is not a Swarm placement constraint "
+                    "(node.id, node.hostname, node.role, node.platform.os, "
+                    "node.platform.arch, node.labels.KEY or engine.labels.KEY, "
+                    "then == or !=, then a value; e.g. node.hostname==b)",
+                )
+    return Node(id=nodeId, image=image, command=command, env=env, healthcheck=healthcheck,
+                restart=restart, constraints=constraints)
 
 
 def validateTopology(data: Any) -> Topology:

@@ -61,6 +61,14 @@ class ContainerSpec:
     env: tuple[tuple[str, str], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     healthcheck: Optional[HealthCheckSpec] = None
+    # when the engine restarts the container: "none", "on-failure" or "any"
+    restart: str = "none"
+    # Swarm placement constraints ("node.labels.x==y"); one engine has none
+    constraints: tuple[str, ...] = ()
+
+
+# a node's restart word, as the Docker engine calls it
+RESTART_POLICIES = ("none", "on-failure", "any")
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,13 @@ class ContainerState:
     status: str
     health: Optional[str] = None
     labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # what only a cluster knows: the container the node runs in now (a Swarm
+    # service's id is not a container's), the host it is on and how that
+    # host is, why it failed; L{None} from a single engine
+    container: Optional[str] = None
+    host: Optional[str] = None
+    hostStatus: Optional[str] = None
+    error: Optional[str] = None
 
 
 @dataclass(frozen=True)

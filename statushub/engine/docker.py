@@ -64,6 +64,14 @@ def healthFromListStatus(status: str) -> Optional[str]:
     return "starting" if word == "health: starting" else word
 
 
+# the topology's restart words, as the single engine's policies
+_RESTART_POLICY = {
+    "none": {"Name": "no"},
+    "on-failure": {"Name": "on-failure"},
+    "any": {"Name": "always"},
+}
+
+
 def _labelFilter(labels: dict[str, Optional[str]]) -> list[str]:
     return [key if value is None else f"{key}={value}" for key, value in labels.items()]
 
@@ -165,6 +173,14 @@ class DockerEngine:
         return self._call("ping", lambda: (self._client.ping(), None)[1])
 
     def createContainer(self, spec: ContainerSpec) -> "Deferred[str]":
+        if spec.constraints:
+            # placement means nothing on one engine: refuse rather than
+            # quietly run the node somewhere it was not meant to be
+            return fail(EngineError(
+                f"create container {spec.name!r}: placement constraints "
+                f"({', '.join(spec.constraints)}) need a swarm ([engine] kind = \"swarm\")"
+            ))
+
         def create() -> str:
             healthcheck = None
             if spec.healthcheck is not None:
@@ -190,6 +206,7 @@ class DockerEngine:
                     # and nothing gained inside: no setuid escalation, no fork bomb
                     security_opt=["no-new-privileges"],
                     pids_limit=PIDS_LIMIT,
+                    restart_policy=_RESTART_POLICY[spec.restart],
                 ),
             )
             return created["Id"]

@@ -262,6 +262,7 @@
     running: "good", healthy: "good", deployed: "good", live: "good", reachable: "good",
     created: "warn", restarting: "warn", paused: "warn", removing: "warn", starting: "warn",
     deploying: "warn", tearing_down: "warn", reconnecting: "warn", connecting: "warn",
+    pending: "warn", ready: "good", down: "bad",
     exited: "bad", dead: "bad", missing: "bad", unhealthy: "bad", failed: "bad",
     disconnected: "bad", unreachable: "bad",
   };
@@ -397,6 +398,9 @@
     const seen = new Map();
     const tbody = $("nodes").tBodies[0];
     tbody.textContent = "";
+    // on a Swarm every node says which host it is on: show that column then
+    const onCluster = nodeStatuses.some((node) => node.host || node.hostStatus);
+    $("host-column").hidden = !onCluster;
     for (const node of nodeStatuses) {
       const before = state.nodes.get(node.nodeId);
       const health = node.health || null;
@@ -418,7 +422,14 @@
       addCell(row, "node", node.nodeId);
       const container = addCell(row, "container", (node.containerId || "").slice(0, 12) || "—");
       container.title = node.containerId || "";
-      setBadge(addBadgeCell(row, "status"), node.status);
+      if (onCluster) {
+        addHostCell(row, node);
+      }
+      const statusBadge = addBadgeCell(row, "status");
+      setBadge(statusBadge, node.status);
+      if (node.error) {
+        statusBadge.title = node.error; // why a Swarm task failed
+      }
       const healthBadge = addBadgeCell(row, "health");
       if (health) {
         setBadge(healthBadge, health);
@@ -431,6 +442,25 @@
     }
     state.nodes = seen;
     $("no-nodes").hidden = nodeStatuses.length > 0;
+  }
+
+  // The host's name, and a badge when it is not ready (down, or unknown).
+  function addHostCell(row, node) {
+    const cell = addCell(row, "host", node.host || "—");
+    if (node.host) {
+      row.dataset.host = node.host;
+    }
+    if (node.hostStatus) {
+      row.dataset.hostStatus = node.hostStatus;
+      cell.title = "host " + node.hostStatus;
+      if (node.hostStatus !== "ready") {
+        const badge = document.createElement("span");
+        cell.appendChild(document.createTextNode(" "));
+        cell.appendChild(badge);
+        setBadge(badge, node.hostStatus, "host " + node.hostStatus);
+      }
+    }
+    return cell;
   }
 
   function addCell(row, field, text) {
