@@ -44,8 +44,8 @@ CREATE TABLE IF NOT EXISTS counters (deployment TEXT PRIMARY KEY, last INTEGER N
 
 # the picture of no deployment is filed under this (never a deployment name)
 NO_DEPLOYMENT = ""
-# prune at most this often (writes) besides at start: a DELETE per message
-# would cost more than the insert
+# prune every so many writes (fewer when fewer are kept) and at start: a
+# DELETE per message would cost more than the insert
 PRUNE_EVERY = 100
 
 _STOP = object()
@@ -263,7 +263,7 @@ class HistoryStore:
             self.log.info("history: writing to {path} works again", path=self.path)
             self._problem = None
         self._writes += len(rows)
-        if self._writes >= PRUNE_EVERY:
+        if self._writes >= min(PRUNE_EVERY, self.maxMessages):
             self._prune()
 
     def _prune(self) -> None:
