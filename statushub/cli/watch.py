@@ -451,6 +451,11 @@ class Watcher:
     ) -> None:
         self._reactor = reactor
         self._url = feedURL(url, deployment)
+        self._deployment = deployment
+        # (epoch, seq) of the last message about the followed deployment: a
+        # reconnection resumes after it (?since=&epoch=)
+        self._resumeAt: Optional[tuple[str, int]] = None
+        self._headers: Optional[dict[str, str]] = None
         self._gaps = SeqGaps()
         self._display = display
         self._backoff = backoff or Backoff()
@@ -460,6 +465,7 @@ class Watcher:
         self._waiting: Optional[Deferred] = None
         self._live = False
         headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._headers = headers
         self._factory = WebSocketClientFactory(self._url, headers=headers, reactor=reactor)
         self._factory.protocol = FeedProtocol
         self._factory.watcher = self
@@ -488,6 +494,13 @@ class Watcher:
         self._display.connection("connecting")
         while not self._stopping:
             self._closedNow = Deferred()
+            if self._resumeAt is not None:
+                # what was missed meanwhile comes first, then live ones
+                epoch, seq = self._resumeAt
+                self._factory.setSessionParameters(
+                    self._url + "&" + urlencode({"since": seq, "epoch": epoch}),
+                    headers=self._headers,
+                )
             try:
                 await self._endpoint().connect(self._factory)
             except Exception as error:
@@ -527,6 +540,10 @@ class Watcher:
             self._display.connection("live")
         # The connection works: the next drop starts the backoff afresh.
         self._backoff.reset()
+        seq, epoch = message.get("seq"), message.get("epoch")
+        if (self._deployment is not None and message.get("deployment") == self._deployment
+                and isinstance(seq, int) and isinstance(epoch, str) and epoch):
+            self._resumeAt = (epoch, seq)
         missed = self._gaps.check(message)
         if missed:
             self._display.missed(message, missed)
