@@ -495,12 +495,7 @@ class Watcher:
         while not self._stopping:
             self._closedNow = Deferred()
             if self._resumeAt is not None:
-                # what was missed meanwhile comes first, then live ones
-                epoch, seq = self._resumeAt
-                self._factory.setSessionParameters(
-                    self._url + "&" + urlencode({"since": seq, "epoch": epoch}),
-                    headers=self._headers,
-                )
+                self._factory.setSessionParameters(self.nextURL(), headers=self._headers)
             try:
                 await self._endpoint().connect(self._factory)
             except Exception as error:
@@ -522,6 +517,17 @@ class Watcher:
                 await self._waiting
             except Exception:
                 return  # stopped while waiting
+
+    def nextURL(self) -> str:
+        """
+        The feed's address for the next connection: following one
+        deployment, after a message about it, it resumes after that message
+        (C{?since=SEQ&epoch=E}), so what was missed meanwhile comes first.
+        """
+        if self._resumeAt is None:
+            return self._url
+        epoch, seq = self._resumeAt
+        return self._url + "&" + urlencode({"since": seq, "epoch": epoch})
 
     def _opened(self, protocol: FeedProtocol) -> None:
         self._protocol = protocol
