@@ -35,6 +35,7 @@ def openBoard(path: Path, **kwargs) -> tuple[HistoryStore, StatusBoard]:
     store = HistoryStore(str(path), reactor, **kwargs)
     opened = store.open()
     assert opened is not None
+    store.start()
     board = StatusBoard(Clock(), PersistentNumbering(opened.epoch, opened.lastByName()))
     board.addSink(store)
     return store, board
@@ -150,6 +151,7 @@ async def test_cannotWrite(tmp_path: Path) -> None:
     """
     store = HistoryStore(str(tmp_path / "h.db"), reactor)
     store.open()
+    store.start()
     try:
         store.broadcast({"deployment": "alpha"})  # no seq: cannot be filed
         store.broadcast({"deployment": "alpha", "seq": 1, "x": 1})

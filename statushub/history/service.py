@@ -18,6 +18,10 @@ class HistoryService(Service):
     def __init__(self, store: HistoryStore) -> None:
         self.store = store
 
+    def startService(self) -> None:
+        super().startService()
+        self.store.start()
+
     def stopService(self) -> None:
         super().stopService()
         self.store.close()

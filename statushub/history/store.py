@@ -157,19 +157,24 @@ class HistoryStore:
         self._problem: Optional[str] = None
         self._writes = 0
         self.opened: Optional[Opened] = None
+        self._started = False
 
     # -- life cycle ----------------------------------------------------
 
     def open(self) -> Optional[Opened]:
         """
-        Open the database now (at start, before anything is emitted: the
-        numbering needs what it holds) and start the writer thread.
+        Read what the database holds (creating it when needed), when the hub
+        is built: the numbering needs it before anything is emitted.  The
+        writer thread starts with L{start}: twistd may fork (daemonize) in
+        between, and neither a thread nor an SQLite connection survives that.
+        Messages handed over meanwhile wait in the queue.
 
         @return: what it holds, or L{None} when it cannot be opened (logged;
             L{health} says so).
         """
         try:
-            self._connection, self.opened = openDatabase(self.path)
+            connection, self.opened = openDatabase(self.path)
+            connection.close()
         except (sqlite3.Error, OSError) as e:
             self._fail(f"cannot open {self.path}: {e}")
             return None
@@ -178,10 +183,24 @@ class HistoryStore:
             path=self.path, epoch=self.opened.epoch,
             new=", a new database" if self.opened.new else "",
         )
+        return self.opened
+
+    def start(self) -> None:
+        """
+        Open the database for good and start the writer thread (after
+        L{open} worked).
+        """
+        if self.opened is None or self._thread is not None:
+            return
+        try:
+            self._connection, _ = openDatabase(self.path)
+        except (sqlite3.Error, OSError) as e:
+            self._fail(f"cannot open {self.path}: {e}")
+            self.opened = None
+            return
         self._thread = threading.Thread(target=self._work, name="statushub-history", daemon=True)
         self._thread.start()
         self._queue.put(self._prune)
-        return self.opened
 
     def close(self) -> None:
         """
@@ -193,11 +212,12 @@ class HistoryStore:
             return
         self._queue.put(_STOP)
         thread.join()
+        self.opened = None  # nothing more is queued or read
 
     def health(self) -> str:
         if self._problem is not None:
             return self._problem
-        return "ok" if self._connection is not None else "off"
+        return "ok" if self.opened is not None else "off"
 
     def _fail(self, problem: str) -> None:
         if self._problem != problem:
@@ -293,7 +313,7 @@ class HistoryStore:
         queued before; fire with its result in the reactor thread.
         """
         d: Deferred[Any] = Deferred()
-        if self._thread is None:
+        if self.opened is None:
             self._reactor.callLater(0, d.errback, HistoryUnavailable(self.health()))
             return d
 
@@ -314,7 +334,7 @@ class HistoryStore:
         """
         Queue C{message} for writing; returns at once.
         """
-        if self._thread is not None:
+        if self.opened is not None:
             self._queue.put(message)
 
     # -- reading -------------------------------------------------------
