@@ -17,11 +17,10 @@ from typing import Any, Optional
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from statushub.history.store import HistoryStore, HistoryUnavailable, Page
-from statushub.web.jsonresource import respondJSON
+from statushub.web.jsonresource import JSONResource, respondJSON
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
@@ -44,7 +43,7 @@ def _number(request: Request, name: str, default: int, highest: int) -> int:
     return int(text)
 
 
-class HistoryResource(Resource):
+class HistoryResource(JSONResource):
     isLeaf = True
 
     def __init__(self, store: HistoryStore, name: str, epoch: str) -> None:
