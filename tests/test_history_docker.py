@@ -153,18 +153,20 @@ async def test_resumeAfterFiftyChanges(hub_process, docker) -> None:
     )
     await waitUntil(lambda: node(witness.messages[-1])["status"] == "running",
                     what="the last unpause")
+    # the 50 changes (and whatever else the hub said meanwhile)
     missed = changesAfter(witness.messages, left)
-    assert len(missed) == 50, [m["seq"] for m in missed]
+    assert len(missed) >= 50, [m["seq"] for m in missed]
 
     back = await connectFeed(
         hub.wsUrl + f"?deployment=away&since={left}&epoch={ready['epoch']}"
     )
-    await waitUntil(lambda: len(back.messages) >= 50, what="the replay")
+    await waitUntil(lambda: len(back.messages) >= len(missed), what="the replay")
     assert back.messages == missed
     await flipMany(docker, node(ready)["containerId"], 1)
     live = await back.waitFor(lambda m: m["seq"] == missed[-1]["seq"] + 1)
     assert node(live)["status"] == "paused"
-    assert back.messages[:50] == missed and len(back.messages) == 51
+    assert back.messages[:len(missed)] == missed
+    assert [m["seq"] for m in back.messages] == list(range(left + 1, live["seq"] + 1))
 
     stale = await connectFeed(hub.wsUrl + f"?deployment=away&since={left}&epoch=0000")
     [current] = await waitUntil(lambda: stale.messages, what="the current picture")
@@ -218,7 +220,7 @@ async def test_seqGoesOnAcrossHubRestarts(hub_process, docker) -> None:
         assert byseq[message["seq"]] == message
 
     other = startHub(hub_process, docker)  # another directory: a new database
-    picture = await getJSON(other, "/api/deployments/stay")
+    picture = await getJSON(other, "/api/status?deployment=stay")
     assert picture["epoch"] != epoch
 
 
