@@ -51,6 +51,9 @@ SERVERS = {
     # the same hub with [metrics] enabled = false: what counting costs
     # (--servers hub,hub-nometrics; BENCHMARKS.md)
     "hub-nometrics": "server_hub.py --metrics off",
+    # the same hub with [history] enabled = false: what keeping every
+    # message in SQLite costs the broadcast (--servers hub,hub-nohistory)
+    "hub-nohistory": "server_hub.py --history off",
     "autobahn": "ref_autobahn.py",
     "websockets": "ref_websockets.py",
     "node-ws": "ref_node_ws.js",

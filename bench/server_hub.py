@@ -6,12 +6,18 @@ loopback port.  A broadcast goes through the real path,
 StatusHubFactory.broadcast(message).
 
     python bench/server_hub.py [--config etc/statushub.toml] [--metrics on|off]
+                               [--history on|off]
+
+With the history on (the default, as in a real hub) each broadcast message
+is first handed to the history (a database in a temporary directory), as
+the status board does, then broadcast.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import reactor
@@ -19,6 +25,7 @@ from twisted.internet import reactor
 from common import Controlled, raiseFileLimit
 from twisted_control import serveControl
 
+from statushub.history.service import HistoryService
 from statushub.hub import StatusHubFactory
 from statushub.hub.keepalive import KeepAlive
 from statushub.tap import Options, makeService
@@ -50,14 +57,27 @@ def main() -> None:
     parser.add_argument("--config", default=os.path.join(ROOT, "etc", "statushub.toml"))
     parser.add_argument("--metrics", choices=("on", "off"), default="on",
                         help="count Prometheus metrics ([metrics] enabled)")
+    parser.add_argument("--history", choices=("on", "off"), default="on",
+                        help="keep every message in SQLite ([history] enabled)")
     args = parser.parse_args()
 
     raiseFileLimit()
     options = Options()
     options.parseOptions(["--config", args.config, "--listen", "tcp:0:interface=127.0.0.1"])
     options.config.override("metrics", "enabled", args.metrics == "on")
+    options.config.override("history", "enabled", args.history == "on")
+    scratch = tempfile.TemporaryDirectory(prefix="statushub-bench-")
+    options.config.override("history", "path", os.path.join(scratch.name, "history.db"))
     service = makeService(options, reactor)
     hub = findHub(service)
+    history = next((s.store for s in service if isinstance(s, HistoryService)), None)
+
+    def broadcast(message: dict) -> None:
+        # the board's order: the history first, then the clients
+        if history is not None:
+            history.broadcast(message)
+        hub.broadcast(message)
+
     site = next(s for s in service if isinstance(s, StreamServerEndpointService))
 
     service.privilegedStartService()
@@ -67,7 +87,7 @@ def main() -> None:
     def listening(port):
         serveControl(
             Controlled(
-                broadcast=hub.broadcast,
+                broadcast=broadcast,
                 clients=lambda: len(hub),
                 counters=lambda: {"polls": pollCount(service)},
             ),

@@ -210,6 +210,25 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             "count and serve Prometheus metrics at /metrics (behind the token)",
         ),
     },
+    "history": {
+        "enabled": Setting(
+            (bool,),
+            True,
+            "keep every status message in SQLite: history API, feed resume, seq "
+            "that continues across restarts",
+        ),
+        "path": Setting(
+            (str,),
+            "var/statushub.db",
+            "the SQLite database (relative: to the directory the hub starts in); "
+            "a new file means a new epoch",
+            _nonEmpty,
+        ),
+        "keep_days": Setting(NUMBER, 7.0, "days a message is kept", _positive),
+        "max_messages": Setting(
+            (int,), 100_000, "messages kept at most (the oldest go first)", _positive
+        ),
+    },
     "logging": {
         "format": Setting(
             (str,),

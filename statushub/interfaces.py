@@ -141,6 +141,12 @@ class IContainerEngine(Interface):
         containers there are.
         """
 
+    def inspectContainer(containerId: str):
+        """
+        Fire with a L{statushub.engine.ContainerDetail} of one container:
+        asked only when an event says that container changed.
+        """
+
     def events(labels: dict, actions: tuple = ()):
         """
         Open the engine's event stream for containers carrying all of

@@ -60,6 +60,7 @@ ENGINE_OPERATIONS = {
     "startContainer": "start",
     "removeContainer": "remove",
     "listContainers": "list",
+    "inspectContainer": "inspect",
     "events": "events",
 }
 #: the C{kind} label of a failed engine call
@@ -262,6 +263,9 @@ class MeteredEngine:
 
     def startContainer(self, containerId: str) -> Any:
         return self._call("startContainer", containerId)
+
+    def inspectContainer(self, containerId: str) -> Any:
+        return self._call("inspectContainer", containerId)
 
     def removeContainer(self, containerId: str) -> Any:
         return self._call("removeContainer", containerId)

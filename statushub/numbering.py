@@ -2,16 +2,17 @@
 Where C{seq} and C{epoch} come from: one counter per deployment, and the
 epoch that says which numbering the counters belong to.
 
-For now the counters live in memory and the epoch is random per hub start,
-so a client that sees a new epoch knows the numbering restarted.  A history
-kept on disk can take this module's place (L{IMessageNumbering}) and make
-both outlive the process.
+L{MemoryNumbering} keeps the counters in memory with an epoch random per
+hub start, so a client that sees a new epoch knows the numbering restarted.
+L{PersistentNumbering} starts from what the history's database holds
+(L{statushub.history.store}), so both outlive the process: the epoch changes
+only with a new database.
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import Optional
+from typing import Mapping, Optional
 
 from zope.interface import implementer
 
@@ -38,3 +39,20 @@ class MemoryNumbering:
 
     def last(self, deployment: Optional[str]) -> int:
         return self._last.get(deployment, 0)
+
+
+@implementer(IMessageNumbering)
+class PersistentNumbering(MemoryNumbering):
+    """
+    Counters that go on from the last seq of every deployment a database
+    held when it was opened, under that database's epoch.  They count on in
+    memory; the messages written to the database carry them to the next
+    start.
+
+    @param last: deployment name (L{None}: the picture of no deployment)
+        to its last seq.
+    """
+
+    def __init__(self, epoch: str, last: Mapping[Optional[str], int]) -> None:
+        super().__init__(epoch)
+        self._last.update(last)

@@ -52,9 +52,16 @@ class NodeStatus:
     host: Optional[str] = None
     hostStatus: Optional[str] = None
     error: Optional[str] = None
+    # node detail (PRODUCT.md, "History"): when the status last changed,
+    # an exited node's exit code, the engine's restarts, and an unhealthy
+    # node's last check output; each only when known
+    since: Optional[str] = None
+    exitCode: Optional[int] = None
+    restartCount: Optional[int] = None
+    healthOutput: Optional[str] = None
 
     def toJSON(self) -> dict[str, Any]:
-        entry = {
+        entry: dict[str, Any] = {
             "nodeId": self.nodeId,
             "containerId": self.containerId,
             "status": self.status,
@@ -65,7 +72,16 @@ class NodeStatus:
         for key in ("host", "hostStatus", "error"):
             if getattr(self, key) is not None:
                 entry[key] = getattr(self, key)
+        for name in _DETAIL:
+            value = getattr(self, name)
+            if value is not None:
+                entry[name] = value
         return entry
+
+
+_DETAIL = ("since", "exitCode", "restartCount", "healthOutput")
+# what a failing check may say, at most (PRODUCT.md)
+HEALTH_OUTPUT_MAX = 256
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     # imported when the service is built, not when twistd parses options:
     # --help and config errors stay fast and import no reactor
     from statushub.deploy.service import Orchestrator
+    from statushub.history.service import historyFromConfig
     from statushub.hub import StatusHubFactory
     from statushub.hub.keepalive import KeepAlive
     from statushub.jsonlog import jsonLogObserver, twistdLogFile
@@ -171,15 +172,21 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
 
     # a registry of this hub's own, not prometheus_client's global one
     metrics = Metrics() if config["metrics"]["enabled"] else None
-    board = StatusBoard(reactor)
+    # opened now: the numbering goes on from what the database holds
+    history, numbering = historyFromConfig(config["history"], reactor)
+    board = StatusBoard(reactor, numbering)
     if metrics is not None:
         board.addSink(metrics.status)
+    if history is not None:
+        board.addSink(history.store)
+        history.setServiceParent(service)
     hub = StatusHubFactory(
         board,
         reactor,
         maxSendBuffer=feed["max_send_buffer"],
         maxMessageSize=feed["max_message_size"],
         metrics=None if metrics is None else metrics.feed,
+        history=None if history is None else history.store,
     )
     board.addSink(hub)
     KeepAlive(hub, reactor, feed["ping_interval"], feed["ping_timeout"]).setServiceParent(
@@ -193,6 +200,9 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     orchestrator.setServiceParent(service)
 
     healthChecks = list(orchestrator.healthChecks)
+    if history is not None:
+        healthChecks.append(history.store)
+        orchestrator.api["deployments"].putHistory(history.store)
     # the status on a WAMP router too, when [wamp] or --wamp-url says where
     wamp = wampSink(config["wamp"], reactor, board)
     if wamp is not None:

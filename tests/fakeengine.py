@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred, DeferredQueue, fail, succeed
 from zope.interface import implementer
 
 from statushub.engine import (
+    ContainerDetail,
     ContainerSpec,
     ContainerState,
     EngineError,
@@ -111,7 +112,8 @@ class FakeEngine:
 
     def _matching(self, labels: dict) -> list[ContainerState]:
         return [
-            ContainerState(cid, c["status"], c["health"], dict(c["labels"]))
+            ContainerState(cid, c["status"], c["health"], dict(c["labels"]),
+                           exitCode=c.get("exitCode"))
             for cid, c in self.containers.items()
             if all(
                 key in c["labels"] and (value is None or c["labels"][key] == value)
@@ -133,6 +135,17 @@ class FakeEngine:
         held, self.heldLists = self.heldLists, []
         for d, labels in held:
             d.callback(self._matching(labels))
+
+    def inspectContainer(self, containerId: str) -> Deferred:
+        failed = self._check("inspectContainer")
+        if failed:
+            return failed
+        c = self.containers.get(containerId)
+        if c is None:
+            return fail(EngineError(f"inspect container {containerId[:12]}: no such container"))
+        return succeed(ContainerDetail(
+            containerId, c.get("restartCount", 0), c.get("exitCode"), c.get("healthOutput"),
+        ))
 
     def events(self, labels: dict, actions: tuple = ()) -> Deferred:
         failed = self._check("events")

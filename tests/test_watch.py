@@ -371,3 +371,18 @@ def test_argumentsName():
     addArguments(parser)
     assert parser.parse_args([]).name is None
     assert parser.parse_args(["lab", "--json"]).name == "lab"
+
+
+def test_watcherOfOneDeploymentResumes():
+    """
+    Following one deployment, the next connection asks for what came after
+    the last message about it; following every deployment, it does not.
+    """
+    watcher = Watcher(Clock(), "http://127.0.0.1:1", None, Recorder(), deployment="a")
+    assert watcher.nextURL() == "ws://127.0.0.1:1/ws/status?deployment=a"
+    watcher._received(json.dumps(message(7, deployment="a", epoch="e1")).encode())
+    watcher._received(json.dumps(message(8, deployment="a", epoch="e1")).encode())
+    assert watcher.nextURL() == "ws://127.0.0.1:1/ws/status?deployment=a&since=8&epoch=e1"
+    everything = Watcher(Clock(), "http://127.0.0.1:1", None, Recorder())
+    everything._received(json.dumps(message(8, deployment="a", epoch="e1")).encode())
+    assert everything.nextURL() == "ws://127.0.0.1:1/ws/status"

@@ -451,6 +451,11 @@ class Watcher:
     ) -> None:
         self._reactor = reactor
         self._url = feedURL(url, deployment)
+        self._deployment = deployment
+        # (epoch, seq) of the last message about the followed deployment: a
+        # reconnection resumes after it (?since=&epoch=)
+        self._resumeAt: Optional[tuple[str, int]] = None
+        self._headers: Optional[dict[str, str]] = None
         self._gaps = SeqGaps()
         self._display = display
         self._backoff = backoff or Backoff()
@@ -460,6 +465,7 @@ class Watcher:
         self._waiting: Optional[Deferred] = None
         self._live = False
         headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._headers = headers
         self._factory = WebSocketClientFactory(self._url, headers=headers, reactor=reactor)
         self._factory.protocol = FeedProtocol
         self._factory.watcher = self
@@ -488,6 +494,8 @@ class Watcher:
         self._display.connection("connecting")
         while not self._stopping:
             self._closedNow = Deferred()
+            if self._resumeAt is not None:
+                self._factory.setSessionParameters(self.nextURL(), headers=self._headers)
             try:
                 await self._endpoint().connect(self._factory)
             except Exception as error:
@@ -510,6 +518,17 @@ class Watcher:
             except Exception:
                 return  # stopped while waiting
 
+    def nextURL(self) -> str:
+        """
+        The feed's address for the next connection: following one
+        deployment, after a message about it, it resumes after that message
+        (C{?since=SEQ&epoch=E}), so what was missed meanwhile comes first.
+        """
+        if self._resumeAt is None:
+            return self._url
+        epoch, seq = self._resumeAt
+        return self._url + "&" + urlencode({"since": seq, "epoch": epoch})
+
     def _opened(self, protocol: FeedProtocol) -> None:
         self._protocol = protocol
 
@@ -527,6 +546,10 @@ class Watcher:
             self._display.connection("live")
         # The connection works: the next drop starts the backoff afresh.
         self._backoff.reset()
+        seq, epoch = message.get("seq"), message.get("epoch")
+        if (self._deployment is not None and message.get("deployment") == self._deployment
+                and isinstance(seq, int) and isinstance(epoch, str) and epoch):
+            self._resumeAt = (epoch, seq)
         missed = self._gaps.check(message)
         if missed:
             self._display.missed(message, missed)

@@ -5,6 +5,7 @@ work goes on; the feed tells how it ends).
     GET    /api/deployments         every current deployment
     POST   /api/deployments         deploy the topology in the body
     GET    /api/deployments/NAME    one deployment; 404 if none has that name
+    GET    /api/deployments/NAME/history  its kept messages (statushub.history.api)
     DELETE /api/deployments/NAME    tear it down; 404 if none has that name
     POST   /api/deployment          as POST /api/deployments
     DELETE /api/deployment          tear down the only deployment; 409 when
@@ -22,6 +23,7 @@ from twisted.web.server import Request
 
 from statushub.deploy.manager import DeploymentConflict, DeploymentManager, UnknownDeployment
 from statushub.deploy.topology import SAFE_NAME, Topology, TopologyError, validateTopology
+from statushub.history.api import HistoryResource
 from statushub.interfaces import IStatusSource
 from statushub.web.jsonresource import JSONError, JSONResource, respondJSON
 
@@ -105,6 +107,13 @@ class DeploymentsResource(JSONResource):
         super().__init__()
         self._manager = manager
         self._source = source
+        self._history: Optional[Any] = None
+
+    def putHistory(self, store: Any) -> None:
+        """
+        Serve C{NAME/history} from C{store} (a L{statushub.history.store.HistoryStore}).
+        """
+        self._history = store
 
     def getChild(self, path: bytes, request: Request) -> IResource:
         if path == b"":
@@ -112,6 +121,10 @@ class DeploymentsResource(JSONResource):
         name = path.decode("utf-8", "replace")
         if not SAFE_NAME.match(name):
             return JSONError(404, f"no deployment named {name!r}")
+        if request.postpath == [b"history"]:
+            if self._history is None:
+                return JSONError(404, "no history is kept ([history] enabled = false)")
+            return HistoryResource(self._history, name, self._source.epoch)
         return OneDeploymentResource(self._manager, self._source, name)
 
     def render_GET(self, request: Request) -> bytes:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Mapping, Optional, Sequence
 
-from statushub.engine import ContainerState
-from statushub.status import HEALTH_STATUSES, NODE_STATUSES, NodeStatus
+from statushub.engine import ContainerDetail, ContainerState
+from statushub.status import HEALTH_OUTPUT_MAX, HEALTH_STATUSES, NODE_STATUSES, NodeStatus
 
 
 def nodeStatuses(
     containers: Optional[Mapping[str, ContainerState]],
     mapping: Sequence[tuple[str, str]],
+    details: Mapping[str, ContainerDetail] = {},
 ) -> tuple[NodeStatus, ...]:
     """
     Convert one poll result to node statuses, in the deployment's node order.
@@ -44,6 +45,15 @@ def nodeStatuses(
         health = None
         if status == "running" and state.health in HEALTH_STATUSES:
             health = state.health
+        detail = details.get(containerId)
+        exitCode = None
+        if status in ("exited", "dead"):
+            exitCode = state.exitCode
+            if exitCode is None and detail is not None:
+                exitCode = detail.exitCode
+        output = None
+        if health == "unhealthy" and detail is not None and detail.healthOutput is not None:
+            output = detail.healthOutput.strip()[:HEALTH_OUTPUT_MAX]
         statuses.append(
             NodeStatus(
                 nodeId,
@@ -54,6 +64,9 @@ def nodeStatuses(
                 host=state.host,
                 hostStatus=state.hostStatus,
                 error=state.error if status == "failed" else None,
+                exitCode=exitCode,
+                restartCount=None if detail is None else detail.restartCount,
+                healthOutput=output,
             )
         )
     return tuple(statuses)

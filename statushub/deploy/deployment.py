@@ -13,6 +13,7 @@ one deployment's failure or teardown never reaches another's.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
@@ -23,13 +24,14 @@ from statushub.deploy.bridge import nodeStatuses
 from statushub.deploy.topology import Topology
 from statushub.engine import (
     DEPLOYMENT_LABEL,
+    ContainerDetail,
     ContainerState,
     EngineError,
     EngineEvent,
     EngineUnreachable,
 )
 from statushub.interfaces import IContainerEngine
-from statushub.status import NodeStatus, Picture, StatusBoard
+from statushub.status import NodeStatus, Picture, StatusBoard, isoTimestamp
 
 # what an event says about its container, before a list would show it
 # (on Docker 20.10 die/pause/unpause arrive before the list changes)
@@ -48,6 +50,9 @@ _NO_HEALTH = object()
 RECHECK_ACTIONS = frozenset({"oom", "rename", "update", "create"})
 # the engine sends only these (health_status matches "health_status: ...")
 FOLLOWED_ACTIONS = tuple(sorted({*_EVENT_STATUS, *RECHECK_ACTIONS, "health_status"}))
+# events after which one look at the container tells what the list cannot:
+# its restart count (a start), its last check's output (a health change)
+INSPECT_ACTIONS = frozenset({"start", "restart"})
 # how often, and how far apart, teardown looks for containers still there
 REMOVAL_CHECKS = 20
 REMOVAL_CHECK_DELAY = 0.25
@@ -103,6 +108,8 @@ class Deployment:
         self._lastSeen: Seen = None
         # containerId -> (fields an event told us, believed until)
         self._overlay: dict[str, tuple[dict[str, Any], float]] = {}
+        # containerId -> what inspecting it last told
+        self._details: dict[str, ContainerDetail] = {}
         self.picture = Picture(deployStatus="idle", deployment=name)
         self.working: Deferred[None] = succeed(None)
 
@@ -125,8 +132,27 @@ class Deployment:
         return any(c == containerId for _, c in self._mapping)
 
     def _publish(self, picture: Picture) -> None:
+        picture = self._withSince(picture)
         self.picture = picture
         self._board.update(picture)
+
+    def _withSince(self, picture: Picture) -> Picture:
+        """
+        Each node's C{since}: kept while its status stays, now when it changes.
+        """
+        before = {n.nodeId: n for n in self.picture.nodeStatuses}
+        now: Optional[str] = None
+        nodes = []
+        for node in picture.nodeStatuses:
+            if node.since is None:
+                previous = before.get(node.nodeId)
+                if previous is not None and previous.status == node.status and previous.since:
+                    node = replace(node, since=previous.since)
+                else:
+                    now = now or isoTimestamp(self._clock.seconds())
+                    node = replace(node, since=now)
+            nodes.append(node)
+        return picture.evolve(nodeStatuses=tuple(nodes))
 
     def _change(self, **changes: Any) -> None:
         self._publish(self.picture.evolve(**changes))
@@ -140,6 +166,7 @@ class Deployment:
         """
         self._mapping = list(mapping)
         self._overlay.clear()
+        self._details.clear()
         # one message: deployed, with the nodes as found
         self.picture = Picture(deployStatus="deployed", deployment=self.name)
         self.show(seen)
@@ -155,6 +182,7 @@ class Deployment:
         assert topology.name == self.name
         self._mapping = []
         self._overlay.clear()
+        self._details.clear()
         self._lastSeen = None
         self._publish(Picture(deployStatus="deploying", deployment=self.name, engine=engineWord))
         self.working = ensureDeferred(self._deploy(topology))
@@ -248,6 +276,7 @@ class Deployment:
             return
         self._mapping = []
         self._overlay.clear()
+        self._details.clear()
         self._lastSeen = None
         # the seed's final message: idle, no nodes
         self._publish(Picture(deployStatus="idle", deployment=self.name, engine="reachable"))
@@ -263,7 +292,7 @@ class Deployment:
         self._lastSeen = seen
         self._publish(
             self.picture.evolve(
-                nodeStatuses=nodeStatuses(self._withEvents(seen), self._mapping),
+                nodeStatuses=nodeStatuses(self._withEvents(seen), self._mapping, self._details),
                 engine="unreachable" if seen is None else "reachable",
             )
         )
@@ -278,6 +307,7 @@ class Deployment:
             current = {
                 "status": state.status if state else "missing",
                 "health": state.health if state else None,
+                "exitCode": state.exitCode if state else None,
             }
             if until <= now or all(current[k] == v for k, v in told.items()):
                 # the engine's list has caught up (or we stop believing it)
@@ -291,9 +321,31 @@ class Deployment:
                 continue  # a health event for a container the list no longer has
             merged[containerId] = ContainerState(
                 containerId, fields["status"], fields["health"],
-                state.labels if state else {},
+                state.labels if state else {}, exitCode=fields["exitCode"],
             )
         return merged
+
+    def _inspect(self, containerId: str) -> None:
+        """
+        Look at one container (an event said it changed) and show what
+        that told.
+        """
+
+        async def inspect() -> None:
+            try:
+                detail = await self._engine.inspectContainer(containerId)
+            except EngineError as e:
+                self.log.debug("inspect {id}: {error}", id=containerId[:12], error=e)
+                return
+            if self.status != "deployed" or not self.owns(containerId):
+                return
+            self._details[containerId] = detail
+            if self._lastSeen is not None:
+                self.show(self._lastSeen)
+
+        ensureDeferred(inspect()).addErrback(
+            lambda f: self.log.failure("inspecting a container failed", f)
+        )
 
     def onEvent(self, event: EngineEvent) -> None:
         """
@@ -306,11 +358,17 @@ class Deployment:
         told: dict[str, Any] = {}
         if event.action.startswith("health_status:"):
             told["health"] = event.action.split(":", 1)[1].strip()
+            if told["health"] == "unhealthy":
+                self._inspect(event.containerId)  # what the failing check said
         elif event.action in _EVENT_STATUS:
             status = _EVENT_STATUS[event.action]
             if status is None:
                 return
             told["status"] = status
+            if event.action == "die" and str(event.labels.get("exitCode", "")).lstrip("-").isdigit():
+                told["exitCode"] = int(event.labels["exitCode"])
+            if event.action in INSPECT_ACTIONS:
+                self._inspect(event.containerId)
             if status in ("exited", "missing"):
                 told["health"] = None
             elif event.action in ("start", "restart"):

@@ -92,6 +92,22 @@ class ContainerState:
     host: Optional[str] = None
     hostStatus: Optional[str] = None
     error: Optional[str] = None
+    # an exited container's exit code, when the list says it
+    exitCode: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class ContainerDetail:
+    """
+    What only a look at one container tells (L{IContainerEngine.inspectContainer}).
+
+    @ivar healthOutput: the output of its last health check, if it has one.
+    """
+
+    containerId: str
+    restartCount: int = 0
+    exitCode: Optional[int] = None
+    healthOutput: Optional[str] = None
 
 
 @dataclass(frozen=True)

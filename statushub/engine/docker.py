@@ -23,6 +23,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from statushub.engine import (
+    ContainerDetail,
     ContainerSpec,
     ContainerState,
     EngineError,
@@ -70,6 +71,18 @@ _RESTART_POLICY = {
     "on-failure": {"Name": "on-failure"},
     "any": {"Name": "always"},
 }
+
+
+# "Exited (137) 3 seconds ago"
+_EXIT_IN_STATUS = re.compile(r"^Exited \((-?\d+)\)")
+
+
+def exitCodeFromListStatus(status: str) -> Optional[int]:
+    """
+    The exit code inside the list API's human C{Status} text, if any.
+    """
+    match = _EXIT_IN_STATUS.match(status or "")
+    return None if match is None else int(match.group(1))
 
 
 def _labelFilter(labels: dict[str, Optional[str]]) -> list[str]:
@@ -242,11 +255,26 @@ class DockerEngine:
                     status=row.get("State", "unknown"),
                     health=healthFromListStatus(row.get("Status", "")),
                     labels=dict(row.get("Labels") or {}),
+                    exitCode=exitCodeFromListStatus(row.get("Status", "")),
                 )
                 for row in rows
             ]
 
         return self._call("list containers", listing)
+
+    def inspectContainer(self, containerId: str) -> "Deferred[ContainerDetail]":
+        def inspect() -> ContainerDetail:
+            found = self._client.inspect_container(containerId)
+            state = found.get("State") or {}
+            checks = (state.get("Health") or {}).get("Log") or []
+            return ContainerDetail(
+                containerId=containerId,
+                restartCount=int(found.get("RestartCount") or 0),
+                exitCode=state.get("ExitCode"),
+                healthOutput=checks[-1].get("Output") if checks else None,
+            )
+
+        return self._call(f"inspect container {containerId[:12]}", inspect)
 
     def events(
         self, labels: dict[str, Optional[str]], actions: tuple[str, ...] = ()

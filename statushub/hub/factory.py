@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from statushub.hub import closecodes
 from statushub.hub.directwrite import writeFrame
+from statushub.history.store import HistoryStore, Page
 from statushub.hub.protocol import StatusProtocol
 from statushub.interfaces import IStatusSink, IStatusSource
 
@@ -28,6 +29,9 @@ STATE_OPEN = WebSocketProtocol.STATE_OPEN
 # A server ping without payload: FIN + opcode 9, length 0 (RFC 6455 5.5.2),
 # the same two bytes for every client.
 PING_FRAME = bytes([0x80 | 0x9, 0])
+# a client that missed more than this many messages gets the current
+# picture instead of a replay
+REPLAY_MAX = 1000
 
 
 def encodeMessage(message: dict[str, Any]) -> bytes:
@@ -55,6 +59,9 @@ class StatusHubFactory(WebSocketServerFactory):
         thread, and as the clock for keep-alive.
     @param metrics: where to count frames, broadcasts and drops; L{None}: no
         counting.
+    @param history: where a client that resumes (C{?since=SEQ&epoch=E})
+        finds what it missed (a L{statushub.history.store.HistoryStore});
+        L{None}: every client gets the current picture.
     """
 
     protocol = StatusProtocol
@@ -67,6 +74,7 @@ class StatusHubFactory(WebSocketServerFactory):
         maxSendBuffer: int = 1024 * 1024,
         maxMessageSize: int = 4096,
         metrics: Optional[FeedMetrics] = None,
+        history: Optional[HistoryStore] = None,
     ) -> None:
         super().__init__(reactor=reactor)
         self.metrics = metrics
@@ -89,6 +97,10 @@ class StatusHubFactory(WebSocketServerFactory):
         # per deployment, the last message broadcast and its frame: the
         # snapshot a new client gets is framed once, not once per client
         self._frames: dict[Optional[str], tuple[dict[str, Any], bytes]] = {}
+        self._history = history
+        # clients whose replay is being read: the live frames of their
+        # deployment wait here, with their seq, until it is sent
+        self._resuming: dict[StatusProtocol, list[tuple[int, bytes]]] = {}
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -123,17 +135,82 @@ class StatusHubFactory(WebSocketServerFactory):
 
     def register(self, client: StatusProtocol) -> None:
         """
-        Add an open client and send it its snapshot at once.
+        Add an open client and send it its snapshot at once, or, when it
+        resumes, what it missed (read from the history first).
         """
         self._clients[client] = None
+        if self.metrics is not None:
+            self.metrics.opened()
+        if self._startResume(client):
+            return
+        self._subscribe(client)
+        self._sendSnapshot(client)
+
+    def _subscribe(self, client: StatusProtocol) -> None:
         name = client.subscription
         if name is None:
             self._everything[client] = None
         else:
             self._watchers.setdefault(name, {})[client] = None
-        if self.metrics is not None:
-            self.metrics.opened()
-        self._sendSnapshot(client)
+
+    # -- resuming a feed -----------------------------------------------
+
+    def _startResume(self, client: StatusProtocol) -> bool:
+        """
+        Begin the replay of what C{client} missed, if it asked and can have
+        one: it follows one deployment, with the current epoch.
+
+        @return: whether a replay is under way (the client is subscribed
+            when it has been sent).
+        """
+        resume, name = client.resumeFrom, client.subscription
+        if resume is None or name is None or self._history is None:
+            return False
+        since, epoch = resume
+        if epoch != self._source.epoch:
+            return False  # another numbering: the current picture
+        last = self._source.current(name)["seq"]
+        if since == last:
+            self._subscribe(client)  # nothing missed: live from here
+            return True
+        if since > last:
+            return False
+        self._resuming[client] = []
+        self._history.page(name, since, REPLAY_MAX).addBoth(
+            lambda page: self._finishResume(client, since, page)
+        )
+        return True
+
+    def _finishResume(self, client: StatusProtocol, since: int, page: Any) -> None:
+        buffered = self._resuming.pop(client, None)
+        if buffered is None or client not in self._clients:
+            return  # gone meanwhile
+        if client.state != STATE_OPEN:
+            self.unregister(client)
+            return
+        self._subscribe(client)
+        complete = (
+            isinstance(page, Page)
+            and page.last - since == len(page.bodies)
+            and (not page.bodies or page.first <= since + 1)
+        )
+        if not complete:
+            # pruned, too much, or unreadable: the current picture instead
+            if not isinstance(page, Page):
+                self.log.warn("resume: the history cannot be read: {why}", why=page)
+            self._sendSnapshot(client)
+            return
+        for body in page.bodies:
+            frame = self.prepareMessage(body.encode("utf-8")).payloadHybi
+            self._send(client, frame)
+            if self.metrics is not None:
+                self.metrics.sent(len(frame))
+        sent = since + len(page.bodies)
+        for seq, frame in buffered:
+            if seq > sent:  # what the replay already had is not sent twice
+                self._send(client, frame)
+                if self.metrics is not None:
+                    self.metrics.sent(len(frame))
 
     def unregister(self, client: StatusProtocol) -> None:
         """
@@ -141,6 +218,7 @@ class StatusHubFactory(WebSocketServerFactory):
         """
         if self._clients.pop(client, self) is self:
             return
+        self._resuming.pop(client, None)
         name = client.subscription
         if name is None:
             self._everything.pop(client, None)
@@ -183,6 +261,10 @@ class StatusHubFactory(WebSocketServerFactory):
             self._frames.pop(name, None)
         else:
             self._frames[name] = (message, frame)
+        if self._resuming:
+            for client, waiting in self._resuming.items():
+                if client.subscription == name:
+                    waiting.append((message["seq"], frame))
         for client in list(self._everything):
             self._send(client, frame)
         reached = len(self._everything)

@@ -31,6 +31,8 @@ class StatusProtocol(WebSocketServerProtocol):
     """
 
     subscription: Optional[str] = None
+    # (since, epoch) of C{?since=SEQ&epoch=E}: resume after SEQ
+    resumeFrom: Optional[tuple[int, str]] = None
     window: Optional[SendWindow] = None
     pingSentAt: Optional[float] = None
 
@@ -44,6 +46,13 @@ class StatusProtocol(WebSocketServerProtocol):
         names = request.params.get("deployment")
         if not names:
             return None
+        since, epoch = request.params.get("since"), request.params.get("epoch")
+        if since or epoch:
+            if not (since and epoch and len(since) == len(epoch) == 1 and since[0].isdigit()):
+                raise ConnectionDeny(
+                    400, "since, epoch: give both, once each; since a whole number"
+                )
+            self.resumeFrom = (int(since[0]), epoch[0])
         if len(names) > 1:
             raise ConnectionDeny(400, "deployment: give one name, not several")
         if not SAFE_NAME.match(names[0]):

@@ -45,6 +45,11 @@
     picture: null,
     nodes: new Map(),
     shownAny: false, // has any picture been shown since the page loaded?
+    // the view of one: {epoch, seq} of its last message, to resume after
+    resume: null,
+    // the view of one: its kept messages (history API, then the feed), by seq
+    history: new Map(),
+    historyEpoch: null,
   };
 
   // ---- addresses ---------------------------------------------------------
@@ -71,6 +76,11 @@
     const query = new URLSearchParams();
     if (viewing !== null) {
       query.set("deployment", viewing);
+      if (state.resume) {
+        // what was missed while away comes first, then live ones
+        query.set("since", String(state.resume.seq));
+        query.set("epoch", state.resume.epoch);
+      }
     }
     if (token) {
       query.set("token", token);
@@ -179,6 +189,10 @@
     state.seqs.set(name, { epoch: message.epoch, seq: message.seq });
     state.attempts = 0;
     showConnection("live");
+    if (viewing !== null && name === viewing && message.epoch) {
+      state.resume = { epoch: message.epoch, seq: message.seq };
+      keep(message);
+    }
     take(message);
   }
 
@@ -523,6 +537,169 @@
     return hours + " h " + (minutes % 60) + " min";
   }
 
+  // ---- history: timelines and changes -------------------------------------
+
+  const HOUR = 3600 * 1000;
+  const MAX_CHANGES = 200;
+
+  // One message of the viewed deployment into the kept ones.
+  function keep(message) {
+    if (state.historyEpoch !== message.epoch) {
+      state.history.clear(); // another numbering: the old seqs mean nothing
+      state.historyEpoch = message.epoch;
+    }
+    // The kept message of a seq wins: a hub that has not yet found a
+    // deployment again shows it idle under its last seq, never emitted.
+    if (message.seq > 0 && !state.history.has(message.seq)) {
+      state.history.set(message.seq, message);
+      renderHistory();
+    }
+  }
+
+  async function loadHistory() {
+    const problem = $("history-problem");
+    try {
+      const response = await fetch(
+        deploymentPath(viewing) + "/history?limit=10000", { headers: apiHeaders() });
+      if (response.status === 404) {
+        return; // never deployed: nothing happened yet
+      }
+      if (!response.ok) {
+        problem.textContent = "History unavailable: " + (await describeRefusal(response));
+        problem.hidden = false;
+        return;
+      }
+      const page = await response.json();
+      if (state.historyEpoch !== null && state.historyEpoch !== page.epoch) {
+        return; // the feed already speaks of a newer numbering
+      }
+      state.historyEpoch = page.epoch;
+      for (const message of page.messages) {
+        state.history.set(message.seq, message);
+      }
+      problem.hidden = true;
+      renderHistory();
+    } catch (err) {
+      // the hub is away; the feed brings what happens next
+    }
+  }
+
+  // A node's state in one word: unhealthy counts as its own state.
+  function stateWord(node) {
+    if (!node) {
+      return "missing";
+    }
+    return node.status === "running" && node.health === "unhealthy" ? "unhealthy" : node.status;
+  }
+
+  function nodesOf(message) {
+    const nodes = new Map();
+    if (message.deployStatus !== "idle") {
+      for (const node of message.nodeStatuses || []) {
+        nodes.set(node.nodeId, node);
+      }
+    }
+    return nodes;
+  }
+
+  // [{time, nodeId, from, to, node}] from the kept messages, oldest first.
+  function changesOf(messages) {
+    const changes = [];
+    let before = new Map();
+    for (const message of messages) {
+      const now = nodesOf(message);
+      const time = new Date(message.timestamp);
+      for (const [nodeId, node] of now) {
+        const from = before.has(nodeId) ? stateWord(before.get(nodeId)) : null;
+        const to = stateWord(node);
+        if (from !== to) {
+          changes.push({ time: time, nodeId: nodeId, from: from, to: to, node: node });
+        }
+      }
+      for (const [nodeId, node] of before) {
+        if (!now.has(nodeId)) {
+          changes.push({ time: time, nodeId: nodeId, from: stateWord(node), to: "gone", node: null });
+        }
+      }
+      before = now;
+    }
+    return changes;
+  }
+
+  function renderHistory() {
+    const messages = Array.from(state.history.keys()).sort((a, b) => a - b)
+      .map((seq) => state.history.get(seq));
+    const changes = changesOf(messages);
+    renderTimelines(changes);
+    renderChanges(changes);
+  }
+
+  function renderTimelines(changes) {
+    const end = Date.now();
+    const start = end - HOUR;
+    // per node: [{from: ms, to: ms, word}]
+    const spans = new Map();
+    for (const change of changes) {
+      const list = spans.get(change.nodeId) || [];
+      const t = change.time.getTime();
+      if (list.length) {
+        list[list.length - 1].to = t;
+      }
+      if (change.to !== "gone") {
+        list.push({ from: t, to: null, word: change.to });
+      }
+      spans.set(change.nodeId, list);
+    }
+    const box = $("timelines");
+    box.textContent = "";
+    for (const nodeId of Array.from(spans.keys()).sort()) {
+      const line = document.createElement("div");
+      line.className = "timeline";
+      line.dataset.for = nodeId;
+      const label = document.createElement("span");
+      label.className = "label";
+      label.textContent = nodeId;
+      const bar = document.createElement("div");
+      bar.className = "bar";
+      for (const span of spans.get(nodeId)) {
+        const to = span.to === null ? end : span.to; // the current state reaches the right edge
+        if (to < start) {
+          continue;
+        }
+        const from = Math.max(span.from, start);
+        const segment = document.createElement("span");
+        segment.className = "segment " + (TONE[span.word] || "neutral");
+        segment.dataset.state = span.word;
+        segment.style.left = ((from - start) / HOUR * 100) + "%";
+        segment.style.width = ((to - from) / HOUR * 100) + "%";
+        segment.title = span.word + ": " + new Date(span.from).toLocaleTimeString() + " – " +
+          (span.to === null ? "now" : new Date(span.to).toLocaleTimeString());
+        bar.appendChild(segment);
+      }
+      line.append(label, bar);
+      box.appendChild(line);
+    }
+  }
+
+  function renderChanges(changes) {
+    const tbody = $("changes").tBodies[0];
+    tbody.textContent = "";
+    const newest = changes.slice(-MAX_CHANGES).reverse();
+    for (const change of newest) {
+      const row = tbody.insertRow();
+      row.dataset.for = change.nodeId;
+      row.dataset.to = change.to;
+      const time = addCell(row, "time", change.time.toLocaleTimeString());
+      time.title = change.time.toISOString();
+      addCell(row, "node", change.nodeId);
+      addCell(row, "change", (change.from || "—") + " → " + change.to);
+      const node = change.node || {};
+      addCell(row, "exitCode", node.exitCode === undefined ? "" : String(node.exitCode));
+      addCell(row, "output", node.healthOutput || "");
+    }
+    $("no-changes").hidden = newest.length > 0;
+  }
+
   // ---- actions ---------------------------------------------------------
 
   function apiHeaders(extra) {
@@ -640,6 +817,12 @@
 
     window.setInterval(tick, 1000);
     connect();
+    if (viewing !== null) {
+      loadHistory();
+      // the bars slide left as time goes on
+      window.setInterval(() => renderTimelines(changesOf(
+        Array.from(state.history.keys()).sort((a, b) => a - b).map((s) => state.history.get(s)))), 10000);
+    }
   }
 
   start();

@@ -1,0 +1,93 @@
+"""
+C{GET /api/deployments/NAME/history?since=SEQ&limit=N}: the kept messages of
+a deployment (current or torn down) after C{SEQ}, oldest first, read off the
+reactor thread.
+
+    {"deployment": NAME, "epoch": E, "first": F, "last": L, "messages": [...]}
+
+C{first} is the oldest seq still kept (what came before it was pruned),
+C{last} the deployment's last seq.  404 for a name never seen; 503 while the
+database cannot be read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import NOT_DONE_YET, Request
+
+from statushub.history.store import HistoryStore, HistoryUnavailable, Page
+from statushub.web.jsonresource import JSONResource, respondJSON
+
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
+
+log = Logger()
+
+
+def _number(request: Request, name: str, default: int, highest: int) -> int:
+    """
+    The non-negative integer query argument C{name}.
+
+    @raise ValueError: with the text of the 400 that says what is wrong.
+    """
+    values = request.args.get(name.encode("ascii"))
+    if not values:
+        return default
+    text = values[0].decode("utf-8", "replace")
+    if len(values) > 1 or not text.isdigit() or int(text) > highest:
+        raise ValueError(f"{name}: {text!r} is not a whole number from 0 to {highest}")
+    return int(text)
+
+
+class HistoryResource(JSONResource):
+    isLeaf = True
+
+    def __init__(self, store: HistoryStore, name: str, epoch: str) -> None:
+        super().__init__()
+        self._store = store
+        self._name = name
+        self._epoch = epoch
+
+    def render_GET(self, request: Request) -> Any:
+        try:
+            since = _number(request, "since", 0, 2**62)
+            limit = _number(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+        except ValueError as e:
+            field = str(e).split(":", 1)[0]
+            return respondJSON(request, 400, {"error": str(e), "field": field})
+        finished = [False]
+        request.notifyFinish().addErrback(lambda _: finished.__setitem__(0, True))
+
+        def answer(page: Page) -> None:
+            if finished[0]:
+                return  # the client went away meanwhile
+            if page.last == 0:
+                body = respondJSON(request, 404, {"error": f"no deployment named {self._name!r}"})
+            else:
+                body = _pageJSON(request, self._name, self._epoch, page)
+            request.write(body)
+            request.finish()
+
+        def failed(failure: Failure) -> None:
+            if not failure.check(HistoryUnavailable):
+                log.failure("reading the history of {name} failed", failure, name=self._name)
+            if not finished[0]:
+                request.write(respondJSON(
+                    request, 503, {"error": f"the history cannot be read: {failure.value}"}
+                ))
+                request.finish()
+
+        self._store.page(self._name, since, limit).addCallbacks(answer, failed)
+        return NOT_DONE_YET
+
+
+def _pageJSON(request: Request, name: Optional[str], epoch: str, page: Page) -> bytes:
+    respondJSON(request, 200, None)  # the code and headers
+    # the kept bodies are JSON already: joined, not parsed and dumped again
+    head = json.dumps({"deployment": name, "epoch": epoch, "first": page.first,
+                       "last": page.last})
+    return (head[:-1] + ', "messages": [' + ",".join(page.bodies) + "]}\n").encode("utf-8")

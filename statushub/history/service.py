@@ -1,0 +1,48 @@
+"""
+The history as a twistd service: opened when the hub is built, closed (what
+is queued written first) when it stops.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from twisted.application.service import Service
+
+from statushub.history.store import HistoryStore
+from statushub.interfaces import IMessageNumbering
+from statushub.numbering import MemoryNumbering, PersistentNumbering
+
+
+class HistoryService(Service):
+    def __init__(self, store: HistoryStore) -> None:
+        self.store = store
+
+    def startService(self) -> None:
+        super().startService()
+        self.store.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.store.close()
+
+
+def historyFromConfig(
+    section: Mapping[str, Any], reactor: Any
+) -> tuple[Optional[HistoryService], IMessageNumbering]:
+    """
+    The history C{[history]} asks for, opened, and the numbering to use
+    with it: the database's, or (history off, or a database that cannot be
+    opened) one in memory.
+    """
+    if not section["enabled"]:
+        return None, MemoryNumbering()
+    store = HistoryStore(
+        section["path"], reactor,
+        keepDays=section["keep_days"], maxMessages=section["max_messages"],
+    )
+    opened = store.open()
+    if opened is None:
+        # serve on; /healthz and the log say why there is no history
+        return HistoryService(store), MemoryNumbering()
+    return HistoryService(store), PersistentNumbering(opened.epoch, opened.lastByName())
