@@ -66,20 +66,17 @@ class NodeStatus:
             "containerId": self.containerId,
             "status": self.status,
         }
-        # health only where the engine has one to give (PRODUCT.md)
-        if self.health is not None:
-            entry["health"] = self.health
-        for key in ("host", "hostStatus", "error"):
-            if getattr(self, key) is not None:
-                entry[key] = getattr(self, key)
-        for name in _DETAIL:
+        # the rest only where the engine has it to give (PRODUCT.md)
+        for name in _OPTIONAL:
             value = getattr(self, name)
             if value is not None:
                 entry[name] = value
         return entry
 
 
-_DETAIL = ("since", "exitCode", "restartCount", "healthOutput")
+_OPTIONAL = (
+    "health", "host", "hostStatus", "error", "since", "exitCode", "restartCount", "healthOutput"
+)
 # what a failing check may say, at most (PRODUCT.md)
 HEALTH_OUTPUT_MAX = 256
 
