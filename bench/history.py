@@ -29,7 +29,7 @@ sys.path.insert(0, HERE)
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol  # noqa: E402
 from twisted.internet import reactor  # noqa: E402
-from twisted.internet.defer import Deferred, ensureDeferred  # noqa: E402
+from twisted.internet.defer import ensureDeferred  # noqa: E402
 from twisted.internet.endpoints import TCP4ClientEndpoint  # noqa: E402
 from twisted.internet.task import deferLater  # noqa: E402
 

@@ -12,10 +12,9 @@ import pytest
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
-from tests.fixtures.docker import IMAGE
 from tests.hubapi import getJSON, post, topology
 from tests.waiting import waitUntil
-from tests.wsclient import FeedClient, connectFeed
+from tests.wsclient import connectFeed
 
 pytestmark = pytest.mark.docker
 

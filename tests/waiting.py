@@ -4,6 +4,8 @@ Wait for a condition with a deadline instead of sleeping a guessed time.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Awaitable, Callable, TypeVar, Union
 
 from twisted.internet import reactor
@@ -40,3 +42,27 @@ async def waitUntil(
         if reactor.seconds() >= deadline:
             raise Timeout(f"{what} did not hold within {timeout} s")
         await deferLater(reactor, interval, lambda: None)
+
+
+def blockUntil(
+    predicate: Callable[[], T],
+    timeout: float = 10.0,
+    interval: float = 0.2,
+    what: str = "condition",
+) -> T:
+    """
+    L{waitUntil} for code that runs outside the reactor (fixtures that set up
+    a process before a test starts): call C{predicate} every C{interval}
+    seconds, blocking in between, until it returns something true.
+
+    @raise Timeout: C{timeout} seconds passed first.
+    """
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()  # never set: its wait is the interval
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise Timeout(f"{what} did not hold within {timeout} s")
+        pause.wait(interval)
