@@ -195,15 +195,25 @@ def deploy(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def teardown(args: argparse.Namespace, out: TextIO) -> int:
+def _requestOne(args: argparse.Namespace, method: str, onlyPath: str) -> tuple[int, Any]:
+    """
+    C{method} on the deployment C{args.name} names, else on the only one
+    (C{onlyPath}); several without a name, or an unknown name, is an error
+    that lists the deployments.
+    """
     if args.name is None:
-        code, body = request(args.url, "DELETE", "/api/deployment", args.token)
+        code, body = request(args.url, method, onlyPath, args.token)
         if code == 409:
             raise _nameOne(args)
     else:
-        code, body = request(args.url, "DELETE", _deploymentPath(args.name), args.token)
+        code, body = request(args.url, method, _deploymentPath(args.name), args.token)
         if code == 404:
             raise _unknown(args, args.name)
+    return code, body
+
+
+def teardown(args: argparse.Namespace, out: TextIO) -> int:
+    code, body = _requestOne(args, "DELETE", "/api/deployment")
     if code == 200 and args.name is None:
         out.write("nothing deployed\n")
     elif code in (200, 202):
@@ -215,14 +225,7 @@ def teardown(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def status(args: argparse.Namespace, out: TextIO) -> int:
-    if args.name is None:
-        code, body = request(args.url, "GET", "/api/status", args.token)
-        if code == 409:
-            raise _nameOne(args)
-    else:
-        code, body = request(args.url, "GET", _deploymentPath(args.name), args.token)
-        if code == 404:
-            raise _unknown(args, args.name)
+    code, body = _requestOne(args, "GET", "/api/status")
     if code != 200:
         raise _refused(code, body)
     out.write(json.dumps(body) + "\n" if args.json else formatPicture(body) + "\n")

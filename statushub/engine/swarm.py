@@ -37,7 +37,7 @@ from statushub.engine import (
     EngineEvent,
     ImageNotFound,
 )
-from statushub.engine.docker import DockerEngine, _labelFilter
+from statushub.engine.docker import DockerEngine, _DockerEventStream, _labelFilter
 from statushub.interfaces import IContainerEngine, IEventStream
 
 # a Swarm node label that names the host readably (hostnames may repeat)
@@ -217,15 +217,11 @@ def serviceName(spec: ContainerSpec) -> str:
     return f"{labels[DEPLOYMENT_LABEL]}_{labels[NODE_LABEL]}"
 
 
-@implementer(IEventStream)
-class _SwarmEventStream:
+class _SwarmEventStream(_DockerEventStream):
     """
     The manager's C{service} and C{node} events, each told as an event
     without a container: something in the swarm changed, poll soon.
     """
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
 
     def next(self) -> Optional[EngineEvent]:
         for raw in self._stream:
@@ -238,12 +234,6 @@ class _SwarmEventStream:
                 timeNano=int(raw.get("timeNano") or 0),
             )
         return None
-
-    def close(self) -> None:
-        try:
-            self._stream.close()
-        except Exception:
-            pass
 
 
 @implementer(IContainerEngine)
