@@ -173,3 +173,90 @@ class IEventStream(Interface):
         End the stream; a thread blocked in L{next} returns.  Callable from
         any thread.
         """
+
+
+class IHistory(Interface):
+    """
+    Every status message kept, and read back: what the feed's resume, the
+    history API and the numbering across restarts stand on.  SQLite for one
+    hub (L{statushub.history}), Redis for several (PRODUCT.md "Several hubs
+    as one").
+
+    Reads return L{statushub.historypage.Page}; a read that cannot be done
+    fails with L{statushub.historypage.HistoryUnavailable}.
+    """
+
+    name = Attribute("C{\"history\"}: the key C{/healthz} reports it under.")
+
+    def append(message: dict) -> None:
+        """
+        Keep one stamped status message (it carries C{deployment}, C{seq},
+        C{epoch}, C{timestamp}).  Returns at once, from the reactor thread:
+        the writing happens elsewhere, in the order of the calls, and a
+        L{page} asked for after this call sees the message.
+        """
+
+    def page(deployment, since: int = 0, limit: int = 1000, after=None):
+        """
+        Fire with a L{statushub.historypage.Page}: up to C{limit} kept
+        messages of C{deployment} (a name, or L{None} for the picture of no
+        deployment) with a C{seq} above C{since} and, when C{after} (POSIX
+        seconds) is given, stamped after that moment; oldest first.
+        """
+
+    def health() -> str:
+        """
+        C{"ok"}, C{"off"}, or a short reason it cannot keep or read
+        (naming no file, path or error text: C{/healthz} is open).
+        """
+
+
+class ILeadership(Interface):
+    """
+    Whether this hub may act on the engine and number messages now.  One hub
+    alone always may; of several hubs on one Redis, only the holder of the
+    lease (PRODUCT.md "Several hubs as one").
+    """
+
+    isLeader = Attribute("True while this hub holds leadership.")
+
+    term = Attribute(
+        "An integer that grows with every new leadership (the fencing token a "
+        "leader's writes are checked against); 0 before the first."
+    )
+
+    def addObserver(observer) -> None:
+        """
+        Call C{observer(isLeader: bool)} on every change of L{isLeader}, in
+        the reactor thread.
+        """
+
+    def removeObserver(observer) -> None:
+        """
+        Stop telling C{observer}.
+        """
+
+
+class IDeploymentControl(Interface):
+    """
+    What the API acts through to change deployments.  One hub: the
+    deployment manager itself; a follower of several hubs: the request is
+    handed to the leader, and its answer comes back (PRODUCT.md "Several
+    hubs as one").
+
+    Every method returns a L{twisted.internet.defer.Deferred} that fires
+    with the deployment's picture (a feed message) once the change is
+    accepted (not when it has ended: the feed tells that), or fails with a
+    L{statushub.errors.RequestError} (its C{code} is the HTTP status).
+    """
+
+    def deploy(topology):
+        """
+        Start deploying a validated topology (a
+        L{statushub.deploy.topology.Topology}).
+        """
+
+    def teardown(name: str):
+        """
+        Start tearing the deployment C{name} down.
+        """

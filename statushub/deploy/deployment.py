@@ -30,6 +30,7 @@ from statushub.engine import (
     EngineEvent,
     EngineUnreachable,
 )
+from statushub.errors import DeploymentConflict
 from statushub.interfaces import IContainerEngine
 from statushub.status import NodeStatus, Picture, StatusBoard, isoTimestamp
 
@@ -58,20 +59,6 @@ REMOVAL_CHECKS = 20
 REMOVAL_CHECK_DELAY = 0.25
 
 Seen = Optional[dict[str, ContainerState]]
-
-
-class DeploymentConflict(Exception):
-    """
-    The request does not fit the current state (the name exists, a deploy or
-    teardown is in progress, the limit is reached); the message says which.
-
-    @ivar deployments: the names concerned, when the conflict is about
-        several.
-    """
-
-    def __init__(self, message: str, deployments: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.deployments = list(deployments)
 
 
 class Deployment:

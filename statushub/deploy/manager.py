@@ -26,6 +26,7 @@ from statushub.deploy.deployment import (
 from statushub.deploy.events import EventFollower, RunInThread
 from statushub.deploy.poller import HealthPoller
 from statushub.deploy.topology import Topology
+from statushub.errors import UnknownDeployment
 from statushub.engine import DEPLOYMENT_LABEL, EngineError, EngineEvent
 from statushub.interfaces import IContainerEngine, IHealthCheck
 from statushub.status import StatusBoard
@@ -33,15 +34,6 @@ from statushub.status import StatusBoard
 __all__ = ["DeploymentConflict", "DeploymentManager", "EngineHealth", "UnknownDeployment"]
 
 DEFAULT_MAX_DEPLOYMENTS = 20
-
-
-class UnknownDeployment(KeyError):
-    """
-    No current deployment has that name.
-    """
-
-    def __str__(self) -> str:
-        return f"no deployment named {self.args[0]!r}"
 
 
 class DeploymentManager:

@@ -24,7 +24,10 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from statushub.historypage import HistoryUnavailable, Page
 from statushub.interfaces import IHealthCheck, IStatusSink
+
+__all__ = ["HistoryStore", "HistoryUnavailable", "Opened", "Page", "openDatabase"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -74,22 +77,6 @@ class Opened:
         L{statushub.numbering.PersistentNumbering} takes it).
         """
         return {(None if k == NO_DEPLOYMENT else k): v for k, v in self.last.items()}
-
-
-@dataclass(frozen=True)
-class Page:
-    """
-    Kept messages of one deployment after some seq, oldest first.
-
-    @ivar first: the oldest seq kept (0: none kept); what came before it
-        was pruned.
-    @ivar last: the deployment's last seq (0: never seen).
-    @ivar bodies: each message's JSON text.
-    """
-
-    first: int
-    last: int
-    bodies: list[str]
 
 
 def openDatabase(path: str) -> tuple[sqlite3.Connection, Opened]:
@@ -368,9 +355,3 @@ class HistoryStore:
 
     def count(self) -> "Deferred[int]":
         return self._read(lambda c: c.execute("SELECT count(*) FROM messages").fetchone()[0])
-
-
-class HistoryUnavailable(Exception):
-    """
-    The database is not open; the message says why.
-    """
