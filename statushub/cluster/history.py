@@ -21,7 +21,7 @@ from zope.interface import implementer
 from statushub.cluster.connection import deploymentKey, deploymentName
 from statushub.cluster.mirror import ClusterState, Mirror
 from statushub.historypage import HistoryUnavailable, Page
-from statushub.interfaces import IHistory
+from statushub.interfaces import IHealthCheck, IHistory
 
 
 def readState(connection: Any) -> "Deferred[ClusterState]":
@@ -60,7 +60,7 @@ def fetch(connection: Any, deployment: Optional[str], after: int, upto: int) -> 
     return connection.call(read)
 
 
-@implementer(IHistory)
+@implementer(IHistory, IHealthCheck)
 class RedisHistory:
     """
     L{IHistory} on the cluster's Redis, as every hub serves it.

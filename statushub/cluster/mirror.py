@@ -73,6 +73,9 @@ class Mirror:
         self._waiting: dict[Optional[str], list[dict]] = {}
         self._seen: list[tuple[Optional[str], int, Deferred[None]]] = []
         self.outOfStep: Callable[[], None] = lambda: None
+        # the engine's word in the last picture applied (what a follower
+        # knows of the engine: only the leader asks it)
+        self.engine = "unknown"
 
     def _now(self) -> str:
         return isoTimestamp(self._clock.seconds())
@@ -182,6 +185,7 @@ class Mirror:
     def _apply(self, message: dict, quiet: bool = False) -> None:
         name = message.get("deployment")
         self._last[name] = message["seq"]
+        self.engine = message.get("engine", self.engine)
         if name is None:
             self._idleMessage = message
             if not quiet and not self._names:
@@ -238,6 +242,10 @@ class Mirror:
         self._idleMessage = (
             idle if idle is not None else Picture().toMessage(0, self._now(), self.epoch)
         )
+        if state.current:
+            # the engine's word in the newest picture
+            newest = max(state.current.values(), key=lambda m: m.get("timestamp", ""))
+            self.engine = newest.get("engine", self.engine)
         for name in gone:
             self._emit(self.current(name))
         for message in self._current or (self._idleMessage,):
