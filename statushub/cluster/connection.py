@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, TypeVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -159,6 +161,10 @@ class RedisConnection:
             socket_connect_timeout=self.timeout,
             # a dead connection found before a command, not by it
             health_check_interval=30,
+            # no retries of its own: a command that fails is known to have
+            # failed within the timeout, and the parts retry as they need
+            # (the lease's next try, the writer's next write)
+            retry=Retry(NoBackoff(), 0),
         )
 
     # -- life cycle ----------------------------------------------------

@@ -56,6 +56,7 @@ class ClusterFeed(Service):
         self.onReply = onReply
         self._retry = retry
         keys = connection.keys
+        self._feedChannel = keys.feed
         self._channels = {
             keys.feed: self._message,
             keys.requests(hubId): self._request,
@@ -89,14 +90,15 @@ class ClusterFeed(Service):
             pubsub = client.pubsub()
             try:
                 pubsub.subscribe(*self._channels)
-                confirmed = 0
                 while not self._stopping.is_set():
                     event = pubsub.get_message(timeout=1.0)
                     if event is None:
                         continue
                     if event["type"] == "subscribe":
-                        confirmed += 1
-                        if confirmed == len(self._channels):
+                        # (again, if redis-py reconnected by itself): from
+                        # now on nothing published is missed; what was
+                        # before, the full read brings
+                        if event["channel"] == self._feedChannel:
                             self._reactor.callFromThread(self._subscribed)
                     elif event["type"] == "message":
                         handle = self._channels.get(event["channel"])
