@@ -16,7 +16,7 @@ from statushub.deploy.manager import (
     EngineHealth,
     UnknownDeployment,
 )
-from statushub.deploy.topology import validateTopology
+from statushub.topology import validateTopology
 from statushub.engine import DEPLOYMENT_LABEL, EngineError, EngineEvent
 from statushub.interfaces import IContainerEngine, IHealthCheck
 from statushub.status import StatusBoard

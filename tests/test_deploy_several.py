@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 
 from statushub.deploy.adoption import foundDeployments
 from statushub.deploy.manager import DeploymentManager
-from statushub.deploy.topology import validateTopology
+from statushub.topology import validateTopology
 from statushub.engine import (
     DEPLOYMENT_LABEL,
     INDEX_LABEL,

@@ -17,7 +17,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from statushub.deploy.manager import DeploymentManager, EngineHealth
-from statushub.deploy.topology import validateTopology
+from statushub.topology import validateTopology
 from statushub.engine import EngineError, EngineEvent
 from statushub.hub import StatusHubFactory
 from statushub.hub.keepalive import KeepAlive

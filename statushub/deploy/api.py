@@ -22,7 +22,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Request
 
 from statushub.deploy.manager import DeploymentConflict, DeploymentManager, UnknownDeployment
-from statushub.deploy.topology import SAFE_NAME, Topology, TopologyError, validateTopology
+from statushub.topology import SAFE_NAME, Topology, TopologyError, validateTopology
 from statushub.history.api import HistoryResource
 from statushub.interfaces import IStatusSource
 from statushub.web.jsonresource import JSONError, JSONResource, respondJSON

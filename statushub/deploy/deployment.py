@@ -21,7 +21,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from statushub.deploy.bridge import nodeStatuses
-from statushub.deploy.topology import Topology
+from statushub.topology import Topology
 from statushub.engine import (
     DEPLOYMENT_LABEL,
     ContainerDetail,

@@ -25,7 +25,7 @@ from statushub.deploy.deployment import (
 )
 from statushub.deploy.events import EventFollower, RunInThread
 from statushub.deploy.poller import HealthPoller
-from statushub.deploy.topology import Topology
+from statushub.topology import Topology
 from statushub.errors import UnknownDeployment
 from statushub.engine import DEPLOYMENT_LABEL, EngineError, EngineEvent
 from statushub.interfaces import IContainerEngine, IHealthCheck

@@ -10,10 +10,9 @@ from typing import Optional
 from autobahn.twisted.websocket import WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 
-from statushub.deploy.topology import SAFE_NAME
-
 from statushub.hub import closecodes
 from statushub.hub.sendwindow import SendWindow
+from statushub.names import SAFE_NAME
 
 
 class StatusProtocol(WebSocketServerProtocol):

@@ -26,7 +26,6 @@ from typing import Any, Callable, Optional
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.twisted.websocket import WampWebSocketClientFactory
-from autobahn.wamp import message as wampmessage
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import (
     CloseDetails,
@@ -46,7 +45,7 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from statushub.deploy.topology import SAFE_NAME
+from statushub.names import SAFE_NAME, checkWampPrefix, checkWampURL
 from statushub.interfaces import IHealthCheck, IStatusSink, IStatusSource
 
 DEFAULT_PREFIX = "io.statushub"
@@ -56,28 +55,6 @@ STOPPED = "stopped"
 CONNECTING = "connecting"
 JOINED = "joined"
 DISCONNECTED = "disconnected"
-
-
-def checkURL(url: str) -> Optional[str]:
-    """
-    Why C{url} cannot be a router address, or L{None} if it can.
-    """
-    try:
-        parse_url(url)
-    except Exception as e:
-        return f"not a ws:// or wss:// URL ({e})"
-    return None
-
-
-def checkPrefix(prefix: str) -> Optional[str]:
-    """
-    Why C{prefix} cannot start WAMP URIs, or L{None} if it can.
-    """
-    try:
-        wampmessage.check_or_raise_uri(prefix + ".status", strict=True)
-    except Exception:
-        return "must be dot-separated words of lowercase letters, digits and _"
-    return None
 
 
 class _HubSession(ApplicationSession):
@@ -153,10 +130,10 @@ class WampStatusSink(Service):
         @param maxInFlight: unacknowledged publications allowed at once.
         @param endpoint: connect here instead of the URL's host and port.
         """
-        problem = checkURL(url)
+        problem = checkWampURL(url)
         if problem:
             raise ValueError(f"WAMP url {url!r}: {problem}")
-        problem = checkPrefix(prefix)
+        problem = checkWampPrefix(prefix)
         if problem:
             raise ValueError(f"WAMP prefix {prefix!r}: {problem}")
         if not realm:

@@ -24,7 +24,7 @@ from twisted.web.server import Request, Site
 from twisted.web.static import File
 
 from statushub.config import Config
-from statushub.deploy.topology import SAFE_NAME
+from statushub.names import SAFE_NAME
 from statushub.hub import StatusHubFactory
 from statushub.interfaces import IHealthCheck, IStatusSource
 from statushub.web.audit import Audited
