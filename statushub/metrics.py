@@ -28,7 +28,6 @@ from twisted.web.resource import IResource
 from zope.interface import implementer
 
 from statushub.engine import EngineUnreachable
-from statushub.hub import closecodes
 from statushub.interfaces import (
     IContainerEngine,
     IEventStream,
@@ -40,18 +39,6 @@ PREFIX = "statushub"
 
 #: why the hub disconnects a feed client
 DROP_REASONS = ("slow", "ping_timeout", "bad_message")
-
-# The close code the hub sends (or Autobahn sends for it) -> the drop reason.
-# A message too large (1009), a protocol error (1002), unacceptable data
-# (1003) or invalid UTF-8 (1007) are all bad messages from the client.
-CLOSE_CODE_REASONS = {
-    closecodes.TOO_SLOW: "slow",
-    closecodes.BAD_MESSAGE: "bad_message",
-    1002: "bad_message",
-    1003: "bad_message",
-    1007: "bad_message",
-    1009: "bad_message",
-}
 
 #: IContainerEngine method -> the C{operation} label of its calls
 ENGINE_OPERATIONS = {
@@ -149,15 +136,10 @@ class FeedMetrics:
         self.bytesSent.inc(frameBytes)
 
     def dropped(self, reason: str) -> None:
+        """
+        The hub dropped a client, for C{reason} (one of L{DROP_REASONS}).
+        """
         self._drops[reason].inc()
-
-    def closing(self, code: Optional[int]) -> None:
-        """
-        The hub sent a close frame with C{code}: a drop, if the code says one.
-        """
-        reason = CLOSE_CODE_REASONS.get(code) if code is not None else None
-        if reason is not None:
-            self.dropped(reason)
 
 
 class EngineMetrics:
