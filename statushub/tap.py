@@ -157,7 +157,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     from statushub.hub.keepalive import KeepAlive
     from statushub.jsonlog import jsonLogObserver, twistdLogFile
     from statushub.metrics import Metrics
-    from statushub.status import StatusBoard
+    from statushub.status import HistorySink, StatusBoard
     from statushub.wamp import fromConfig as wampSink
     from statushub.wamp.examples import mountExamples
     from statushub.web.site import makeSite
@@ -178,7 +178,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     if metrics is not None:
         board.addSink(metrics.status)
     if history is not None:
-        board.addSink(history.store)
+        board.addSink(HistorySink(history.store))
         history.setServiceParent(service)
     hub = StatusHubFactory(
         board,
