@@ -24,7 +24,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessColl
 from prometheus_client.core import GaugeMetricFamily, Metric
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
-from twisted.web.resource import IResource
 from zope.interface import implementer
 
 from statushub.engine import EngineUnreachable
@@ -457,13 +456,3 @@ class Metrics:
         Read these when scraped (see L{StateCollector}).
         """
         self.registry.register(StateCollector(clients, pictures, healthChecks))
-
-    def resource(self) -> IResource:
-        """
-        The C{/metrics} resource: prometheus_client's own for twisted.web
-        (the text format, or OpenMetrics when asked for; gzip when accepted).
-        """
-        # imported here: it imports the reactor
-        from prometheus_client.twisted import MetricsResource
-
-        return MetricsResource(registry=self.registry)

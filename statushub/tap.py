@@ -159,7 +159,9 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     from statushub.metrics import Metrics
     from statushub.status import HistorySink, StatusBoard
     from statushub.wamp import fromConfig as wampSink
-    from statushub.wamp.examples import mountExamples
+    from statushub.web.deployments import deploymentsAPI
+    from statushub.web.examples import mountExamples
+    from statushub.web.metricsresource import metricsResource
     from statushub.web.site import makeSite
 
     config = options.config
@@ -202,7 +204,6 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     healthChecks = list(orchestrator.healthChecks)
     if history is not None:
         healthChecks.append(history.store)
-        orchestrator.api["deployments"].putHistory(history.store)
     # the status on a WAMP router too, when [wamp] or --wamp-url says where
     wamp = wampSink(config["wamp"], reactor, board)
     if wamp is not None:
@@ -217,10 +218,12 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
         board,
         hub,
         config,
-        api=orchestrator.api,
+        api=deploymentsAPI(
+            orchestrator.control, board, None if history is None else history.store
+        ),
         healthChecks=healthChecks,
         reactor=reactor,
-        metrics=None if metrics is None else metrics.resource(),
+        metrics=None if metrics is None else metricsResource(metrics.registry),
     )
     mountExamples(site, config["wamp"])
     # the backlog is raised here, so every way of naming the endpoint gets it

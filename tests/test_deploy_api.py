@@ -14,10 +14,12 @@ from twisted.internet.task import Clock
 from twisted.web.resource import getChildForRequest
 from twisted.web.test.requesthelper import DummyRequest
 
-from statushub.deploy.api import MAX_BODY, DeploymentResource, DeploymentsResource
+from statushub.deploy.control import ManagerControl
 from statushub.deploy.manager import DeploymentManager
 from statushub.status import StatusBoard
-from statushub.web.site import APIRoot, StatusResource
+from statushub.web.deployments import MAX_BODY, deploymentsAPI
+from statushub.web.site import APIRoot
+from statushub.web.status import StatusResource
 from tests.fakeengine import FakeEngine, callNow
 
 GOOD = {"name": "demo", "nodes": [{"id": "web", "image": "statushub/busybox"}]}
@@ -36,8 +38,8 @@ def api():
                                 runInThread=callNow)
     root = APIRoot()
     root.putChild(b"status", StatusResource(board))
-    root.putChild(b"deployment", DeploymentResource(manager, board))
-    root.putChild(b"deployments", DeploymentsResource(manager, board))
+    for name, resource in deploymentsAPI(ManagerControl(manager, board), board).items():
+        root.putChild(name.encode(), resource)
     return root, engine, board, manager
 
 

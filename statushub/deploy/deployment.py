@@ -246,7 +246,9 @@ class Deployment:
         @raise DeploymentConflict: a deploy or teardown is under way.
         """
         if self.status in ("deploying", "tearing_down"):
-            raise DeploymentConflict(f"deployment {self.name!r} is {self.status}: wait for it")
+            raise DeploymentConflict(
+                f"deployment {self.name!r} is {self.status}: wait for it", [self.name]
+            )
         self._change(deployStatus="tearing_down")
         self.working = ensureDeferred(self._teardown())
         return self.working

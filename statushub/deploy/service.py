@@ -1,7 +1,8 @@
 """
 The orchestrator as a twistd service: the engine (one Docker engine, or a
-Swarm through its manager: C{[engine] kind}), the deployment
-manager (polling, events, adoption at start), and what it adds to the site.
+Swarm through its manager: C{[engine] kind}), the deployment manager
+(polling, events, adoption at start), and the L{IDeploymentControl} the API
+acts through.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from typing import Any, Optional
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.web.resource import IResource
 
 from statushub.config import Config, engineAddress
-from statushub.deploy.api import DeploymentResource, DeploymentsResource
+from statushub.deploy.control import ManagerControl
 from statushub.deploy.manager import DeploymentManager, EngineHealth
 from statushub.engine.docker import DockerEngine
 from statushub.engine.swarm import SwarmEngine
-from statushub.interfaces import IHealthCheck
+from statushub.interfaces import IDeploymentControl, IHealthCheck
 from statushub.metrics import EngineMetrics
 from statushub.status import StatusBoard
 
@@ -26,7 +26,7 @@ class Orchestrator(Service):
     """
     @param metrics: where engine calls, events and polls are counted; L{None}:
         not counted.
-    @ivar api: resources to mount under C{/api}.
+    @ivar control: what the API acts through.
     @ivar healthChecks: what C{/healthz} should report.
     """
 
@@ -50,10 +50,7 @@ class Orchestrator(Service):
             observePoll=None if metrics is None else metrics.observePoll,
             maxDeployments=config["deploy"]["max_deployments"],
         )
-        self.api: dict[str, IResource] = {
-            "deployment": DeploymentResource(self.manager, board),
-            "deployments": DeploymentsResource(self.manager, board),
-        }
+        self.control: IDeploymentControl = ManagerControl(self.manager, board)
         self.healthChecks: list[IHealthCheck] = [EngineHealth(self.manager)]
 
     def startService(self) -> None:
