@@ -1,15 +1,15 @@
 """
 The orchestrator as a twistd service: the engine (one Docker engine, or a
 Swarm through its manager: C{[engine] kind}), the deployment manager
-(polling, events, adoption at start), and the L{IDeploymentControl} the API
-acts through.
+(polling, events, adoption at start: its child services), and the
+L{IDeploymentControl} the API acts through.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
-from twisted.application.service import Service
+from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 
 from statushub.config import Config, engineAddress
@@ -17,13 +17,17 @@ from statushub.deploy.control import ManagerControl
 from statushub.deploy.manager import DeploymentManager, EngineHealth
 from statushub.engine.docker import DockerEngine
 from statushub.engine.swarm import SwarmEngine
-from statushub.interfaces import IDeploymentControl, IHealthCheck
+from statushub.interfaces import IDeploymentControl, IHealthCheck, IStatusSource
 from statushub.metrics import EngineMetrics
 from statushub.status import StatusBoard
 
 
-class Orchestrator(Service):
+class Orchestrator(MultiService):
     """
+    The deployment side of the hub: its child is the L{DeploymentManager}
+    (whose children poll, check the engine and follow its events); the
+    engine's own threads end after it has stopped.
+
     @param metrics: where engine calls, events and polls are counted; L{None}:
         not counted.
     @ivar control: what the API acts through.
@@ -37,6 +41,7 @@ class Orchestrator(Service):
         reactor: Any,
         metrics: Optional[EngineMetrics] = None,
     ) -> None:
+        super().__init__()
         kind = SwarmEngine if config["engine"]["kind"] == "swarm" else DockerEngine
         self.engine = kind(
             reactor, host=engineAddress(config), timeout=config["docker"]["timeout"]
@@ -50,22 +55,18 @@ class Orchestrator(Service):
             observePoll=None if metrics is None else metrics.observePoll,
             maxDeployments=config["deploy"]["max_deployments"],
         )
-        self.control: IDeploymentControl = ManagerControl(self.manager, board)
+        # checks the engine and adopts the deployments found there when it
+        # starts; an engine that is down is retried, the hub serves meanwhile
+        self.manager.setServiceParent(self)
+        source: IStatusSource = board
+        self.control: IDeploymentControl = ManagerControl(self.manager, source)
         self.healthChecks: list[IHealthCheck] = [EngineHealth(self.manager)]
 
-    def startService(self) -> None:
-        super().startService()
-        # checks the engine and adopts the deployments found there; an engine
-        # that is down is retried, the hub serves meanwhile
-        self.manager.start()
-
     def stopService(self) -> "Deferred[None]":
-        super().stopService()
         # the containers stay: a hub started later adopts them
-        stopped = self.manager.stop()
+        stopped = super().stopService()
 
-        def stopEngine(result: Any) -> Any:
+        def stopEngine(result: Any) -> None:
             self.engine.stop()
-            return result
 
         return stopped.addBoth(stopEngine)
