@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IServiceCollection, MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
+from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
@@ -372,7 +373,13 @@ class AnnouncingEndpointService(StreamServerEndpointService):
 
     log = Logger(namespace="statushub")
 
-    def __init__(self, endpoint: Any, factory: Any, reactor: Any, tls: bool = False) -> None:
+    def __init__(
+        self,
+        endpoint: IStreamServerEndpoint,
+        factory: IProtocolFactory,
+        reactor: IReactorCore,
+        tls: bool = False,
+    ) -> None:
         super().__init__(endpoint, factory)
         self._reactor = reactor
         self.scheme = "https" if tls else "http"

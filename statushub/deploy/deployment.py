@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -81,7 +82,7 @@ class Deployment:
         name: str,
         engine: IContainerEngine,
         board: StatusBoard,
-        clock: Any,
+        clock: IReactorTime,
         eventTTL: float,
         pollSoon: Callable[[float], None] = lambda delay: None,
     ) -> None:

@@ -126,9 +126,6 @@ class DeploymentManager(MultiService):
         except KeyError:
             raise UnknownDeployment(name) from None
 
-    def __len__(self) -> int:
-        return len(self._deployments)
-
     def _setEngine(self, word: str) -> None:
         if word == "unreachable" and self.engineState != "unreachable":
             self.log.warn("the engine is unreachable")

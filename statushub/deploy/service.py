@@ -17,7 +17,7 @@ from statushub.deploy.control import ManagerControl
 from statushub.deploy.manager import DeploymentManager, EngineHealth
 from statushub.engine.docker import DockerEngine
 from statushub.engine.swarm import SwarmEngine
-from statushub.interfaces import IDeploymentControl, IHealthCheck, IStatusSource
+from statushub.interfaces import IDeploymentControl, IHealthCheck
 from statushub.metrics import EngineMetrics
 from statushub.status import StatusBoard
 
@@ -58,8 +58,7 @@ class Orchestrator(MultiService):
         # checks the engine and adopts the deployments found there when it
         # starts; an engine that is down is retried, the hub serves meanwhile
         self.manager.setServiceParent(self)
-        source: IStatusSource = board
-        self.control: IDeploymentControl = ManagerControl(self.manager, source)
+        self.control: IDeploymentControl = ManagerControl(self.manager, board)
         self.healthChecks: list[IHealthCheck] = [EngineHealth(self.manager)]
 
     def stopService(self) -> "Deferred[None]":
