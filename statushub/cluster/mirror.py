@@ -63,6 +63,9 @@ class Mirror:
         self.epoch = ""
         self._idleMessage = Picture().toMessage(0, self._now(), self.epoch)
         self._messages: dict[str, dict] = {}
+        # the last message of every deployment that ended: what it shows
+        # while not current (one seq, one message, on every hub)
+        self._ended: dict[str, dict] = {}
         self._names: list[str] = []
         # every current deployment's message in name order, replaced whole
         # on each change: other threads (a metrics scrape) may read it
@@ -88,7 +91,7 @@ class Mirror:
     def current(self, deployment: Optional[str] = None) -> dict:
         if deployment is None:
             return self._idleMessage
-        message = self._messages.get(deployment)
+        message = self._messages.get(deployment) or self._ended.get(deployment)
         if message is not None:
             return message
         return {
@@ -194,8 +197,10 @@ class Mirror:
             known = name in self._messages
             if message.get("deployStatus") == "idle":
                 self._messages.pop(name, None)
+                self._ended[name] = message
             else:
                 self._messages[name] = message
+                self._ended.pop(name, None)
             if known != (name in self._messages):
                 self._names = sorted(self._messages)
             self._current = tuple(self._messages[n] for n in self._names)
@@ -234,6 +239,7 @@ class Mirror:
         gone = [n for n in self._names if n not in state.current]
         self.epoch = state.epoch
         self._waiting.clear()
+        self._ended.clear()
         self._last = dict(state.last)
         self._messages = {n: m for n, m in state.current.items() if n is not None}
         self._names = sorted(self._messages)

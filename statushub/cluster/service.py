@@ -168,7 +168,7 @@ class ClusterService(MultiService):
         self._lead = lead
         self._keepDays = keepDays
         self._maxMessages = maxMessages
-        self._leaderSinks = list(leaderSinks)
+        self.leaderSinks = list(leaderSinks)
         self.hubId = hubId or newHubId()
         # a command may take a third of the renewal period: a renewal that
         # hangs has failed while the lease still has time
@@ -217,7 +217,7 @@ class ClusterService(MultiService):
         )
         board.addSink(writer)
         work = self._lead(board, lambda engine: FencedEngine(engine, self.leadership))
-        for sink in self._leaderSinks:
+        for sink in self.leaderSinks:
             Attached(sink, self.mirror).setServiceParent(work)
         local = ConfirmedControl(work.control, self.mirror, self._reactor)
         self.log.info(
