@@ -9,13 +9,12 @@ the orchestrator's, tested with hub processes).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
-from twisted.internet.task import deferLater
 from zope.interface.verify import verifyObject
 
 from statushub.cluster.connection import RedisConnection

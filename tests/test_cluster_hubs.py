@@ -14,7 +14,6 @@ from typing import Any, Optional
 
 import pytest
 import pytest_twisted
-import treq
 from twisted.internet.threads import deferToThread
 
 from tests.hubapi import delete, getJSON, post, topology

@@ -22,7 +22,6 @@ import secrets
 from typing import Any, Callable, Iterable, Optional
 
 from twisted.application.service import IService, MultiService, Service
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
