@@ -63,6 +63,10 @@ class Local:
         self.asked.append(("teardown", name))
         return fail(self.answer) if self.answer else succeed({"deployment": name})
 
+    def actOnNode(self, name: str, node: str, action: str) -> Deferred:
+        self.asked.append(("actOnNode", (name, node, action)))
+        return succeed({"deployment": name, "node": node})
+
 
 class Hub:
     """
@@ -272,3 +276,18 @@ async def test_theFeedReachesTheFollowerAndCatchesUpAfterRedisReturns(redis_serv
     finally:
         await leader.stop()
         await follower.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_aMethodTheContractGainsCrossesToo(hubs: Any, monkeypatch: Any) -> None:
+    """
+    When the contract grows (node actions), its new method is handed over
+    as it is, with no change here.
+    """
+    from statushub.cluster import handover
+
+    monkeypatch.setattr(handover, "METHODS", handover.METHODS | {"actOnNode"})
+    leader, follower = await pair(hubs)
+    answer = await follower.control.actOnNode("demo", "web", "restart")
+    assert answer == {"deployment": "demo", "node": "web"}
+    assert leader.local.asked == [("actOnNode", ("demo", "web", "restart"))]
