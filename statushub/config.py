@@ -323,6 +323,12 @@ def checkTogether(config: "Config") -> None:
             f"{config.source}: [server] viewer_token is the same as [server] token: "
             "the viewer would be the operator; give them different tokens"
         )
+    if config["cluster"]["redis"] and not config["history"]["enabled"]:
+        raise ConfigError(
+            f"{config.source}: [cluster] redis is set but [history] enabled = false: "
+            "several hubs as one keep their history in Redis (numbering, resume on any "
+            "hub and catching up stand on it); leave [history] enabled on"
+        )
     url, host = config["engine"]["url"], config["docker"]["host"]
     if url and host and url != host:
         raise ConfigError(

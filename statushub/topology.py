@@ -10,7 +10,7 @@ engine would accept.  Every error names the field, e.g. C{nodes[1].id}.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from statushub.engine import (
@@ -66,8 +66,15 @@ class Node:
 
 @dataclass(frozen=True)
 class Topology:
+    """
+    @ivar document: the JSON document it was validated from (only allowed
+        fields, by then): how it crosses to another hub (several hubs as
+        one), which validates it again.
+    """
+
     name: str
     nodes: tuple[Node, ...]
+    document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def containerSpecs(self) -> list[tuple[Node, ContainerSpec]]:
         """
@@ -257,4 +264,4 @@ def validateTopology(data: Any) -> Topology:
             raise TopologyError(f"nodes[{index}].id", f"duplicate node id {node.id!r}")
         seen.add(node.id)
         nodes.append(node)
-    return Topology(name=name, nodes=tuple(nodes))
+    return Topology(name=name, nodes=tuple(nodes), document=data)

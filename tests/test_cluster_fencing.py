@@ -10,7 +10,7 @@ threads.
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 import pytest_twisted

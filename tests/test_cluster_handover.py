@@ -9,13 +9,12 @@ the orchestrator's, tested with hub processes).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
-from twisted.internet.task import deferLater
 from zope.interface.verify import verifyObject
 
 from statushub.cluster.connection import RedisConnection
@@ -63,6 +62,10 @@ class Local:
     def teardown(self, name: str) -> Deferred:
         self.asked.append(("teardown", name))
         return fail(self.answer) if self.answer else succeed({"deployment": name})
+
+    def actOnNode(self, name: str, node: str, action: str) -> Deferred:
+        self.asked.append(("actOnNode", (name, node, action)))
+        return succeed({"deployment": name, "node": node})
 
 
 class Hub:
@@ -273,3 +276,18 @@ async def test_theFeedReachesTheFollowerAndCatchesUpAfterRedisReturns(redis_serv
     finally:
         await leader.stop()
         await follower.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_aMethodTheContractGainsCrossesToo(hubs: Any, monkeypatch: Any) -> None:
+    """
+    When the contract grows (node actions), its new method is handed over
+    as it is, with no change here.
+    """
+    from statushub.cluster import handover
+
+    monkeypatch.setattr(handover, "METHODS", handover.METHODS | {"actOnNode"})
+    leader, follower = await pair(hubs)
+    answer = await follower.control.actOnNode("demo", "web", "restart")
+    assert answer == {"deployment": "demo", "node": "web"}
+    assert leader.local.asked == [("actOnNode", ("demo", "web", "restart"))]

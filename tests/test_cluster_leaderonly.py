@@ -6,7 +6,6 @@ hub no longer leads.
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 import pytest_twisted

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred, succeed
 from zope.interface.verify import verifyObject
@@ -48,6 +48,19 @@ class Work(MultiService):
         return succeed(self.board.current(name))
 
 
+class Publisher(Service):
+    """
+    A sink that is a service, as the WAMP publisher is.
+    """
+
+    def __init__(self) -> None:
+        self.published: list[dict] = []
+
+    def broadcast(self, message: dict) -> None:
+        assert self.running
+        self.published.append(message)
+
+
 @pytest.fixture
 def cluster(redis_server: Any) -> Any:
     server = redis_server()
@@ -57,6 +70,7 @@ def cluster(redis_server: Any) -> Any:
         service = ClusterService(
             server.url, 2.0, reactor, Work, owner="test", hubId=name,
             codecs={"deploy": (lambda t: [t], lambda d: [d])},
+            leaderSinks=[Publisher()],
         )
         service.startService()
         started.append(service)
@@ -105,3 +119,21 @@ async def test_twoHubsOneCluster(cluster: Any) -> None:
     assert picture["seq"] == 2 and picture["epoch"] == b.mirror.epoch
     page = await b.history.page("web")
     assert page.last == 2 and len(page.bodies) == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_onlyTheLeaderPublishes(cluster: Any) -> None:
+    a = cluster("a")
+    await waitUntil(lambda: a.leadership.isLeader, 10, what="a leads")
+    b = cluster("b")
+    await waitUntil(lambda: b.feed.synced, 10, what="b subscribed")
+    publishers = [hub.leaderSinks[0] for hub in (a, b)]
+    await waitUntil(lambda: publishers[0].published, 10, what="a publishes")
+    assert publishers[0].running and not publishers[1].running
+    await a.stopService()
+    assert not publishers[0].running
+    await waitUntil(lambda: publishers[1].running, 10, what="b publishes once it leads")
+    await b.control.teardown("demo")
+    await waitUntil(lambda: any(m["deployment"] == "demo" and m["deployStatus"] == "tearing_down"
+                                for m in publishers[1].published), 10, what="b's publication")
+    assert not any(m["deployStatus"] == "tearing_down" for m in publishers[0].published)

@@ -147,7 +147,6 @@ class RedisConnection:
             name: self.client.register_script(text) for name, text in scripts.ALL.items()
         }
         self.reachable: Optional[bool] = None
-        self._observers: list[Callable[[bool], None]] = []
 
     def newClient(self, timeout: Optional[float] = None) -> redis.Redis:
         """
@@ -217,8 +216,8 @@ class RedisConnection:
 
     def reached(self, reachable: bool) -> None:
         """
-        Note whether Redis answered (a command, or the subscription); tell
-        the observers when that changes.  Reactor thread only.
+        Note whether Redis answered (a command, or the subscription); log
+        when that changes.  Reactor thread only.
         """
         if reachable == self.reachable:
             return
@@ -227,8 +226,3 @@ class RedisConnection:
         else:
             self.log.warn("cluster: Redis at {url} does not answer", url=self.url)
         self.reachable = reachable
-        for observer in list(self._observers):
-            observer(reachable)
-
-    def addObserver(self, observer: Callable[[bool], None]) -> None:
-        self._observers.append(observer)

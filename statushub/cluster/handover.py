@@ -108,6 +108,12 @@ class ConfirmedControl:
         d = maybeDeferred(getattr(self._local, method), *args)
         return d.addCallback(self._confirmed)
 
+    def __getattr__(self, name: str) -> Any:
+        # every other method of the contract, as it grows (node actions)
+        if name in METHODS:
+            return lambda *args: self.call(name, *args)
+        raise AttributeError(name)
+
     def _confirmed(self, picture: dict) -> "Deferred[dict]":
         seen = self._mirror.whenSeen(picture.get("deployment"), picture.get("seq", 0))
         seen.addTimeout(self._timeout, self._clock)
@@ -162,6 +168,13 @@ class ClusterControl:
 
     def teardown(self, name: str) -> "Deferred[dict]":
         return self.call("teardown", name)
+
+    def __getattr__(self, name: str) -> Any:
+        # every other method of the contract, as it grows (node actions):
+        # its arguments cross as they are unless a codec says otherwise
+        if name in METHODS:
+            return lambda *args: self.call(name, *args)
+        raise AttributeError(name)
 
     def call(self, method: str, *args: Any) -> "Deferred[dict]":
         """

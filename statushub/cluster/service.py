@@ -22,7 +22,6 @@ import secrets
 from typing import Any, Callable, Iterable, Optional
 
 from twisted.application.service import IService, MultiService, Service
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -89,9 +88,15 @@ class _Term(MultiService):
     """
 
     def __init__(
-        self, writer: FencedWriter, work: IService, control: ClusterControl, local: Any
+        self,
+        writer: FencedWriter,
+        work: IService,
+        control: ClusterControl,
+        local: Any,
+        board: StatusBoard,
     ) -> None:
         super().__init__()
+        self.board = board
         self.writer = writer
         self.work = work
         self._control = control
@@ -224,4 +229,4 @@ class ClusterService(MultiService):
             "cluster: leading in term {term}, numbering on from {count} deployment(s) "
             "(epoch {epoch})", term=term, count=len(state.last), epoch=state.epoch,
         )
-        return _Term(writer, work, self.control, local)
+        return _Term(writer, work, self.control, local, board)

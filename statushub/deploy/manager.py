@@ -32,7 +32,7 @@ from statushub.deploy.poller import HealthPoller
 from statushub.errors import UnknownDeployment
 from statushub.engine import DEPLOYMENT_LABEL, EngineError, EngineEvent
 from statushub.interfaces import IContainerEngine, IHealthCheck
-from statushub.status import StatusBoard
+from statushub.status import Picture, StatusBoard
 from statushub.topology import Topology
 
 __all__ = ["DeploymentConflict", "DeploymentManager", "EngineHealth", "UnknownDeployment"]
@@ -262,6 +262,14 @@ class DeploymentManager(MultiService):
                 name=name, count=len(mapping) - len(gone),
                 gone=f"; gone: {', '.join(gone)}" if gone else "",
             )
+        for name in self._board.names():
+            if name not in self._deployments:
+                # shown, but nothing of it on the engine: a board that took
+                # over another's pictures (a new leader of several hubs,
+                # whose predecessor died before the first container) ends it
+                self.log.info("deployment {name} has no container on the engine: ended",
+                              name=name)
+                self._board.update(Picture(deployment=name, engine="reachable"))
         if len(self._deployments) > self.maxDeployments:
             self.log.warn(
                 "adopted {count} deployments, more than [deploy] max_deployments "
