@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -157,11 +158,14 @@ def measure(args: argparse.Namespace, n: int, broadcasts: int, warmup: int) -> d
             })
         return summarise(samples, n)
     finally:
-        if loadgen is not None:
-            loadgen.stop()
-        for server in servers:
-            server.stop()
-        redis.stop()
+        try:
+            if loadgen is not None:
+                loadgen.stop()
+            for server in servers:
+                server.stop()
+        finally:
+            redis.stop()
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def summarise(samples: list[dict[str, Any]], n: int) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -186,11 +187,14 @@ def main() -> int:
                 waitFor(lambda: all(w.first("running", unpaused) for w in watchers.values()),
                         60, "the node running again everywhere")
         finally:
-            for watcher in watchers.values():
-                watcher.close()
-            for hub in hubs:
-                hub.stop()
-            redis.stop()
+            try:
+                for watcher in watchers.values():
+                    watcher.close()
+                for hub in hubs:
+                    hub.stop()
+            finally:
+                redis.stop()
+                shutil.rmtree(scratch, ignore_errors=True)
     changes = sorted(r["change_s"] for r in runs)
     result = {
         "lease_s": args.lease,
