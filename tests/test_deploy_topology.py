@@ -88,6 +88,28 @@ def test_good() -> None:
         (changed("nodes.0", "web"), "nodes[0]"),
         (changed("owner", "me"), "owner"),
         ([GOOD], "topology"),
+        # patterns match in full: $ would let a final newline through
+        (changed("name", "abc\n"), "name"),
+        (changed("nodes.0.id", "a\n"), "nodes[0].id"),
+        (changed("nodes.0.image", "statushub/busybox\n"), "nodes[0].image"),
+        (changed("nodes.1.env", {"MODE\n": "x"}), "nodes[1].env.MODE\n"),
+        (changed("nodes.0.constraints", ["node.hostname==b\n"]), "nodes[0].constraints[0]"),
+        (changed("nodes.0.constraints", ["node.hostname\n==b"]), "nodes[0].constraints[0]"),
+        # numbers that are not finite, anywhere
+        (changed("nodes.0.healthcheck.interval", float("nan")), "nodes[0].healthcheck.interval"),
+        (changed("nodes.0.healthcheck.timeout", float("inf")), "nodes[0].healthcheck.timeout"),
+        (changed("nodes.0.healthcheck.start_period", float("-inf")),
+         "nodes[0].healthcheck.start_period"),
+        (changed("nodes.0.healthcheck.retries", float("nan")), "nodes[0].healthcheck.retries"),
+        (changed("nodes.0.colour", [1, {"x": float("nan")}]), "nodes[0].colour[1].x"),
+        # NUL characters, in values and in keys
+        (changed("nodes.1.env", {"MODE": "x\x00y"}), "nodes[1].env.MODE"),
+        (changed("nodes.0.command", ["sleep", "1\x00"]), "nodes[0].command[1]"),
+        (changed("name", "demo\x00"), "name"),
+        (changed("nodes.1.env", {"A\x00": "x"}), "nodes[1].env.A\x00"),
+        # a health check more often than once a second
+        (changed("nodes.0.healthcheck.interval", 0.5), "nodes[0].healthcheck.interval"),
+        (changed("nodes.0.healthcheck.interval", 0.999), "nodes[0].healthcheck.interval"),
     ],
 )
 def test_invalidNamesField(data, field: str) -> None:
@@ -122,3 +144,20 @@ def test_constraints() -> None:
     assert topology.nodes[0].constraints == tuple(pins)
     assert topology.nodes[1].constraints == ()
     assert topology.containerSpecs()[0][1].constraints == tuple(pins)
+
+
+def test_deepDataIsNoRecursion() -> None:
+    """
+    Data as deep as a parser allows is refused, not a RecursionError.
+    """
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(TopologyError) as caught:
+        validateTopology(changed("nodes.0.colour", deep))
+    assert caught.value.field == "nodes[0].colour"
+
+
+def test_oneSecondChecks() -> None:
+    topology = validateTopology(changed("nodes.0.healthcheck.interval", 1))
+    assert topology.nodes[0].healthcheck.interval == 1.0

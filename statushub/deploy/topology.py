@@ -10,6 +10,7 @@ engine would accept.  Every error names the field, e.g. C{nodes[1].id}.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
@@ -24,11 +25,13 @@ from statushub.engine import (
     HealthCheckSpec,
 )
 
+# Every pattern ends in \Z, not $: $ also matches before a final newline, so
+# "abc\n" would pass.  Check with fullmatch all the same.
 # safe in a container name and a label value: short, no separators to abuse
-SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
 # an image reference: registry/name:tag, no whitespace or shell characters
-IMAGE_REFERENCE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+IMAGE_REFERENCE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}\Z")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 MAX_NODES = 32
 MAX_ARGUMENT = 4096
 
@@ -39,10 +42,12 @@ NODE_FIELDS = {"id", "image", "command", "env", "healthcheck", "restart", "const
 CONSTRAINT = re.compile(
     r"^(node\.(id|hostname|role|platform\.os|platform\.arch)"
     r"|(node|engine)\.labels\.[A-Za-z0-9][A-Za-z0-9_.-]{0,127})"
-    r"\s*(==|!=)\s*[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
+    r"[ ]*(==|!=)[ ]*[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}\Z"
 )
 MAX_CONSTRAINTS = 16
 HEALTHCHECK_FIELDS = {"test", "interval", "timeout", "retries", "start_period"}
+# a check more often than this is a load on the host, not a health check
+MIN_CHECK_INTERVAL = 1.0
 # fields the engine knows that would give a node a way to the host: named
 # in the error so the user learns why, not just that the field is unknown
 HOST_REACHING = {
@@ -111,6 +116,41 @@ class Topology:
         ]
 
 
+def _fieldName(where: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{where}[{key}]"
+    return f"{where}.{key}" if where else str(key)
+
+
+def _refuseOddValues(data: Any) -> None:
+    """
+    Refuse what no field may hold, wherever it is: a number that is not
+    finite (JSON's C{NaN} and C{Infinity}, TOML's C{nan} and C{inf}) or a
+    NUL character in a string or a key.  Walked with a list, not recursion:
+    the data may be as deep as the parser allowed.
+
+    @raise TopologyError: naming the first such field.
+    """
+    pending: list[tuple[str, Any]] = [("", data)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TopologyError(where or "topology", f"must be a finite number, not {value}")
+        if isinstance(value, str) and "\x00" in value:
+            raise TopologyError(where or "topology", "must not contain a NUL character")
+        if isinstance(value, dict):
+            items = list(value.items())
+        elif isinstance(value, list):
+            items = list(enumerate(value))
+        else:
+            continue
+        for key, item in reversed(items):
+            field = _fieldName(where, key)
+            if isinstance(key, str) and "\x00" in key:
+                raise TopologyError(field, "a key must not contain a NUL character")
+            pending.append((field, item))
+
+
 def _unknownFields(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
     for key in data:
         if key in allowed:
@@ -136,7 +176,7 @@ def _typeName(value: Any) -> str:
 def _seconds(value: Any, field: str, minimum: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TopologyError(field, f"must be a number of seconds, not {_typeName(value)}")
-    if value < minimum or value > 3600:
+    if not math.isfinite(value) or value < minimum or value > 3600:
         raise TopologyError(field, f"must be between {minimum} and 3600 seconds")
     return float(value)
 
@@ -171,7 +211,7 @@ def _healthcheck(value: Any, field: str) -> HealthCheckSpec:
         raise TopologyError(f"{field}.retries", "must be a whole number from 1 to 100")
     return HealthCheckSpec(
         test=test,
-        interval=_seconds(value.get("interval", 1.0), f"{field}.interval", 0.1),
+        interval=_seconds(value.get("interval", 1.0), f"{field}.interval", MIN_CHECK_INTERVAL),
         timeout=_seconds(value.get("timeout", 1.0), f"{field}.timeout", 0.1),
         retries=retries,
         startPeriod=_seconds(value.get("start_period", 0.0), f"{field}.start_period", 0.0),
@@ -186,13 +226,13 @@ def _node(data: Any, where: str) -> Node:
         if required not in data:
             raise TopologyError(f"{where}.{required}", "is required")
     nodeId = _string(data["id"], f"{where}.id")
-    if not SAFE_NAME.match(nodeId):
+    if not SAFE_NAME.fullmatch(nodeId):
         raise TopologyError(
             f"{where}.id",
             f"{nodeId!r} is not a safe id: 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit",
         )
     image = _string(data["image"], f"{where}.image")
-    if not IMAGE_REFERENCE.match(image):
+    if not IMAGE_REFERENCE.fullmatch(image):
         raise TopologyError(f"{where}.image", f"{image!r} is not an image reference")
     command = None
     if "command" in data:
@@ -203,7 +243,7 @@ def _node(data: Any, where: str) -> Node:
             raise TopologyError(f"{where}.env", f"must be an object, not {_typeName(data['env'])}")
         pairs = []
         for key, value in data["env"].items():
-            if not ENV_NAME.match(key):
+            if not ENV_NAME.fullmatch(key):
                 raise TopologyError(f"{where}.env.{key}", "is not a valid variable name")
             pairs.append((key, _string(value, f"{where}.env.{key}")))
         env = tuple(pairs)
@@ -224,7 +264,7 @@ def _node(data: Any, where: str) -> Node:
         if len(constraints) > MAX_CONSTRAINTS:
             raise TopologyError(f"{where}.constraints", f"at most {MAX_CONSTRAINTS}")
         for i, constraint in enumerate(constraints):
-            if not CONSTRAINT.match(constraint):
+            if not CONSTRAINT.fullmatch(constraint):
                 raise TopologyError(
                     f"{where}.constraints[{i}]",
                     f"{constraint!r} is not a Swarm placement constraint "
@@ -242,13 +282,14 @@ def validateTopology(data: Any) -> Topology:
 
     @raise TopologyError: naming the first field that is wrong.
     """
+    _refuseOddValues(data)
     if not isinstance(data, dict):
         raise TopologyError("topology", f"must be an object, not {_typeName(data)}")
     _unknownFields(data, TOPOLOGY_FIELDS, "")
     if "name" not in data:
         raise TopologyError("name", "is required")
     name = _string(data["name"], "name")
-    if not SAFE_NAME.match(name):
+    if not SAFE_NAME.fullmatch(name):
         raise TopologyError(
             "name",
             f"{name!r} is not a safe name: 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit",
