@@ -8,6 +8,7 @@ import pytest
 
 from statushub.deploy.topology import MAX_NODES, TopologyError, validateTopology
 from statushub.engine import DEPLOYMENT_LABEL, NODE_LABEL
+from statushub.resources import GIB, MIB, NO_MAXIMA, ResourcePolicy, Resources
 
 GOOD = {
     "name": "demo",
@@ -110,6 +111,24 @@ def test_good() -> None:
         # a health check more often than once a second
         (changed("nodes.0.healthcheck.interval", 0.5), "nodes[0].healthcheck.interval"),
         (changed("nodes.0.healthcheck.interval", 0.999), "nodes[0].healthcheck.interval"),
+        # a node's resources: sizes, CPUs, within the hub's maxima
+        (changed("nodes.0.resources", "64m"), "nodes[0].resources"),
+        (changed("nodes.0.resources", {"memory": "64m", "disk": "1g"}), "nodes[0].resources.disk"),
+        (changed("nodes.0.resources", {"memory": "64x"}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": "-64m"}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": "1m"}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": 1024}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": 64.5}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": True}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": "64m\n"}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": "5g"}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": 4 * GIB + 1}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"cpus": 2.5}), "nodes[0].resources.cpus"),
+        (changed("nodes.0.resources", {"cpus": 0}), "nodes[0].resources.cpus"),
+        (changed("nodes.0.resources", {"cpus": -1}), "nodes[0].resources.cpus"),
+        (changed("nodes.0.resources", {"cpus": "1"}), "nodes[0].resources.cpus"),
+        (changed("nodes.0.resources", {"cpus": float("nan")}), "nodes[0].resources.cpus"),
+        (changed("nodes.0.resources", {"cpus": float("inf")}), "nodes[0].resources.cpus"),
     ],
 )
 def test_invalidNamesField(data, field: str) -> None:
@@ -161,3 +180,46 @@ def test_deepDataIsNoRecursion() -> None:
 def test_oneSecondChecks() -> None:
     topology = validateTopology(changed("nodes.0.healthcheck.interval", 1))
     assert topology.nodes[0].healthcheck.interval == 1.0
+
+
+def test_resourcesDefaultToThePolicy() -> None:
+    """
+    A node that sets no resources gets the hub's defaults; one that sets
+    one of the two gets the default of the other.
+    """
+    topology = validateTopology(changed("nodes.1.resources", {"memory": "64m"}))
+    assert topology.nodes[0].resources == Resources(memory=512 * MIB, cpus=1.0)
+    assert topology.nodes[1].resources == Resources(memory=64 * MIB, cpus=1.0)
+    assert [spec.resources for _, spec in topology.containerSpecs()] == [
+        Resources(512 * MIB, 1.0), Resources(64 * MIB, 1.0)]
+    policy = ResourcePolicy(default=Resources(memory=128 * MIB, cpus=0.25), maxMemory=GIB,
+                            maxCpus=0.5)
+    topology = validateTopology(changed("nodes.1.resources", {"cpus": 0.5}), policy)
+    assert topology.nodes[0].resources == Resources(128 * MIB, 0.25)
+    assert topology.nodes[1].resources == Resources(128 * MIB, 0.5)
+
+
+@pytest.mark.parametrize("written, size", [
+    ("64m", 64 * MIB), ("64M", 64 * MIB), ("1g", GIB), ("1.5g", 3 * GIB // 2),
+    ("65536k", 64 * MIB), (67108864, 64 * MIB), ("67108864", 64 * MIB), ("4g", 4 * GIB),
+])
+def test_memorySizes(written, size: int) -> None:
+    topology = validateTopology(changed("nodes.0.resources", {"memory": written}))
+    assert topology.nodes[0].resources.memory == size
+
+
+def test_maximaAreTheHubs() -> None:
+    """
+    Above the maxima is refused with the key that sets them named; a hub
+    with higher maxima (or the command line, which leaves them to the hub)
+    takes it.
+    """
+    big = changed("nodes.0.resources", {"memory": "6g", "cpus": 4})
+    with pytest.raises(TopologyError, match=r"max_memory"):
+        validateTopology(big)
+    roomy = ResourcePolicy(maxMemory=8 * GIB, maxCpus=4.0)
+    assert validateTopology(big, roomy).nodes[0].resources == Resources(6 * GIB, 4.0)
+    assert validateTopology(big, NO_MAXIMA).nodes[0].resources == Resources(6 * GIB, 4.0)
+    with pytest.raises(TopologyError, match=r"max_cpus") as caught:
+        validateTopology(changed("nodes.0.resources", {"cpus": 4}))
+    assert caught.value.field == "nodes[0].resources.cpus"

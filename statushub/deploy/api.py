@@ -25,6 +25,7 @@ from statushub.deploy.manager import DeploymentConflict, DeploymentManager, Unkn
 from statushub.deploy.topology import SAFE_NAME, Topology, TopologyError, validateTopology
 from statushub.history.api import HistoryResource
 from statushub.interfaces import IStatusSource
+from statushub.resources import ResourcePolicy
 from statushub.web.jsonresource import JSONError, JSONResource, respondJSON
 
 MAX_BODY = 256 * 1024
@@ -50,7 +51,7 @@ def unknownDeployment(request: Request, name: str) -> bytes:
     return respondJSON(request, 404, {"error": f"no deployment named {name!r}"})
 
 
-def _readTopology(request: Request) -> Union[Topology, bytes]:
+def _readTopology(request: Request, policy: ResourcePolicy) -> Union[Topology, bytes]:
     """
     The valid topology in the body, or the rendered error that says why not.
     """
@@ -64,7 +65,7 @@ def _readTopology(request: Request) -> Union[Topology, bytes]:
     except (ValueError, UnicodeDecodeError) as e:
         return respondJSON(request, 400, {"error": f"body: not valid JSON: {e}", "field": "body"})
     try:
-        return validateTopology(data)
+        return validateTopology(data, policy)
     except TopologyError as e:
         return respondJSON(request, 400, {"error": str(e), "field": e.field})
 
@@ -74,7 +75,7 @@ def _logFailure(failure: Any, what: str, name: str) -> None:
 
 
 def deployFromBody(request: Request, manager: DeploymentManager, source: IStatusSource) -> bytes:
-    topology = _readTopology(request)
+    topology = _readTopology(request, manager.resources)
     if isinstance(topology, bytes):
         return topology
     try:

@@ -29,6 +29,7 @@ from statushub.deploy.topology import Topology
 from statushub.errors import UnknownDeployment
 from statushub.engine import DEPLOYMENT_LABEL, EngineError, EngineEvent
 from statushub.interfaces import IContainerEngine, IHealthCheck
+from statushub.resources import ResourcePolicy
 from statushub.status import StatusBoard
 
 __all__ = ["DeploymentConflict", "DeploymentManager", "EngineHealth", "UnknownDeployment"]
@@ -46,6 +47,8 @@ class DeploymentManager:
     @param maxDeployments: how many deployments may exist at once.
     @param eventTTL: see L{Deployment}.
     @param observePoll: told how long each poll took (seconds).
+    @param resources: a node's memory and CPUs when it sets none, and the
+        most it may set (C{[deploy]}); topologies are checked against it.
     @ivar engineState: C{"reachable"}, C{"unreachable"} or C{"unknown"} (no
         contact yet), as the last poll or check found the engine.
     """
@@ -63,8 +66,10 @@ class DeploymentManager:
         eventTTL: Optional[float] = None,
         runInThread: Optional[RunInThread] = None,
         observePoll: Optional[Callable[[float], None]] = None,
+        resources: ResourcePolicy = ResourcePolicy(),
     ) -> None:
         self._engine = engine
+        self.resources = resources
         self._board = board
         self._clock = clock
         self.maxDeployments = maxDeployments

@@ -12,7 +12,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.web.resource import IResource
 
-from statushub.config import Config, engineAddress
+from statushub.config import Config, engineAddress, resourcePolicy
 from statushub.deploy.api import DeploymentResource, DeploymentsResource
 from statushub.deploy.manager import DeploymentManager, EngineHealth
 from statushub.engine.docker import DockerEngine
@@ -49,6 +49,7 @@ class Orchestrator(Service):
             followEvents=config["events"]["enabled"],
             observePoll=None if metrics is None else metrics.observePoll,
             maxDeployments=config["deploy"]["max_deployments"],
+            resources=resourcePolicy(config),
         )
         self.api: dict[str, IResource] = {
             "deployment": DeploymentResource(self.manager, board),

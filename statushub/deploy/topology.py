@@ -24,6 +24,14 @@ from statushub.engine import (
     RESTART_POLICIES,
     HealthCheckSpec,
 )
+from statushub.resources import (
+    ResourceError,
+    ResourcePolicy,
+    Resources,
+    checkCpus,
+    checkMemory,
+    formatMemory,
+)
 
 # Every pattern ends in \Z, not $: $ also matches before a final newline, so
 # "abc\n" would pass.  Check with fullmatch all the same.
@@ -36,7 +44,10 @@ MAX_NODES = 32
 MAX_ARGUMENT = 4096
 
 TOPOLOGY_FIELDS = {"name", "nodes"}
-NODE_FIELDS = {"id", "image", "command", "env", "healthcheck", "restart", "constraints"}
+NODE_FIELDS = {
+    "id", "image", "command", "env", "healthcheck", "restart", "constraints", "resources",
+}
+RESOURCE_FIELDS = {"memory", "cpus"}
 # Swarm's placement constraint syntax, and nothing more: an attribute of the
 # node or its engine, == or !=, a plain value
 CONSTRAINT = re.compile(
@@ -79,6 +90,8 @@ class Node:
     healthcheck: Optional[HealthCheckSpec] = None
     restart: str = "none"
     constraints: tuple[str, ...] = ()
+    # what it asked for, else the hub's defaults ([deploy] default_memory...)
+    resources: Resources = Resources()
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,7 @@ class Topology:
                     healthcheck=node.healthcheck,
                     restart=node.restart,
                     constraints=node.constraints,
+                    resources=node.resources,
                 ),
             )
             for index, node in enumerate(self.nodes)
@@ -218,7 +232,40 @@ def _healthcheck(value: Any, field: str) -> HealthCheckSpec:
     )
 
 
-def _node(data: Any, where: str) -> Node:
+def _resources(value: Any, field: str, policy: ResourcePolicy) -> Resources:
+    """
+    A node's C{resources}: what it sets, the defaults for the rest, each
+    within the maxima.
+    """
+    if not isinstance(value, dict):
+        raise TopologyError(field, f"must be an object, not {_typeName(value)}")
+    _unknownFields(value, RESOURCE_FIELDS, field)
+    memory, cpus = policy.default.memory, policy.default.cpus
+    try:
+        if "memory" in value:
+            memory = checkMemory(value["memory"])
+    except ResourceError as e:
+        raise TopologyError(f"{field}.memory", str(e)) from None
+    try:
+        if "cpus" in value:
+            cpus = checkCpus(value["cpus"])
+    except ResourceError as e:
+        raise TopologyError(f"{field}.cpus", str(e)) from None
+    if memory > policy.maxMemory:
+        raise TopologyError(
+            f"{field}.memory",
+            f"{formatMemory(memory)} is above this hub's most, "
+            f"{formatMemory(policy.maxMemory)} ([deploy] max_memory)",
+        )
+    if cpus > policy.maxCpus:
+        raise TopologyError(
+            f"{field}.cpus",
+            f"{cpus:g} is above this hub's most, {policy.maxCpus:g} ([deploy] max_cpus)",
+        )
+    return Resources(memory=memory, cpus=cpus)
+
+
+def _node(data: Any, where: str, policy: ResourcePolicy) -> Node:
     if not isinstance(data, dict):
         raise TopologyError(where, f"must be an object, not {_typeName(data)}")
     _unknownFields(data, NODE_FIELDS, where)
@@ -272,14 +319,19 @@ def _node(data: Any, where: str) -> Node:
                     "node.platform.arch, node.labels.KEY or engine.labels.KEY, "
                     "then == or !=, then a value; e.g. node.hostname==b)",
                 )
+    resources = policy.default
+    if "resources" in data:
+        resources = _resources(data["resources"], f"{where}.resources", policy)
     return Node(id=nodeId, image=image, command=command, env=env, healthcheck=healthcheck,
-                restart=restart, constraints=constraints)
+                restart=restart, constraints=constraints, resources=resources)
 
 
-def validateTopology(data: Any) -> Topology:
+def validateTopology(data: Any, policy: ResourcePolicy = ResourcePolicy()) -> Topology:
     """
     Check a topology (parsed JSON or TOML) and return it as a value.
 
+    @param policy: the resources of a node that sets none, and the most one
+        may set (the hub's C{[deploy]} section).
     @raise TopologyError: naming the first field that is wrong.
     """
     _refuseOddValues(data)
@@ -305,7 +357,7 @@ def validateTopology(data: Any) -> Topology:
     nodes: list[Node] = []
     seen: set[str] = set()
     for index, nodeData in enumerate(data["nodes"]):
-        node = _node(nodeData, f"nodes[{index}]")
+        node = _node(nodeData, f"nodes[{index}]", policy)
         if node.id in seen:
             raise TopologyError(f"nodes[{index}].id", f"duplicate node id {node.id!r}")
         seen.add(node.id)

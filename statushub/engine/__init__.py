@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from statushub.resources import Resources
+
 # Every container statushub creates carries these labels: they are how the
 # hub finds its containers again after a restart, and how the tests clean up
 # only what is theirs.
@@ -65,6 +67,8 @@ class ContainerSpec:
     restart: str = "none"
     # Swarm placement constraints ("node.labels.x==y"); one engine has none
     constraints: tuple[str, ...] = ()
+    # its memory and CPU limits: every container has some
+    resources: Resources = Resources()
 
 
 # a node's restart word, as the Docker engine calls it

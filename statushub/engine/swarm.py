@@ -18,8 +18,10 @@ from typing import Any, Iterable, Mapping, Optional
 import docker.errors
 from docker.types import (
     ContainerSpec as SwarmContainerSpec,
+    DriverConfig,
     Healthcheck,
     Placement,
+    Resources as SwarmResources,
     RestartPolicy,
     ServiceMode,
     TaskTemplate,
@@ -37,7 +39,13 @@ from statushub.engine import (
     EngineEvent,
     ImageNotFound,
 )
-from statushub.engine.docker import DockerEngine, _DockerEventStream, _labelFilter
+from statushub.engine.docker import (
+    LOG_DRIVER,
+    LOG_OPTIONS,
+    DockerEngine,
+    _DockerEventStream,
+    _labelFilter,
+)
 from statushub.interfaces import IContainerEngine, IEventStream
 
 # a Swarm node label that names the host readably (hostnames may repeat)
@@ -273,6 +281,12 @@ class SwarmEngine(DockerEngine):
                 # Swarm's own default is "any": say "none" when the node does
                 restart_policy=RestartPolicy(condition=_RESTART_CONDITION[spec.restart]),
                 placement=Placement(constraints=list(spec.constraints)) if spec.constraints else None,
+                # the same limits as on one engine (a service has no swap
+                # limit of its own to set)
+                resources=SwarmResources(
+                    cpu_limit=spec.resources.nanoCpus, mem_limit=spec.resources.memory
+                ),
+                log_driver=DriverConfig(LOG_DRIVER, LOG_OPTIONS),
             )
             created = self._client.create_service(
                 template, name=name, labels=dict(spec.labels), mode=ServiceMode("replicated", 1)
