@@ -107,6 +107,14 @@ def _cpus(value: Any) -> Optional[str]:
     return None
 
 
+def _name(value: Any) -> Optional[str]:
+    from statushub.deploy.topology import SAFE_NAME
+
+    if SAFE_NAME.fullmatch(value):
+        return None
+    return f"{value!r} is not a name: 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit"
+
+
 LOG_FORMATS = ("text", "json")
 
 
@@ -202,6 +210,12 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         ),
         "max_cpus": Setting(
             NUMBER, resources.MAX_CPUS, "the most CPUs a node may ask for; above: 400", _cpus
+        ),
+        "owner": Setting(
+            (str,),
+            "statushub",
+            "the name this hub labels its containers with; it sees only its owner's",
+            _name,
         ),
     },
     "polling": {

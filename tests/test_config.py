@@ -69,6 +69,9 @@ def test_defaults_fill_missing_keys(tmp_path: Path) -> None:
         ("[deploy]\nmax_memory = 1.5\n", "[deploy] max_memory: expected a string or an integer"),
         ("[deploy]\ndefault_cpus = 0\n", "[deploy] default_cpus: must be a number of CPUs"),
         ("[deploy]\nmax_cpus = nan\n", "[deploy] max_cpus: must be a number of CPUs"),
+        ('[deploy]\nowner = "Ops!"\n', "[deploy] owner: 'Ops!' is not a name"),
+        ('[deploy]\nowner = "ops\\n"\n', "[deploy] owner: 'ops\\n' is not a name"),
+        ('[deploy]\nowner = ""\n', "[deploy] owner: '' is not a name"),
     ],
 )
 def test_invalid_file_names_file_and_key(tmp_path: Path, text: str, expected: str) -> None:

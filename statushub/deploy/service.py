@@ -15,6 +15,7 @@ from twisted.web.resource import IResource
 from statushub.config import Config, engineAddress, resourcePolicy
 from statushub.deploy.api import DeploymentResource, DeploymentsResource
 from statushub.deploy.manager import DeploymentManager, EngineHealth
+from statushub.deploy.owner import Owner
 from statushub.engine.docker import DockerEngine
 from statushub.engine.swarm import SwarmEngine
 from statushub.interfaces import IHealthCheck
@@ -50,6 +51,7 @@ class Orchestrator(Service):
             observePoll=None if metrics is None else metrics.observePoll,
             maxDeployments=config["deploy"]["max_deployments"],
             resources=resourcePolicy(config),
+            owner=Owner(config["deploy"]["owner"]),
         )
         self.api: dict[str, IResource] = {
             "deployment": DeploymentResource(self.manager, board),

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from statushub.engine import (
+    DEFAULT_OWNER,
     DEPLOYMENT_LABEL,
     INDEX_LABEL,
     NODE_LABEL,
     NODES_LABEL,
+    OWNER_LABEL,
     ContainerSpec,
     RESTART_POLICIES,
     HealthCheckSpec,
@@ -99,11 +101,12 @@ class Topology:
     name: str
     nodes: tuple[Node, ...]
 
-    def containerSpecs(self) -> list[tuple[Node, ContainerSpec]]:
+    def containerSpecs(self, owner: str = DEFAULT_OWNER) -> list[tuple[Node, ContainerSpec]]:
         """
         One container per node, named and labelled after the deployment and
         the node (the labels are how a restarted hub finds them again, and
-        tells which nodes' containers are gone).
+        tells which nodes' containers are gone), and labelled with the
+        C{owner} of the hub that makes them.
         """
         allNodes = ",".join(node.id for node in self.nodes)
         return [
@@ -115,6 +118,7 @@ class Topology:
                     command=node.command,
                     env=node.env,
                     labels=(
+                        (OWNER_LABEL, owner),
                         (DEPLOYMENT_LABEL, self.name),
                         (NODE_LABEL, node.id),
                         (INDEX_LABEL, str(index)),

@@ -20,6 +20,9 @@ INDEX_LABEL = "io.statushub.index"
 # every node id of the deployment, comma-separated, in topology order: a
 # restarted hub learns from any one surviving container which nodes are gone
 NODES_LABEL = "io.statushub.nodes"
+# the [deploy] owner of the hub that made it: a hub sees only its owner's
+OWNER_LABEL = "io.statushub.owner"
+DEFAULT_OWNER = "statushub"
 
 
 class EngineError(Exception):
