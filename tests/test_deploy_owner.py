@@ -82,30 +82,35 @@ def test_twoOwnersDoNotSeeEachOther(hubs) -> None:
     ops, opsBoard = hub("ops")
     dev, devBoard = hub("dev")
     ops.deploy(topology("alpha"))
+    dev.deploy(topology("alpha"))
     dev.deploy(topology("bravo"))
-    assert ownersOf(engine, "alpha") == {"ops"} and ownersOf(engine, "bravo") == {"dev"}
-    assert ops.names() == ["alpha"] and dev.names() == ["bravo"]
-    assert devBoard.names() == ["bravo"]
+    # one name, two owners: two deployments, with containers of their own
+    assert ownersOf(engine, "alpha") == {"ops", "dev"} and ownersOf(engine, "bravo") == {"dev"}
+    assert len(engine.containers) == 6
+    assert ops.names() == ["alpha"] and dev.names() == ["alpha", "bravo"]
+    assert opsBoard.names() == ["alpha"]
 
     # a restarted hub adopts its owner's deployments only
     ops.stop()
     again, againBoard = hub("ops")
     assert again.names() == ["alpha"]
-    assert againBoard.names() == ["alpha"]
+    assert again.get("alpha").mapping == ops.get("alpha").mapping
 
-    # an event about another owner's container reaches no one here
-    [bravoWeb] = [cid for cid, c in engine.containers.items()
-                  if c["labels"][DEPLOYMENT_LABEL] == "bravo" and c["labels"][NODE_LABEL] == "web"]
+    # an event about another owner's container of the same name reaches
+    # no one here
+    [devWeb] = [cid for cid, c in engine.containers.items()
+                if c["labels"][DEPLOYMENT_LABEL] == "alpha" and c["labels"][NODE_LABEL] == "web"
+                and c["labels"][OWNER_LABEL] == "dev"]
+    clock.advance(INTERVAL)
     before = againBoard.picture("alpha")
-    engine.streams[-1].push(EngineEvent(bravoWeb, "die", dict(engine.containers[bravoWeb]["labels"])))
+    engine.streams[-1].push(EngineEvent(devWeb, "die", dict(engine.containers[devWeb]["labels"])))
     assert againBoard.picture("alpha") == before
 
     # nor does a teardown
     again.teardown("alpha")
-    assert ownersOf(engine, "alpha") == set()
-    assert ownersOf(engine, "bravo") == {"dev"}
+    assert ownersOf(engine, "alpha") == {"dev"}
     clock.advance(INTERVAL)
-    assert [n.status for n in devBoard.picture("bravo").nodeStatuses] == ["running", "running"]
+    assert [n.status for n in devBoard.picture("alpha").nodeStatuses] == ["running", "running"]
 
 
 def unlabelled(engine: FakeEngine, name: str, nodeIds: tuple[str, ...]) -> None:

@@ -3,11 +3,12 @@ Topology validation: an allow-list, errors that name the field.
 """
 
 import copy
+import re
 
 import pytest
 
 from statushub.deploy.topology import MAX_NODES, TopologyError, validateTopology
-from statushub.engine import DEPLOYMENT_LABEL, NODE_LABEL
+from statushub.engine import DEPLOYMENT_LABEL, NODE_LABEL, OWNER_LABEL
 from statushub.resources import GIB, MIB, NO_MAXIMA, ResourcePolicy, Resources
 
 GOOD = {
@@ -45,7 +46,7 @@ def test_good() -> None:
     assert web.healthcheck.test == ("CMD-SHELL", "true")
     assert web.healthcheck.interval == 1.0
     specs = topology.containerSpecs()
-    assert specs[1][1].name == "statushub-demo-db"
+    assert specs[1][1].name == "statushub.demo.db"
     labels = dict(specs[1][1].labels)
     assert labels[DEPLOYMENT_LABEL] == "demo" and labels[NODE_LABEL] == "db"
     assert specs[1][1].env == (("MODE", "x"),)
@@ -223,3 +224,21 @@ def test_maximaAreTheHubs() -> None:
     with pytest.raises(TopologyError, match=r"max_cpus") as caught:
         validateTopology(changed("nodes.0.resources", {"cpus": 4}))
     assert caught.value.field == "nodes[0].resources.cpus"
+
+
+def test_namesNeverCollide() -> None:
+    """
+    A container's name says its owner, deployment and node unambiguously:
+    C{a-b}/C{c} and C{a}/C{b-c} are two containers, and so are two owners'.
+    """
+    def name(owner: str, deployment: str, node: str) -> str:
+        topology = validateTopology({"name": deployment, "nodes": [{"id": node, "image": "i"}]})
+        [(_, spec)] = topology.containerSpecs(owner)
+        assert dict(spec.labels)[OWNER_LABEL] == owner
+        return spec.name
+
+    assert name("statushub", "a-b", "c") == "statushub.a-b.c"
+    assert len({name("statushub", "a-b", "c"), name("statushub", "a", "b-c"),
+                name("ops", "a-b", "c"), name("statushub-a", "b", "c")}) == 4
+    # a valid Docker container name, however long
+    assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", name("o" * 32, "d" * 32, "n" * 32))

@@ -25,6 +25,7 @@ from statushub.engine import (
     ContainerSpec,
     RESTART_POLICIES,
     HealthCheckSpec,
+    containerName,
 )
 from statushub.resources import (
     ResourceError,
@@ -113,7 +114,7 @@ class Topology:
             (
                 node,
                 ContainerSpec(
-                    name=f"statushub-{self.name}-{node.id}",
+                    name=containerName(owner, self.name, node.id),
                     image=node.image,
                     command=node.command,
                     env=node.env,

@@ -25,6 +25,17 @@ OWNER_LABEL = "io.statushub.owner"
 DEFAULT_OWNER = "statushub"
 
 
+def containerName(owner: str, deployment: str, node: str) -> str:
+    """
+    The name of the container of C{node} of C{deployment}, made by a hub of
+    C{owner}: C{owner.deployment.node}.  Owners, deployments and nodes are
+    named without dots, so two containers never share a name: not
+    C{a-b}/C{c} and C{a}/C{b-c}, not two owners' deployments of one name.
+    (Swarm names its services after this: L{statushub.engine.swarm.serviceName}.)
+    """
+    return f"{owner}.{deployment}.{node}"
+
+
 class EngineError(Exception):
     """
     The engine could not be asked, or refused; the message says why.
