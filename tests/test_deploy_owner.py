@@ -15,9 +15,11 @@ from statushub.deploy.owner import Owner
 from statushub.deploy.topology import validateTopology
 from statushub.engine import (
     DEPLOYMENT_LABEL,
+    INDEX_LABEL,
     NODE_LABEL,
     NODES_LABEL,
     OWNER_LABEL,
+    ContainerSpec,
     EngineEvent,
 )
 from statushub.status import StatusBoard
@@ -118,13 +120,11 @@ def unlabelled(engine: FakeEngine, name: str, nodeIds: tuple[str, ...]) -> None:
     Containers as a hub before owners made them: no owner label.
     """
     for index, nodeId in enumerate(nodeIds):
-        containerId = next(engine._ids)
-        engine.containers[containerId] = {
-            "name": f"statushub-{name}-{nodeId}", "status": "running", "health": None,
-            "hasHealthcheck": False,
-            "labels": {DEPLOYMENT_LABEL: name, NODE_LABEL: nodeId, "io.statushub.index": str(index),
-                       NODES_LABEL: ",".join(nodeIds)},
-        }
+        labels = {DEPLOYMENT_LABEL: name, NODE_LABEL: nodeId, INDEX_LABEL: str(index),
+                  NODES_LABEL: ",".join(nodeIds)}
+        spec = ContainerSpec(name=f"statushub-{name}-{nodeId}", image="statushub/busybox",
+                             labels=tuple(labels.items()))
+        engine.startContainer(engine.createContainer(spec).result)
 
 
 def test_theDefaultOwnerTakesWhatCameBeforeOwners(hubs) -> None:
