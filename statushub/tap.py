@@ -125,8 +125,9 @@ class HubService(MultiService):
     """
     The root of the hub's service tree.
 
-    @ivar logObserver: where twistd should send the log, if not where it
-        would by itself (C{[logging] format = "json"}).  twistd starts
+    @ivar logObserver: where twistd should send the log, if not as it
+        would by itself: JSON lines (C{[logging] format = "json"}), or its
+        own text with user text escaped (L{statushub.logtext}).  twistd starts
         logging after it has built the service and made it a child of its
         application, and then logs to the application's C{ILogObserver}
         component when there is one (C{twistd --logger} still wins); this
@@ -134,6 +135,17 @@ class HubService(MultiService):
     """
 
     logObserver: Optional[ILogObserver] = None
+    #: the file it writes to, when that is a file twistd would rotate on SIGUSR1
+    logFile: Optional[Any] = None
+
+    def startService(self) -> None:
+        super().startService()
+        from twisted.python.logfile import LogFile
+
+        from statushub.jsonlog import rotateOnSIGUSR1
+
+        if isinstance(self.logFile, LogFile):
+            rotateOnSIGUSR1(self.logFile)
 
     def setServiceParent(self, parent: Any) -> None:
         super().setServiceParent(parent)
@@ -156,6 +168,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     from statushub.hub import StatusHubFactory
     from statushub.hub.keepalive import KeepAlive
     from statushub.jsonlog import jsonLogObserver, twistdLogFile
+    from statushub.logtext import textLogObserver
     from statushub.metrics import Metrics
     from statushub.status import StatusBoard
     from statushub.wamp import fromConfig as wampSink
@@ -166,9 +179,16 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     feed = config["feed"]
 
     service = HubService()
+    # twistd's own options, when twistd runs us: where it would log
+    twistdOptions = getattr(options, "parent", None)
     if config["logging"]["format"] == "json":
-        # twistd's own options, when twistd runs us: where it would log
-        service.logObserver = jsonLogObserver(twistdLogFile(getattr(options, "parent", None)))
+        service.logFile = twistdLogFile(twistdOptions)
+        service.logObserver = jsonLogObserver(service.logFile)
+    elif not (twistdOptions is not None and twistdOptions.get("syslog")):
+        # the text log as twistd writes it, with user text escaped (syslog,
+        # when asked for, is twistd's own: the syslog daemon escapes)
+        service.logFile = twistdLogFile(twistdOptions)
+        service.logObserver = textLogObserver(service.logFile)
 
     # a registry of this hub's own, not prometheus_client's global one
     metrics = Metrics() if config["metrics"]["enabled"] else None
