@@ -128,7 +128,9 @@ def formatEvent(event: LogEvent) -> str:
         return escape(twistedFormatEvent(event))
 
 
-def formatEventAsText(event: LogEvent, timeFormat: Optional[str] = timeFormatRFC3339) -> Optional[str]:
+def formatEventAsText(
+    event: LogEvent, timeFormat: Optional[str] = timeFormatRFC3339
+) -> Optional[str]:
     """
     One event as twistd's text log writes it (C{TIME [SYSTEM] TEXT}, then a
     traceback, each of its lines indented), with its fields escaped and no

@@ -30,7 +30,13 @@ from statushub.deploy.owner import Owner
 from statushub.deploy.poller import HealthPoller
 from statushub.deploy.topology import Topology
 from statushub.errors import UnknownDeployment
-from statushub.engine import DEPLOYMENT_LABEL, OWNER_LABEL, ContainerState, EngineError, EngineEvent
+from statushub.engine import (
+    DEPLOYMENT_LABEL,
+    OWNER_LABEL,
+    ContainerState,
+    EngineError,
+    EngineEvent,
+)
 from statushub.interfaces import IContainerEngine, IHealthCheck
 from statushub.resources import ResourcePolicy
 from statushub.status import StatusBoard
