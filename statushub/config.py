@@ -8,12 +8,13 @@ the section and the key.  Command-line options override the file.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from statushub import resources
+from statushub.names import HOST_NAME, SAFE_NAME, checkWampPrefix, checkWampURL
+
 
 class ConfigError(Exception):
     """
@@ -50,27 +51,15 @@ def _hostNames(value: Any) -> Optional[str]:
     if problem:
         return problem
     for name in value:
-        if name != "*" and not _HOST_NAME.fullmatch(name):
+        if name != "*" and not HOST_NAME.fullmatch(name):
             return f"{name!r} is not a host name (with or without :port, no scheme or path)"
     return None
-
-
-# a name or an IP literal, with an optional port: what a Host header carries
-_HOST_NAME = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?")
 
 
 def _wampURL(value: Any) -> Optional[str]:
     if value == "":
         return None
-    from statushub.wamp.sink import checkURL
-
-    return checkURL(value)
-
-
-def _wampPrefix(value: Any) -> Optional[str]:
-    from statushub.wamp.sink import checkPrefix
-
-    return checkPrefix(value)
+    return checkWampURL(value)
 
 
 def _engineKind(value: Any) -> Optional[str]:
@@ -108,8 +97,6 @@ def _cpus(value: Any) -> Optional[str]:
 
 
 def _name(value: Any) -> Optional[str]:
-    from statushub.deploy.topology import SAFE_NAME
-
     if SAFE_NAME.fullmatch(value):
         return None
     return f"{value!r} is not a name: 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit"
@@ -305,7 +292,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             (str,),
             "io.statushub",
             "URI prefix: publish on <prefix>.status, register <prefix>.get_status",
-            _wampPrefix,
+            checkWampPrefix,
         ),
         "authid": Setting(
             (str,), "statushub", "authid for WAMP-ticket authentication", _nonEmpty

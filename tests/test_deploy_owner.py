@@ -12,7 +12,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 
 from statushub.deploy.manager import DeploymentManager
 from statushub.deploy.owner import Owner
-from statushub.deploy.topology import validateTopology
+from statushub.topology import validateTopology
 from statushub.engine import (
     DEPLOYMENT_LABEL,
     INDEX_LABEL,
@@ -50,12 +50,13 @@ def hubs():
             engine, board, clock, INTERVAL, runInThread=callNow, owner=Owner(owner)
         )
         managers.append(manager)
-        manager.start()
+        manager.startService()
         return manager, board
 
     yield clock, engine, hub
     for manager in managers:
-        manager.stop()
+        if manager.running:
+            manager.stopService()
     engine.assertStreamsClosed()
 
 
@@ -93,7 +94,7 @@ def test_twoOwnersDoNotSeeEachOther(hubs) -> None:
     assert opsBoard.names() == ["alpha"]
 
     # a restarted hub adopts its owner's deployments only
-    ops.stop()
+    ops.stopService()
     again, againBoard = hub("ops")
     assert again.names() == ["alpha"]
     assert again.get("alpha").mapping == ops.get("alpha").mapping

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from statushub.deploy.topology import MAX_NODES, TopologyError, validateTopology
 from statushub.engine import DEPLOYMENT_LABEL, NODE_LABEL, OWNER_LABEL
 from statushub.resources import GIB, MIB, NO_MAXIMA, ResourcePolicy, Resources
+from statushub.topology import MAX_NODES, TopologyError, validateTopology
 
 GOOD = {
     "name": "demo",

@@ -41,8 +41,8 @@ def loadTopology(path: str) -> Any:
     @raise CommandError: it cannot be read or parsed, or is not a valid
         topology (the error names the field).
     """
-    from statushub.deploy.topology import TopologyError, validateTopology
     from statushub.resources import NO_MAXIMA
+    from statushub.topology import TopologyError, validateTopology
 
     try:
         with open(path, "rb") as f:

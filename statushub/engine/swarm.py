@@ -47,8 +47,8 @@ from statushub.engine.docker import (
     LOG_DRIVER,
     LOG_OPTIONS,
     DockerEngine,
-    _DockerEventStream,
-    _labelFilter,
+    DockerEventStream,
+    labelFilter,
 )
 from statushub.interfaces import IContainerEngine, IEventStream
 
@@ -214,7 +214,7 @@ def listSwarm(client: Any, labels: dict[str, Optional[str]]) -> list[ContainerSt
     One list (see L{swarmStates}) from the Docker SDK's C{client}: three
     calls, whatever the number of services.  Blocks.
     """
-    filters = {"label": _labelFilter(labels)}
+    filters = {"label": labelFilter(labels)}
     services = client.services(filters=filters)
     tasks = client.tasks(filters=filters)
     nodes = client.nodes()
@@ -245,7 +245,7 @@ def serviceName(spec: ContainerSpec) -> str:
     return f"{deployment[:_SHOWN]}_{node[:_SHOWN]}_{digest}"
 
 
-class _SwarmEventStream(_DockerEventStream):
+class _SwarmEventStream(DockerEventStream):
     """
     The manager's C{service} and C{node} events, each told as an event
     without a container: something in the swarm changed, poll soon.

@@ -11,7 +11,6 @@ engine would accept.  Every error names the field, e.g. C{nodes[1].id}.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -35,14 +34,8 @@ from statushub.resources import (
     checkMemory,
     formatMemory,
 )
+from statushub.names import CONSTRAINT, ENV_NAME, IMAGE_REFERENCE, SAFE_NAME
 
-# Every pattern ends in \Z, not $: $ also matches before a final newline, so
-# "abc\n" would pass.  Check with fullmatch all the same.
-# safe in a container name and a label value: short, no separators to abuse
-SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
-# an image reference: registry/name:tag, no whitespace or shell characters
-IMAGE_REFERENCE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}\Z")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 MAX_NODES = 32
 MAX_ARGUMENT = 4096
 
@@ -51,13 +44,6 @@ NODE_FIELDS = {
     "id", "image", "command", "env", "healthcheck", "restart", "constraints", "resources",
 }
 RESOURCE_FIELDS = {"memory", "cpus"}
-# Swarm's placement constraint syntax, and nothing more: an attribute of the
-# node or its engine, == or !=, a plain value
-CONSTRAINT = re.compile(
-    r"^(node\.(id|hostname|role|platform\.os|platform\.arch)"
-    r"|(node|engine)\.labels\.[A-Za-z0-9][A-Za-z0-9_.-]{0,127})"
-    r"[ ]*(==|!=)[ ]*[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}\Z"
-)
 MAX_CONSTRAINTS = 16
 HEALTHCHECK_FIELDS = {"test", "interval", "timeout", "retries", "start_period"}
 # a check more often than this is a load on the host, not a health check
