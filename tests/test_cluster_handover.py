@@ -291,3 +291,28 @@ async def test_aMethodTheContractGainsCrossesToo(hubs: Any, monkeypatch: Any) ->
     answer = await follower.control.actOnNode("demo", "web", "restart")
     assert answer == {"deployment": "demo", "node": "web"}
     assert leader.local.asked == [("actOnNode", ("demo", "web", "restart"))]
+
+
+def test_aTopologyCrossesAsItsDocument() -> None:
+    """
+    What the leader deploys is what the follower validated, resources and
+    all (the document crosses, and is validated again with the policy).
+    """
+    import json
+
+    from statushub.cluster.handover import topologyCodecs
+    from statushub.resources import ResourcePolicy
+    from statushub.topology import validateTopology
+
+    document = {"name": "demo", "nodes": [
+        {"id": "web", "image": "statushub/busybox", "command": ["sleep", "1"],
+         "env": {"A": "1"}, "restart": "on-failure",
+         "resources": {"memory": "64m", "cpus": 0.5},
+         "healthcheck": {"test": ["CMD", "true"], "interval": 1.5}},
+        {"id": "db", "image": "statushub/busybox"},
+    ]}
+    policy = ResourcePolicy()
+    topology = validateTopology(document, policy)
+    encode, decode = topologyCodecs(policy)["deploy"]
+    crossed = json.loads(json.dumps(encode(topology)))
+    assert decode(*crossed) == [topology]

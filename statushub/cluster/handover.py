@@ -39,6 +39,8 @@ from statushub.errors import (
     UnknownNode,
 )
 from statushub.interfaces import IDeploymentControl, ILeadership
+from statushub.resources import ResourcePolicy
+from statushub.topology import validateTopology
 
 #: every method a request may name: the contract's, nothing else
 METHODS = frozenset(IDeploymentControl.names())
@@ -52,6 +54,17 @@ _KINDS = {
 #: per method, how its arguments cross (encode on the asker, decode on the
 #: leader); a method not named here sends its arguments as they are
 Codecs = dict[str, tuple[Callable[..., list], Callable[..., list]]]
+
+
+def topologyCodecs(policy: ResourcePolicy = ResourcePolicy()) -> Codecs:
+    """
+    A topology crosses to the leader as the document it was read from; the
+    leader validates it again, with the hub's resource policy.
+    """
+    return {"deploy": (
+        lambda topology: [dict(topology.document)],
+        lambda document: [validateTopology(document, policy)],
+    )}
 
 
 def refusalToJSON(error: RequestError) -> dict:

@@ -27,7 +27,13 @@ from zope.interface import implementer
 
 from statushub.cluster.connection import RedisConnection, newHubId
 from statushub.cluster.feed import ClusterFeed
-from statushub.cluster.handover import ClusterControl, Codecs, ConfirmedControl, RequestServer
+from statushub.cluster.handover import (
+    ClusterControl,
+    Codecs,
+    ConfirmedControl,
+    RequestServer,
+    topologyCodecs,
+)
 from statushub.cluster.history import RedisHistory, fetch, readState
 from statushub.cluster.leaderonly import FencedEngine, LeaderOnly
 from statushub.cluster.lease import RedisLeadership, RedisLeaseStore
@@ -35,6 +41,7 @@ from statushub.cluster.mirror import Mirror
 from statushub.cluster.writer import FencedWriter
 from statushub.interfaces import IHealthCheck, IStatusSink, IStatusSource
 from statushub.numbering import PersistentNumbering
+from statushub.resources import ResourcePolicy
 from statushub.status import StatusBoard
 
 #: lead(board, fence): the leader's work on that board (a service with
@@ -142,7 +149,10 @@ class ClusterService(MultiService):
     @param owner: C{[deploy] owner}: hubs of one owner on one Redis are one
         hub (the keys' prefix).
     @param lead: builds the leader's work for a term.
-    @param codecs: how each change request's arguments cross to the leader.
+    @param policy: the resources a node may have (C{[deploy]}): the leader
+        validates a topology that crosses to it with it.
+    @param codecs: how each change request's arguments cross to the leader
+        (default: a topology as its document, validated again).
     @param keepDays: C{[history] keep_days}.
     @param maxMessages: C{[history] max_messages}.
     @param leaderSinks: sinks that are services (the WAMP publisher), run
@@ -162,6 +172,7 @@ class ClusterService(MultiService):
         reactor: Any,
         lead: Lead,
         owner: str = "statushub",
+        policy: ResourcePolicy = ResourcePolicy(),
         codecs: Optional[Codecs] = None,
         keepDays: float = 7.0,
         maxMessages: int = 100_000,
@@ -186,6 +197,8 @@ class ClusterService(MultiService):
             RedisLeaseStore(self.connection, lambda: secrets.token_hex(8)),
             reactor, self.hubId, lease=lease,
         )
+        if codecs is None:
+            codecs = topologyCodecs(policy)
         self.control = ClusterControl(self.leadership, self.connection, self.hubId, reactor, codecs)
         self.requests = RequestServer(self.leadership, self.connection, self.control, codecs)
         self.feed = ClusterFeed(
