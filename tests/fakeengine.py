@@ -62,7 +62,14 @@ class FakeEngine:
         # when set, listContainers answers only when the test fires it
         self.holdLists = False
         self.heldLists: list[tuple[Deferred, dict]] = []
+        # names of methods whose calls wait until the test calls release()
+        self.hold: set[str] = set()
+        self.held: list[tuple[str, Deferred, Any]] = []
+        # every grace period a stop, restart, recreate or removal was given
+        self.graces: list[tuple[str, float]] = []
         self._ids = (f"{n:064x}" for n in itertools.count(0xC0FFEE))
+        # every spec a container was made from, in order
+        self.specs: list[ContainerSpec] = []
 
     def _check(self, method: str) -> Optional[Deferred]:
         self.calls.append(method)
@@ -81,39 +88,133 @@ class FakeEngine:
             return failed
         if spec.image not in self.images:
             return fail(ImageNotFound(f"create container {spec.name!r}: no such image: {spec.image}"))
+        try:
+            return succeed(self._create(spec))
+        except EngineError as e:
+            return fail(e)
+
+    def _create(self, spec: ContainerSpec) -> str:
         if any(c["name"] == spec.name for c in self.containers.values()):
-            return fail(EngineError(f"create container {spec.name!r}: name in use"))
+            raise EngineError(f"create container {spec.name!r}: name in use")
         containerId = next(self._ids)
+        self.specs.append(spec)
         self.containers[containerId] = {
             "name": spec.name,
             "status": "created",
             "health": None,
             "hasHealthcheck": spec.healthcheck is not None,
             "labels": dict(spec.labels),
+            "restart": spec.restart,
         }
-        return succeed(containerId)
+        return containerId
 
-    def startContainer(self, containerId: str) -> Deferred:
+    def _held(self, method: str, work: Any) -> Deferred:
+        """
+        C{work()}'s result now, or, when the test holds C{method}, once it
+        calls L{release}.
+        """
+        if method not in self.hold:
+            try:
+                return succeed(work())
+            except Exception as e:
+                return fail(e)
+        d: Deferred = Deferred()
+        self.held.append((method, d, work))
+        return d
+
+    def release(self, method: Optional[str] = None) -> int:
+        """
+        Carry out the held calls (of C{method}, or all); return how many.
+        """
+        now = [h for h in self.held if method is None or h[0] == method]
+        self.held = [h for h in self.held if h not in now]
+        for _, d, work in now:
+            try:
+                result = work()
+            except Exception as e:
+                d.errback(e)
+            else:
+                d.callback(result)
+        return len(now)
+
+    def _container(self, method: str, containerId: str) -> dict[str, Any]:
+        container = self.containers.get(containerId)
+        if container is None:
+            raise EngineError(f"{method} {containerId[:12]}: no such container")
+        return container
+
+    def _run(self, container: dict[str, Any]) -> None:
+        container["status"] = "running"
+        container["startedAt"] = container.get("startedAt", 0) + 1
+        container.pop("exitCode", None)
+        if container["hasHealthcheck"]:
+            container["health"] = "starting"
+
+    def startContainer(self, containerId: str, restart: Optional[str] = None) -> Deferred:
         failed = self._check("startContainer")
         if failed:
             return failed
-        container = self.containers[containerId]
-        container["status"] = "running"
-        if container["hasHealthcheck"]:
-            container["health"] = "starting"
-        return succeed(None)
 
-    def removeContainer(self, containerId: str) -> Deferred:
+        def start() -> None:
+            container = self._container("start container", containerId)
+            if restart is not None:
+                container["restart"] = restart
+            self._run(container)
+
+        return self._held("startContainer", start)
+
+    def stopContainer(self, containerId: str, timeout: float) -> Deferred:
+        failed = self._check("stopContainer")
+        if failed:
+            return failed
+        self.graces.append(("stopContainer", timeout))
+
+        def stop() -> None:
+            container = self._container("stop container", containerId)
+            container["restart"] = "none"
+            if container["status"] == "running":
+                container.update(status="exited", health=None, exitCode=143)
+
+        return self._held("stopContainer", stop)
+
+    def restartContainer(self, containerId: str, timeout: float) -> Deferred:
+        failed = self._check("restartContainer")
+        if failed:
+            return failed
+        self.graces.append(("restartContainer", timeout))
+        return self._held(
+            "restartContainer", lambda: self._run(self._container("restart container", containerId))
+        )
+
+    def recreateContainer(self, containerId: str, spec: ContainerSpec, timeout: float) -> Deferred:
+        failed = self._check("recreateContainer")
+        if failed:
+            return failed
+        self.graces.append(("recreateContainer", timeout))
+
+        def recreate() -> str:
+            self.containers.pop(containerId, None)
+            newId = self._create(spec)
+            self._run(self.containers[newId])
+            return newId
+
+        return self._held("recreateContainer", recreate)
+
+    def removeContainer(self, containerId: str, timeout: float = 0) -> Deferred:
         failed = self._check("removeContainer")
         if failed:
             return failed
-        self.containers.pop(containerId, None)
-        return succeed(None)
+        self.graces.append(("removeContainer", timeout))
+
+        def remove() -> None:
+            self.containers.pop(containerId, None)
+
+        return self._held("removeContainer", remove)
 
     def _matching(self, labels: dict) -> list[ContainerState]:
         return [
             ContainerState(cid, c["status"], c["health"], dict(c["labels"]),
-                           exitCode=c.get("exitCode"))
+                           exitCode=c.get("exitCode"), keptStopped=c.get("keptStopped", False))
             for cid, c in self.containers.items()
             if all(
                 key in c["labels"] and (value is None or c["labels"][key] == value)

@@ -136,6 +136,25 @@ def test_swarmStates() -> None:
     assert json["containerId"] == "new" and json["health"] == "healthy"
 
 
+def test_scaledToZero() -> None:
+    """
+    A service scaled to 0 replicas is kept stopped: its ended task shows
+    exited, and with its tasks pruned it is exited too, not pending.
+    """
+    up = node("up")
+    stopped = service("s1", "web")
+    stopped["Spec"]["Mode"] = {"Replicated": {"Replicas": 0}}
+    ended = task("s1", "up", "shutdown", 4, desired="shutdown", container="c")
+    [withTask] = swarmStates([stopped], [ended], [up])
+    assert (withTask.status, withTask.keptStopped) == ("exited", True)
+    [pruned] = swarmStates([stopped], [], [up])
+    assert (pruned.status, pruned.keptStopped) == ("exited", True)
+    running = service("s2", "api")
+    running["Spec"]["Mode"] = {"Replicated": {"Replicas": 1}}
+    [waiting] = swarmStates([running], [], [up])
+    assert (waiting.status, waiting.keptStopped) == ("pending", False)
+
+
 def test_serviceName() -> None:
     spec = ContainerSpec(name="x", image="i", labels=((DEPLOYMENT_LABEL, "demo"), (NODE_LABEL, "web")))
     assert serviceName(spec) == "demo_web"

@@ -6,13 +6,16 @@ C{<deployment>_<node>} and labelled like a container: the deployment side
 keeps working in containers and this engine maps its calls onto services.
 Creating a container creates the service; starting it waits until its task
 runs (or says why it cannot); removing it removes the service and waits for
-its tasks to end on every host that is up; a list is three calls whatever the
-number of services (services, tasks and nodes, by label), and gives each
-service the state of its current task, with the host it is on.
+its tasks to end on every host that is up; stopping it scales the service to
+0 replicas (starting, back to 1); restarting or recreating it forces a new
+task; a list is three calls whatever the number of services (services, tasks
+and nodes, by label), and gives each service the state of its current task,
+with the host it is on.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Iterable, Mapping, Optional
 
 import docker.errors
@@ -36,6 +39,7 @@ from statushub.engine import (
     EngineError,
     EngineEvent,
     ImageNotFound,
+    RecreateIncomplete,
 )
 from statushub.engine.docker import DockerEngine, _DockerEventStream, _labelFilter
 from statushub.interfaces import IContainerEngine, IEventStream
@@ -46,9 +50,6 @@ HOST_LABEL = "io.statushub.host"
 START_DEADLINE = 60.0
 REMOVAL_DEADLINE = 30.0
 CHECK_DELAY = 0.25
-# a node's process gets this long to end on SIGTERM before SIGKILL: the
-# single engine kills at once, a service should not linger much longer
-STOP_GRACE_SECONDS = 1
 
 _RESTART_CONDITION = {"none": "none", "on-failure": "on-failure", "any": "any"}
 
@@ -141,11 +142,16 @@ def swarmStates(
         listed.add(serviceId)
         labels = dict((service.get("Spec") or {}).get("Labels") or {})
         serviceTasks = byService.get(serviceId, [])
+        stopped = wantedReplicas(service) == 0
         if not serviceTasks:
-            states.append(ContainerState(serviceId, "pending", labels=labels))
+            # scaled to 0 with its tasks pruned: stopped, not waiting
+            states.append(ContainerState(
+                serviceId, "exited" if stopped else "pending", labels=labels, keptStopped=stopped,
+            ))
             continue
         task = _current(serviceTasks)
-        states.append(_taskState(serviceId, labels, task, byId, nodes, service))
+        state = _taskState(serviceId, labels, task, byId, nodes, service)
+        states.append(replace(state, keptStopped=True) if stopped else state)
     for serviceId, serviceTasks in byService.items():
         if serviceId in listed:
             continue
@@ -161,6 +167,14 @@ def swarmStates(
             )
             break
     return states
+
+
+def wantedReplicas(service: Mapping[str, Any]) -> Optional[int]:
+    """
+    How many replicas a replicated service asks for (L{None}: another mode).
+    """
+    mode = ((service.get("Spec") or {}).get("Mode") or {}).get("Replicated")
+    return None if mode is None else int(mode.get("Replicas", 1))
 
 
 def _taskState(
@@ -207,6 +221,12 @@ def listSwarm(client: Any, labels: dict[str, Optional[str]]) -> list[ContainerSt
     tasks = client.tasks(filters=filters)
     nodes = client.nodes()
     return swarmStates(services, tasks, nodes)
+
+
+class _NoSuchService(EngineError):
+    """
+    The service is gone (removed behind the hub's back).
+    """
 
 
 def serviceName(spec: ContainerSpec) -> str:
@@ -266,7 +286,8 @@ class SwarmEngine(DockerEngine):
                 env=[f"{k}={v}" for k, v in spec.env],
                 labels=dict(spec.labels),
                 healthcheck=healthcheck,
-                stop_grace_period=STOP_GRACE_SECONDS * 10**9,
+                # the grace a task gets when it is stopped or replaced
+                stop_grace_period=int(spec.stopTimeout * 1e9),
             )
             template = TaskTemplate(
                 container,
@@ -281,14 +302,126 @@ class SwarmEngine(DockerEngine):
 
         return self._call(f"create service {name!r}", create)
 
-    def startContainer(self, containerId: str) -> "Deferred[None]":
+    def startContainer(self, containerId: str, restart: Optional[str] = None) -> "Deferred[None]":
         """
-        Nothing to start (Swarm schedules at once): wait until the service's
-        task runs; fail with the task's reason if it cannot.
+        Scale the service back to one replica if it was stopped (Swarm
+        schedules at once), then wait until its task runs; fail with the
+        task's reason if it cannot.  C{restart}: a service's restart policy
+        is never changed by a stop, so there is nothing to undo.
         """
-        return ensureDeferred(self._running(containerId))
 
-    async def _running(self, serviceId: str) -> None:
+        async def start() -> None:
+            old = await self._update(containerId, "start", replicas=1, onlyIfStopped=True)
+            # after a scale-up, only a task made since counts (an old one
+            # may have failed long ago)
+            await self._running(containerId, old or frozenset())
+
+        return ensureDeferred(start())
+
+    def stopContainer(self, containerId: str, timeout: float) -> "Deferred[None]":
+        """
+        Scale the service to 0 replicas (nothing restarts a task that is not
+        wanted) and wait until its task has ended on every host that is up;
+        the task gets the service's grace period.
+        """
+        return ensureDeferred(self._stop(containerId, timeout))
+
+    async def _stop(self, serviceId: str, timeout: float) -> None:
+        what = f"service {serviceId[:12]}"
+        await self._update(serviceId, "stop", replicas=0)
+        deadline = self._reactor.seconds() + REMOVAL_DEADLINE + timeout
+        while True:
+            states = await self.listContainers({DEPLOYMENT_LABEL: None})
+            mine = [s for s in states if s.containerId == serviceId]
+            if not mine or mine[0].status not in ("running", "pending"):
+                return
+            if self._reactor.seconds() > deadline:
+                raise EngineError(f"{what}: its task still runs {REMOVAL_DEADLINE:.0f} s after the stop")
+            await deferLater(self._reactor, CHECK_DELAY, lambda: None)
+
+    def restartContainer(self, containerId: str, timeout: float) -> "Deferred[None]":
+        """
+        Force a new task of the service (the old one gets the service's
+        grace period) and wait until it runs.
+        """
+
+        async def restart() -> None:
+            old = await self._update(containerId, "restart", replicas=1, force=True)
+            await self._running(containerId, old or frozenset())
+
+        return ensureDeferred(restart())
+
+    def recreateContainer(
+        self, containerId: str, spec: ContainerSpec, timeout: float
+    ) -> "Deferred[str]":
+        """
+        As L{restartContainer} (a new task is a new container from the
+        service's spec, which is C{spec}); a service that is gone is created
+        anew from C{spec}, under a new id.
+        """
+        return ensureDeferred(self._recreate(containerId, spec))
+
+    async def _recreate(self, serviceId: str, spec: ContainerSpec) -> str:
+        try:
+            old = await self._update(serviceId, "recreate", replicas=1, force=True)
+        except _NoSuchService:
+            pass
+        else:
+            await self._running(serviceId, old or frozenset())
+            return serviceId
+        try:
+            newId = await self.createContainer(spec)
+        except EngineError as e:
+            raise RecreateIncomplete(f"{e} (its service was gone; no new one was created)") from e
+        try:
+            await self.startContainer(newId)
+        except EngineError as e:
+            raise RecreateIncomplete(
+                f"{e} (its service was gone; the new one {newId[:12]} has no running task)", newId,
+            ) from e
+        return newId
+
+    def _update(
+        self, serviceId: str, action: str, replicas: int,
+        force: bool = False, onlyIfStopped: bool = False,
+    ) -> "Deferred[Optional[frozenset[str]]]":
+        """
+        Set the service's replicas (and, with C{force}, ask for a new task);
+        fire with the ids of the tasks it had before.
+
+        @param onlyIfStopped: change nothing (and fire with L{None}) unless
+            it has 0 replicas.
+        """
+        what = f"{action} service {serviceId[:12]}"
+
+        def update() -> Optional[frozenset[str]]:
+            try:
+                current = self._client.inspect_service(serviceId)
+            except docker.errors.NotFound:
+                raise _NoSuchService(f"{what}: no such service") from None
+            if onlyIfStopped and wantedReplicas(current) != 0:
+                return None
+            before = frozenset(
+                t["ID"] for t in self._client.tasks(filters={"service": serviceId})
+            )
+            template = (current.get("Spec") or {}).get("TaskTemplate") or {}
+            self._client.update_service(
+                serviceId,
+                current["Version"]["Index"],
+                mode=ServiceMode("replicated", replicas),
+                task_template=(
+                    {"ForceUpdate": int(template.get("ForceUpdate") or 0) + 1} if force else None
+                ),
+                fetch_current_spec=True,
+            )
+            return before
+
+        return self._call(what, update)
+
+    async def _running(self, serviceId: str, old: frozenset[str] = frozenset()) -> None:
+        """
+        Wait until a task of the service that is not one of C{old} runs.
+        """
         what = f"service {serviceId[:12]}"
         deadline = self._reactor.seconds() + START_DEADLINE
         while True:
@@ -296,6 +429,8 @@ class SwarmEngine(DockerEngine):
                 f"list the tasks of {what}", self._client.tasks, filters={"service": serviceId}
             )
             for task in tasks:
+                if task.get("ID") in old:
+                    continue
                 status = task.get("Status") or {}
                 if status.get("State") == "running":
                     return
@@ -316,14 +451,16 @@ class SwarmEngine(DockerEngine):
                 )
             await deferLater(self._reactor, CHECK_DELAY, lambda: None)
 
-    def removeContainer(self, containerId: str) -> "Deferred[None]":
+    def removeContainer(self, containerId: str, timeout: float = 0) -> "Deferred[None]":
         """
         Remove the service, then wait until its tasks have ended on every
         host that is up (one that is down may list them for a long time).
+        Its task gets the service's grace period (C{timeout} only lets the
+        wait be that much longer).
         """
-        return ensureDeferred(self._remove(containerId))
+        return ensureDeferred(self._remove(containerId, timeout))
 
-    async def _remove(self, serviceId: str) -> None:
+    async def _remove(self, serviceId: str, timeout: float = 0) -> None:
         what = f"service {serviceId[:12]}"
 
         def remove() -> None:
@@ -333,7 +470,7 @@ class SwarmEngine(DockerEngine):
                 pass
 
         await self._call(f"remove {what}", remove)
-        deadline = self._reactor.seconds() + REMOVAL_DEADLINE
+        deadline = self._reactor.seconds() + REMOVAL_DEADLINE + timeout
         while True:
             states = await self.listContainers({DEPLOYMENT_LABEL: None})
             if not any(s.containerId == serviceId for s in states):
