@@ -59,6 +59,11 @@ class NodeStatus:
     exitCode: Optional[int] = None
     restartCount: Optional[int] = None
     healthOutput: Optional[str] = None
+    # node actions (PRODUCT.md, "Acting on one node"): "operator" while it
+    # is stopped on purpose; the action under way; how the last one failed
+    stoppedBy: Optional[str] = None
+    action: Optional[str] = None
+    actionError: Optional[str] = None
 
     def toJSON(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -75,7 +80,8 @@ class NodeStatus:
 
 
 _OPTIONAL = (
-    "health", "host", "hostStatus", "error", "since", "exitCode", "restartCount", "healthOutput"
+    "health", "host", "hostStatus", "error", "since", "exitCode", "restartCount", "healthOutput",
+    "stoppedBy", "action", "actionError",
 )
 # what a failing check may say, at most (PRODUCT.md)
 HEALTH_OUTPUT_MAX = 256

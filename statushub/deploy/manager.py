@@ -17,6 +17,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from statushub.deploy.actions import ActionObserver
 from statushub.deploy.adoption import foundDeployments
 from statushub.deploy.deployment import (
     FOLLOWED_ACTIONS,
@@ -27,7 +28,7 @@ from statushub.deploy.events import EventFollower, RunInThread
 from statushub.deploy.poller import HealthPoller
 from statushub.deploy.topology import Topology
 from statushub.errors import UnknownDeployment
-from statushub.engine import DEPLOYMENT_LABEL, EngineError, EngineEvent
+from statushub.engine import DEFAULT_STOP_TIMEOUT, DEPLOYMENT_LABEL, EngineError, EngineEvent
 from statushub.interfaces import IContainerEngine, IHealthCheck
 from statushub.status import StatusBoard
 
@@ -46,6 +47,10 @@ class DeploymentManager:
     @param maxDeployments: how many deployments may exist at once.
     @param eventTTL: see L{Deployment}.
     @param observePoll: told how long each poll took (seconds).
+    @param stopTimeout: the grace (seconds) a stopping node's process gets
+        before it is killed: node actions and teardowns (C{[deploy]
+        stop_timeout}).
+    @param observeAction: told how each node action ended.
     @ivar engineState: C{"reachable"}, C{"unreachable"} or C{"unknown"} (no
         contact yet), as the last poll or check found the engine.
     """
@@ -63,8 +68,12 @@ class DeploymentManager:
         eventTTL: Optional[float] = None,
         runInThread: Optional[RunInThread] = None,
         observePoll: Optional[Callable[[float], None]] = None,
+        stopTimeout: float = DEFAULT_STOP_TIMEOUT,
+        observeAction: Optional[ActionObserver] = None,
     ) -> None:
         self._engine = engine
+        self.stopTimeout = stopTimeout
+        self._observeAction = observeAction or (lambda action, outcome: None)
         self._board = board
         self._clock = clock
         self.maxDeployments = maxDeployments
@@ -169,13 +178,37 @@ class DeploymentManager:
                 "tear one down first ([deploy] max_deployments)",
                 self.names(),
             )
-        deployment = Deployment(
-            name, self._engine, self._board, self._clock, self._eventTTL,
-            pollSoon=self.poller.pollSoon,
-        )
+        deployment = self._newDeployment(name)
         self._deployments[name] = deployment
         self.working = self._track(deployment, deployment.deploy(topology, self.engineState))
         return self.working
+
+    def _newDeployment(self, name: str) -> Deployment:
+        return Deployment(
+            name, self._engine, self._board, self._clock, self._eventTTL,
+            pollSoon=self.poller.pollSoon, stopTimeout=self.stopTimeout,
+            observeAction=self._observeAction,
+        )
+
+    def act(self, name: str, nodeId: str, action: str) -> bool:
+        """
+        Start C{action} (restart, stop, start, recreate) on the node C{nodeId}
+        of the deployment C{name}; the feed tells how it goes.
+
+        @return: L{True} when it was started, L{False} when there was nothing
+            to do (a stop of a node stopped on purpose, a start of one that
+            runs).
+        @raise UnknownDeployment: no such deployment.
+        @raise statushub.errors.UnknownNode: it has no such node.
+        @raise DeploymentConflict: it is not deployed, or the node cannot take
+            the action now (another is under way, ...); the message says why.
+        """
+        try:
+            deployment = self.get(name)
+        except UnknownDeployment:
+            self._observeAction(action, "refused")
+            raise
+        return deployment.act(nodeId, action)
 
     def teardown(self, name: str) -> "Deferred[None]":
         """
@@ -255,10 +288,7 @@ class DeploymentManager:
         for name, mapping in sorted(foundDeployments(states).items()):
             if name in self._deployments:
                 continue  # deployed through us meanwhile
-            deployment = Deployment(
-                name, self._engine, self._board, self._clock, self._eventTTL,
-                pollSoon=self.poller.pollSoon,
-            )
+            deployment = self._newDeployment(name)
             self._deployments[name] = deployment
             deployment.adopt(mapping, seen)
             adopted.append(name)
@@ -287,6 +317,7 @@ class DeploymentManager:
         polled = [d for d in self._deployments.values() if d.status == "deployed"]
         if not polled:
             return
+        asked = self._clock.seconds()
         try:
             states = await self._engine.listContainers({DEPLOYMENT_LABEL: None})
         except EngineError as e:
@@ -299,7 +330,7 @@ class DeploymentManager:
         for deployment in polled:
             # not one torn down (or deployed anew) while we asked
             if self._deployments.get(deployment.name) is deployment and deployment.status == "deployed":
-                deployment.show(seen)
+                deployment.show(seen, asOf=asked)
 
     def _onEvent(self, event: EngineEvent) -> None:
         if not event.containerId:

@@ -49,6 +49,7 @@ class Orchestrator(Service):
             followEvents=config["events"]["enabled"],
             observePoll=None if metrics is None else metrics.observePoll,
             maxDeployments=config["deploy"]["max_deployments"],
+            stopTimeout=config["deploy"]["stop_timeout"],
         )
         self.api: dict[str, IResource] = {
             "deployment": DeploymentResource(self.manager, board),

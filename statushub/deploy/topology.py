@@ -10,12 +10,15 @@ engine would accept.  Every error names the field, e.g. C{nodes[1].id}.
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from statushub.engine import (
+    DEFAULT_STOP_TIMEOUT,
     DEPLOYMENT_LABEL,
+    ENTRY_LABEL,
     INDEX_LABEL,
     NODE_LABEL,
     NODES_LABEL,
@@ -74,6 +77,9 @@ class Node:
     healthcheck: Optional[HealthCheckSpec] = None
     restart: str = "none"
     constraints: tuple[str, ...] = ()
+    # the entry this node was validated from, as compact JSON ("" when not
+    # known: a node adopted from a container that did not say)
+    entry: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -81,11 +87,16 @@ class Topology:
     name: str
     nodes: tuple[Node, ...]
 
-    def containerSpecs(self) -> list[tuple[Node, ContainerSpec]]:
+    def containerSpecs(
+        self, stopTimeout: float = DEFAULT_STOP_TIMEOUT
+    ) -> list[tuple[Node, ContainerSpec]]:
         """
         One container per node, named and labelled after the deployment and
         the node (the labels are how a restarted hub finds them again, and
-        tells which nodes' containers are gone).
+        tells which nodes' containers are gone): the one way a node's
+        container is made, by a deploy and by a recreate.
+
+        @param stopTimeout: the grace each container gets to end on SIGTERM.
         """
         allNodes = ",".join(node.id for node in self.nodes)
         return [
@@ -101,10 +112,11 @@ class Topology:
                         (NODE_LABEL, node.id),
                         (INDEX_LABEL, str(index)),
                         (NODES_LABEL, allNodes),
-                    ),
+                    ) + (((ENTRY_LABEL, node.entry),) if node.entry else ()),
                     healthcheck=node.healthcheck,
                     restart=node.restart,
                     constraints=node.constraints,
+                    stopTimeout=stopTimeout,
                 ),
             )
             for index, node in enumerate(self.nodes)
@@ -233,7 +245,26 @@ def _node(data: Any, where: str) -> Node:
                     "then == or !=, then a value; e.g. node.hostname==b)",
                 )
     return Node(id=nodeId, image=image, command=command, env=env, healthcheck=healthcheck,
-                restart=restart, constraints=constraints)
+                restart=restart, constraints=constraints, entry=entryText(data))
+
+
+def entryText(data: Mapping[str, Any]) -> str:
+    """
+    A node's topology entry as the compact JSON its containers carry.
+    """
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def nodeFromEntry(text: str) -> Optional[Node]:
+    """
+    The node a container's entry label describes, validated as a deploy
+    validates it; L{None} when it is not one (a label edited, a rule
+    changed since).
+    """
+    try:
+        return _node(json.loads(text), "entry")
+    except (ValueError, TopologyError):
+        return None
 
 
 def validateTopology(data: Any) -> Topology:
