@@ -2,6 +2,21 @@
 An in-memory L{IContainerEngine} for unit tests: containers are dicts, calls
 answer at once (or, with C{hold}, when the test says so), failures are set
 up by the test.
+
+It behaves as the real engines do where the contract says how (the suite of
+C{tests/test_engine_contract.py} runs against it and against Docker): its
+event streams carry the events its containers' lives make (C{create},
+C{start}, C{kill}, C{die} with the exit code, C{destroy}, C{health_status:
+...}), filtered by label and action as Docker filters them, and a node's
+restart policy is honoured when its process ends (L{FakeEngine.exit}).
+Node actions behave as Docker's do: a stop ends the process by SIGTERM
+(exit code 143, L{TERMINATED}) and keeps the container stopped (its
+restart policy "none" until a start gives one back); a restart is a stop
+and a start; a recreate removes and makes the container anew from the spec.
+What only a real engine does by itself, a test does with a helper: a
+process ending (L{FakeEngine.exit}), a health check's verdict
+(L{FakeEngine.setHealth}); L{FakeEngine.set} changes what the list shows
+without an event, and L{FakeEventStream.push} hands one stream any event.
 """
 
 from __future__ import annotations
@@ -20,22 +35,60 @@ from statushub.engine import (
     EngineEvent,
     EngineUnreachable,
     ImageNotFound,
+    RecreateIncomplete,
 )
 from statushub.interfaces import IContainerEngine, IEventStream
+
+# the exit code of a process killed by SIGKILL (a forced removal)
+KILLED = 137
+# the exit code of a process ended by SIGTERM (a stop with a grace)
+TERMINATED = 143
+
+
+def _hasLabels(labels: dict[str, str], wanted: dict[str, Optional[str]]) -> bool:
+    """
+    Whether C{labels} carries every one of C{wanted} (a value of L{None}
+    matches any value), as the engine's label filter says.
+    """
+    return all(
+        key in labels and (value is None or labels[key] == value)
+        for key, value in wanted.items()
+    )
 
 
 @implementer(IEventStream)
 class FakeEventStream:
     """
-    Events the test L{push}es; L{next} returns a Deferred (the fake's
+    The events of the fake engine's containers that carry C{labels} (and,
+    when C{actions} is not empty, are one of those actions), plus whatever
+    the test L{push}es.  L{next} returns a Deferred (the fake's
     C{runInThread} just calls it).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, labels: Optional[dict] = None, actions: tuple = ()) -> None:
         self._queue: DeferredQueue = DeferredQueue()
+        self.labels: dict[str, Optional[str]] = dict(labels or {})
+        self.actions = tuple(actions)
         self.closed = False
 
+    def wants(self, event: EngineEvent) -> bool:
+        """
+        Whether the engine's filters let C{event} through, as Docker's do:
+        labels must all match; an action matches itself and, for
+        C{health_status}, the C{health_status: <word>} it stands for.
+        """
+        if not _hasLabels(event.labels, self.labels):
+            return False
+        return not self.actions or any(
+            event.action == action or event.action.startswith(action + ":")
+            for action in self.actions
+        )
+
     def push(self, event: Optional[EngineEvent]) -> None:
+        """
+        Hand this stream C{event} as it is, unfiltered (L{None}: the stream
+        breaks).
+        """
         self._queue.put(event)
 
     def next(self) -> "Deferred[Optional[EngineEvent]]":
@@ -67,9 +120,10 @@ class FakeEngine:
         self.held: list[tuple[str, Deferred, Any]] = []
         # every grace period a stop, restart, recreate or removal was given
         self.graces: list[tuple[str, float]] = []
-        self._ids = (f"{n:064x}" for n in itertools.count(0xC0FFEE))
         # every spec a container was made from, in order
         self.specs: list[ContainerSpec] = []
+        self._ids = (f"{n:064x}" for n in itertools.count(0xC0FFEE))
+        self._ticks = itertools.count(1)
 
     def _check(self, method: str) -> Optional[Deferred]:
         self.calls.append(method)
@@ -79,34 +133,29 @@ class FakeEngine:
             return fail(self.failNext.pop(method))
         return None
 
+    def _emit(self, containerId: str, action: str, **attributes: str) -> None:
+        """
+        Tell every open stream that wants it about C{action}: the event
+        carries the container's labels, its name and image, and
+        C{attributes} (C{exitCode}, C{signal}), as Docker's do.
+        """
+        container = self.containers[containerId]
+        event = EngineEvent(
+            containerId,
+            action,
+            {**container["labels"], "image": container["image"], "name": container["name"],
+             **attributes},
+            timeNano=next(self._ticks),
+        )
+        for stream in self.streams:
+            if not stream.closed and stream.wants(event):
+                stream.push(event)
+
+    def _unknown(self, what: str, containerId: str) -> Deferred:
+        return fail(EngineError(f"{what} {containerId[:12]}: no such container"))
+
     def ping(self) -> Deferred:
         return self._check("ping") or succeed(None)
-
-    def createContainer(self, spec: ContainerSpec) -> Deferred:
-        failed = self._check("createContainer")
-        if failed:
-            return failed
-        if spec.image not in self.images:
-            return fail(ImageNotFound(f"create container {spec.name!r}: no such image: {spec.image}"))
-        try:
-            return succeed(self._create(spec))
-        except EngineError as e:
-            return fail(e)
-
-    def _create(self, spec: ContainerSpec) -> str:
-        if any(c["name"] == spec.name for c in self.containers.values()):
-            raise EngineError(f"create container {spec.name!r}: name in use")
-        containerId = next(self._ids)
-        self.specs.append(spec)
-        self.containers[containerId] = {
-            "name": spec.name,
-            "status": "created",
-            "health": None,
-            "hasHealthcheck": spec.healthcheck is not None,
-            "labels": dict(spec.labels),
-            "restart": spec.restart,
-        }
-        return containerId
 
     def _held(self, method: str, work: Any) -> Deferred:
         """
@@ -137,18 +186,63 @@ class FakeEngine:
                 d.callback(result)
         return len(now)
 
-    def _container(self, method: str, containerId: str) -> dict[str, Any]:
+    def _container(self, what: str, containerId: str) -> dict[str, Any]:
         container = self.containers.get(containerId)
         if container is None:
-            raise EngineError(f"{method} {containerId[:12]}: no such container")
+            raise EngineError(f"{what} {containerId[:12]}: no such container")
         return container
 
-    def _run(self, container: dict[str, Any]) -> None:
+    def createContainer(self, spec: ContainerSpec) -> Deferred:
+        failed = self._check("createContainer")
+        if failed:
+            return failed
+        try:
+            return succeed(self._create(spec))
+        except EngineError as e:
+            return fail(e)
+
+    def _create(self, spec: ContainerSpec) -> str:
+        if spec.image not in self.images:
+            raise ImageNotFound(f"create container {spec.name!r}: no such image: {spec.image}")
+        if any(c["name"] == spec.name for c in self.containers.values()):
+            raise EngineError(f"create container {spec.name!r}: name in use")
+        containerId = next(self._ids)
+        self.specs.append(spec)
+        self.containers[containerId] = {
+            "name": spec.name,
+            "image": spec.image,
+            "status": "created",
+            "health": None,
+            "hasHealthcheck": spec.healthcheck is not None,
+            "labels": dict(spec.labels),
+            "restart": spec.restart,
+            "restartCount": 0,
+            "exitCode": None,
+            "startedAt": 0,
+        }
+        self._emit(containerId, "create")
+        return containerId
+
+    def _run(self, containerId: str) -> None:
+        container = self.containers[containerId]
         container["status"] = "running"
-        container["startedAt"] = container.get("startedAt", 0) + 1
-        container.pop("exitCode", None)
-        if container["hasHealthcheck"]:
-            container["health"] = "starting"
+        container["exitCode"] = None
+        container["startedAt"] = next(self._ticks)
+        # a (re)started container's check begins again
+        container["health"] = "starting" if container["hasHealthcheck"] else None
+        self._emit(containerId, "start")
+
+    def _terminate(self, containerId: str) -> None:
+        """
+        SIGTERM ends the container's process (as it ends a well-behaved one
+        within its grace).
+        """
+        container = self.containers[containerId]
+        if container["status"] != "running":
+            return
+        self._emit(containerId, "kill", signal="15")
+        container.update(status="exited", exitCode=TERMINATED, health=None)
+        self._emit(containerId, "die", exitCode=str(TERMINATED))
 
     def startContainer(self, containerId: str, restart: Optional[str] = None) -> Deferred:
         failed = self._check("startContainer")
@@ -159,7 +253,9 @@ class FakeEngine:
             container = self._container("start container", containerId)
             if restart is not None:
                 container["restart"] = restart
-            self._run(container)
+            if container["status"] != "running":
+                # starting a running container is no error, and no event
+                self._run(containerId)
 
         return self._held("startContainer", start)
 
@@ -171,9 +267,10 @@ class FakeEngine:
 
         def stop() -> None:
             container = self._container("stop container", containerId)
-            container["restart"] = "none"
-            if container["status"] == "running":
-                container.update(status="exited", health=None, exitCode=143)
+            container["restart"] = "none"  # kept stopped, as Docker's is by ours
+            self._terminate(containerId)
+            if container["status"] == "exited":
+                self._emit(containerId, "stop")
 
         return self._held("stopContainer", stop)
 
@@ -182,9 +279,14 @@ class FakeEngine:
         if failed:
             return failed
         self.graces.append(("restartContainer", timeout))
-        return self._held(
-            "restartContainer", lambda: self._run(self._container("restart container", containerId))
-        )
+
+        def restart() -> None:
+            self._container("restart container", containerId)
+            self._terminate(containerId)
+            self._run(containerId)
+            self._emit(containerId, "restart")
+
+        return self._held("restartContainer", restart)
 
     def recreateContainer(self, containerId: str, spec: ContainerSpec, timeout: float) -> Deferred:
         failed = self._check("recreateContainer")
@@ -193,9 +295,13 @@ class FakeEngine:
         self.graces.append(("recreateContainer", timeout))
 
         def recreate() -> str:
-            self.containers.pop(containerId, None)
-            newId = self._create(spec)
-            self._run(self.containers[newId])
+            if containerId in self.containers:
+                self._remove(containerId, timeout)
+            try:
+                newId = self._create(spec)
+            except EngineError as e:
+                raise RecreateIncomplete(f"{e} (the old container is removed)") from e
+            self._run(newId)
             return newId
 
         return self._held("recreateContainer", recreate)
@@ -207,19 +313,29 @@ class FakeEngine:
         self.graces.append(("removeContainer", timeout))
 
         def remove() -> None:
-            self.containers.pop(containerId, None)
+            if containerId in self.containers:  # already gone: not an error
+                self._remove(containerId, timeout)
 
         return self._held("removeContainer", remove)
+
+    def _remove(self, containerId: str, timeout: float) -> None:
+        container = self.containers[containerId]
+        if timeout:
+            self._terminate(containerId)
+        if container["status"] == "running":
+            self._emit(containerId, "kill", signal="9")
+            self._emit(containerId, "die", exitCode=str(KILLED))
+        self._emit(containerId, "destroy")
+        del self.containers[containerId]
 
     def _matching(self, labels: dict) -> list[ContainerState]:
         return [
             ContainerState(cid, c["status"], c["health"], dict(c["labels"]),
-                           exitCode=c.get("exitCode"), keptStopped=c.get("keptStopped", False))
+                           # the list tells an exited container's code only
+                           exitCode=c.get("exitCode") if c["status"] == "exited" else None,
+                           keptStopped=c.get("keptStopped", False))
             for cid, c in self.containers.items()
-            if all(
-                key in c["labels"] and (value is None or c["labels"][key] == value)
-                for key, value in labels.items()
-            )
+            if _hasLabels(c["labels"], labels)
         ]
 
     def listContainers(self, labels: dict) -> Deferred:
@@ -243,16 +359,21 @@ class FakeEngine:
             return failed
         c = self.containers.get(containerId)
         if c is None:
-            return fail(EngineError(f"inspect container {containerId[:12]}: no such container"))
+            return self._unknown("inspect container", containerId)
         return succeed(ContainerDetail(
-            containerId, c.get("restartCount", 0), c.get("exitCode"), c.get("healthOutput"),
+            containerId,
+            c.get("restartCount", 0),
+            # Docker's State.ExitCode: the last run's, 0 before the first
+            # ends and again once it runs
+            c.get("exitCode") or 0,
+            c.get("healthOutput"),
         ))
 
     def events(self, labels: dict, actions: tuple = ()) -> Deferred:
         failed = self._check("events")
         if failed:
             return failed
-        stream = FakeEventStream()
+        stream = FakeEventStream(labels, actions)
         self.streams.append(stream)
         return succeed(stream)
 
@@ -276,7 +397,41 @@ class FakeEngine:
         )
 
     def set(self, containerId: str, **fields: Any) -> None:
+        """
+        Change what the list shows of a container, with no event (as if the
+        stream had missed it).
+        """
         self.containers[containerId].update(fields)
+
+    def exit(self, containerId: str, code: int) -> None:
+        """
+        The container's process ends with C{code}: it dies, and its restart
+        policy decides whether the engine starts it again (C{any} always,
+        C{on-failure} when C{code} is not 0), as Docker does.
+        """
+        container = self.containers[containerId]
+        assert container["status"] == "running", f"{containerId[:12]} is not running"
+        container.update(status="exited", exitCode=code, health=None)
+        self._emit(containerId, "die", exitCode=str(code))
+        policy = container["restart"]
+        if policy == "any" or (policy == "on-failure" and code != 0):
+            container["restartCount"] += 1
+            self._run(containerId)
+
+    def setHealth(self, containerId: str, health: str, output: Optional[str] = None) -> None:
+        """
+        A running container's health check says C{health} (C{healthy},
+        C{unhealthy}), its output C{output}: the list shows it, and a
+        C{health_status: <health>} event tells it.
+        """
+        container = self.containers[containerId]
+        assert container["hasHealthcheck"], f"{containerId[:12]} has no health check"
+        changed = container["health"] != health
+        container["health"] = health
+        if output is not None:
+            container["healthOutput"] = output
+        if changed:
+            self._emit(containerId, f"health_status: {health}")
 
     def idsByNode(self) -> dict[str, str]:
         return {c["labels"]["io.statushub.node"]: cid for cid, c in self.containers.items()}
