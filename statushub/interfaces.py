@@ -299,3 +299,15 @@ class IDeploymentControl(Interface):
         """
         Start tearing the deployment C{name} down.
         """
+
+    def act(name: str, node: str, action: str):
+        """
+        Start C{action} (one of L{statushub.names.NODE_ACTIONS}: restart,
+        stop, start, recreate) on the node C{node} of the deployment
+        C{name}.  Unlike the other methods, fire with a pair of plain values
+        C{(started, picture)}: C{started} is false when there was nothing to
+        do (a stop of a node an operator stopped, a start of one that runs).
+        Fail with C{UnknownDeployment}, C{UnknownNode} (404) or a
+        C{DeploymentConflict} (409: the deployment is not deployed, another
+        action on the node is under way, ...).
+        """

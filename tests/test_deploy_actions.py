@@ -12,9 +12,9 @@ from twisted.internet.task import Clock
 
 from statushub.deploy.actions import ACTION_OUTCOMES, NODE_ACTIONS
 from statushub.deploy.manager import DeploymentConflict, DeploymentManager, UnknownDeployment
-from statushub.deploy.topology import validateTopology
+from statushub.topology import validateTopology
 from statushub.engine import ENTRY_LABEL, EngineError, RecreateIncomplete
-from statushub.errors import UnknownNode
+from statushub.errors import RequestError, UnknownNode
 from statushub.status import StatusBoard
 from tests.fakeengine import FakeEngine, callNow
 from tests.test_deploy_manager import Recorder
@@ -66,10 +66,10 @@ class World:
 @pytest.fixture
 def world():
     world = World()
-    world.manager.start()
+    world.manager.startService()
     world.manager.deploy(topology())
     yield world
-    world.manager.stop()
+    world.manager.stopService()
     world.engine.assertStreamsClosed()
 
 
@@ -172,8 +172,9 @@ def test_refusals(world) -> None:
     with pytest.raises(UnknownNode) as unknown:
         world.manager.act("demo", "nope", "restart")
     assert unknown.value.code == 404 and "'nope'" in str(unknown.value)
-    with pytest.raises(ValueError):
+    with pytest.raises(RequestError) as bad:
         world.manager.act("demo", "web", "explode")
+    assert bad.value.code == 400
 
     world.engine.hold.add("restartContainer")
     assert world.manager.act("demo", "web", "restart")
@@ -301,10 +302,10 @@ def test_adoptedNodes(world) -> None:
     assert world.manager.act("demo", "web", "stop")
     world.poll()
     [deployed] = [s for s in world.engine.specs if dict(s.labels)["io.statushub.node"] == "db"]
-    world.manager.stop()
+    world.manager.stopService()
 
     world.manager = world.newManager()
-    world.manager.start()
+    world.manager.startService()
     assert world.manager.names() == ["demo"]
     assert world.node("web")["stoppedBy"] == "operator"
     assert world.manager.act("demo", "db", "recreate")
@@ -318,8 +319,8 @@ def test_adoptedNodes(world) -> None:
 
     # a container made without its entry (an older hub's)
     del world.engine.containers[dbId]["labels"][ENTRY_LABEL]
-    world.manager.stop()
+    world.manager.stopService()
     world.manager = world.newManager()
-    world.manager.start()
+    world.manager.startService()
     with pytest.raises(DeploymentConflict, match="does not know its topology entry"):
         world.manager.act("demo", "db", "recreate")

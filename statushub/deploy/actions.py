@@ -19,23 +19,25 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.logger import Logger
 
-from statushub.deploy.topology import Node
+from statushub.topology import Node
 from statushub.engine import ContainerSpec, ContainerState, EngineError, RecreateIncomplete
 from statushub.errors import DeploymentConflict, RequestError
+from statushub.metrics.actions import ACTION_OUTCOMES
+from statushub.names import NODE_ACTIONS
 from statushub.interfaces import IContainerEngine
 from statushub.status import NodeStatus
 
 if TYPE_CHECKING:
     from statushub.deploy.deployment import Deployment
 
-NODE_ACTIONS = ("restart", "stop", "start", "recreate")
-# the words statushub_node_actions_total counts an action's end by
-ACTION_OUTCOMES = ("succeeded", "failed", "unchanged", "refused")
 # a node in one of these has no process running: a stop ends nothing
 NOT_RUNNING = frozenset({"created", "exited", "dead", "missing", "failed"})
 OPERATOR = "operator"
 
-#: told C{(action, outcome)} once per request: its end, or why it ended at once
+__all__ = ["ACTION_OUTCOMES", "NODE_ACTIONS", "ActionObserver", "NodeActions"]
+
+#: told C{(action, outcome)} once per request (an outcome of ACTION_OUTCOMES):
+#: its end, or why it ended at once
 ActionObserver = Callable[[str, str], None]
 
 
@@ -83,14 +85,14 @@ class NodeActions:
         @return: L{True} when it was started; L{False} when there is nothing
             to do (a stop of a node stopped on purpose, a start of one that
             runs).
-        @raise ValueError: C{action} is not one of L{NODE_ACTIONS}.
+        @raise RequestError: C{action} is not one of L{NODE_ACTIONS} (400).
         @raise statushub.errors.UnknownNode: the deployment has no such node.
         @raise DeploymentConflict: the deployment is not C{deployed}, another
             action on the node is under way, or the node cannot take this one
             (no container to start; a topology entry unknown to recreate it).
         """
         if action not in NODE_ACTIONS:
-            raise ValueError(f"{action!r} is not a node action ({', '.join(NODE_ACTIONS)})")
+            raise RequestError(f"{action!r} is not a node action ({', '.join(NODE_ACTIONS)})")
         try:
             started = self._accept(nodeId, action)
         except RequestError:

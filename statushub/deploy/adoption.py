@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable, Mapping, Sequence
 
-from statushub.deploy.topology import Node, Topology, nodeFromEntry
+from statushub.topology import Node, Topology, nodeFromEntry
 from statushub.engine import (
     DEPLOYMENT_LABEL,
     ENTRY_LABEL,
