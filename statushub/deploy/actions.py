@@ -116,7 +116,10 @@ class NodeActions:
             raise DeploymentConflict(
                 f"node {nodeId!r} of {name!r}: a {under} is under way; wait for it to end", [name]
             )
-        status = deployment.nodeStatus(nodeId)
+        # as last shown (missing: not shown yet)
+        status = next(
+            (n.status for n in deployment.picture.nodeStatuses if n.nodeId == nodeId), "missing"
+        )
         if action == "stop" and nodeId in self.stoppedBy and status in NOT_RUNNING:
             return False
         if action == "start" and status == "running" and nodeId not in self.stoppedBy:
@@ -217,7 +220,7 @@ class NodeActions:
         topology = self._deployment.topology
         if topology is None or self._node(nodeId) is None:
             return None
-        for node, spec in topology.containerSpecs(self._stopTimeout):
+        for node, spec in self._deployment.containerSpecs(topology):
             if node.id == nodeId:
                 return spec
         return None

@@ -25,11 +25,12 @@ from twisted.logger import Logger
 from statushub.deploy.actions import ActionObserver, NodeActions
 from statushub.deploy.adoption import adoptedTopology
 from statushub.deploy.bridge import nodeStatuses
-from statushub.topology import Topology
+from statushub.topology import Node, Topology
 from statushub.engine import (
     DEFAULT_STOP_TIMEOUT,
     DEPLOYMENT_LABEL,
     ContainerDetail,
+    ContainerSpec,
     ContainerState,
     EngineError,
     EngineEvent,
@@ -177,10 +178,8 @@ class Deployment:
     def adopt(self, mapping: Sequence[tuple[str, str]], seen: Seen) -> None:
         """
         Take over containers a previous hub left running: the deployment is
-        C{deployed} at once, with what the engine showed.  A node the last
-        picture of it showed stopped on purpose, in the same container, still
-        is (the board has that picture when the history or a former leader
-        kept it); on a Swarm, the engine tells.
+        C{deployed} at once, with what the engine showed.  A node stopped on
+        purpose in the board's last picture (in the same container) still is.
         """
         self._mapping = list(mapping)
         self._overlay.clear()
@@ -217,7 +216,7 @@ class Deployment:
         created: list[tuple[str, str]] = []
         nodeId = ""
         try:
-            for node, spec in topology.containerSpecs(self._stopTimeout):
+            for node, spec in self.containerSpecs(topology):
                 nodeId = node.id
                 containerId = await self._engine.createContainer(spec)
                 created.append((node.id, containerId))
@@ -327,9 +326,8 @@ class Deployment:
         when the engine could not be asked), plus what recent events said,
         on the board.
 
-        @param asOf: when that list was asked for (a new poll's, not one
-            shown again after an event): what it tells about nodes stopped
-            or started is learnt.
+        @param asOf: when a new poll's list was asked for: what it tells
+            about nodes stopped or started is learnt.
         """
         self._lastSeen = seen
         nodes = nodeStatuses(self._withEvents(seen), self._mapping, self._details)
@@ -346,10 +344,16 @@ class Deployment:
 
     def act(self, nodeId: str, action: str) -> bool:
         """
-        Start C{action} (restart, stop, start, recreate) on one node; see
-        L{NodeActions.request}.
+        Start C{action} on one node: L{NodeActions.request}.
         """
         return self.actions.request(nodeId, action)
+
+    def containerSpecs(self, topology: Topology) -> list[tuple[Node, ContainerSpec]]:
+        """
+        What the engine is asked to make for each node: one way, a deploy's
+        and a recreate's.
+        """
+        return topology.containerSpecs(self._stopTimeout)
 
     def containerOf(self, nodeId: str) -> str:
         """
@@ -362,19 +366,8 @@ class Deployment:
                 return containerId
         raise UnknownNode(self.name, nodeId)
 
-    def nodeStatus(self, nodeId: str) -> str:
-        """
-        The node's status as last shown (C{missing} when not shown yet).
-        """
-        for node in self.picture.nodeStatuses:
-            if node.nodeId == nodeId:
-                return node.status
-        return "missing"
-
     def replaceContainer(self, nodeId: str, containerId: str) -> None:
-        """
-        The node's container is now C{containerId} (C{""}: none).
-        """
+        """The node's container is now C{containerId} (C{""}: none)."""
         old = self.containerOf(nodeId)
         self._mapping = [(n, containerId if n == nodeId else c) for n, c in self._mapping]
         self._overlay.pop(old, None)
@@ -382,8 +375,8 @@ class Deployment:
 
     def believe(self, containerId: str, status: str) -> None:
         """
-        Take the engine's word that a container is now in C{status} (an
-        action it carried out says so), as an event's, until a poll agrees.
+        Take an action's word that a container is now in C{status}, as an
+        event's, until a poll agrees.
         """
         if containerId:
             told = {"status": status, "health": None, "exitCode": None}
@@ -391,8 +384,7 @@ class Deployment:
 
     def refresh(self, pollSoon: bool) -> None:
         """
-        Show the nodes again (an action started or ended) and, with
-        C{pollSoon}, ask for a poll at once to say how they are.
+        Show the nodes again (an action started or ended); ask for a poll.
         """
         if self._lastSeen is not None and self.status == "deployed":
             self.show(self._lastSeen)
