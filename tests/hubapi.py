@@ -31,7 +31,7 @@ def topology(name: str = "itest", nodes: int = 3, image: str = IMAGE, **extra: A
                 "id": f"n{i}",
                 "image": image,
                 "command": SERVICE,
-                "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 0.5},
+                "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 1.0},
                 **extra,
             }
             for i in range(nodes)

@@ -29,7 +29,8 @@ def topology(name: str = "demo"):
         "nodes": [
             {"id": "web", "image": "statushub/busybox", "restart": "any",
              "healthcheck": {"test": ["CMD-SHELL", "true"]}},
-            {"id": "db", "image": "statushub/busybox", "env": {"ROLE": "db"}},
+            {"id": "db", "image": "statushub/busybox", "env": {"ROLE": "db"},
+             "resources": {"memory": "64m", "cpus": 0.5}},
         ],
     })
 
@@ -143,6 +144,7 @@ def test_recreate(world) -> None:
     assert len(world.engine.containers) == 2
     assert world.engine.specs[-1] == deployed
     assert deployed.stopTimeout == GRACE
+    assert (deployed.resources.memory, deployed.resources.cpus) == (64 << 20, 0.5)
     world.poll()
     assert world.node("db")["containerId"] == new
     assert world.node("db")["status"] == "running"

@@ -284,26 +284,49 @@ async def test_recreate(hub_process, docker) -> None:
     """
     hub = startHub(hub_process, docker)
     feed = await feedOf(hub, "again")
-    before = await deployed(hub, feed, "again", restart="on-failure")
+    before = await deployed(hub, feed, "again", restart="on-failure",
+                            resources={"memory": "64m", "cpus": 0.5})
     old = nodeIn(before, "n0")["containerId"]
     first = await deferToThread(inspect, docker, old)
 
     code, body = await act(hub, "again", "n0", "recreate")
     assert code == 202, body
-    after = await feed.waitFor(
+    remade = await feed.waitFor(
         lambda m: nodeSays("n0", status="running", action=None)(m)
         and nodeIn(m, "n0").get("containerId") not in (None, old),
         timeout=30,
     )  # (a new container: only after the recreate)
-    new = nodeIn(after, "n0")["containerId"]
+    new = nodeIn(remade, "n0")["containerId"]
     ids = await deferToThread(docker.labelledContainers, "again")
     assert sorted(ids) == sorted([new[:12], nodeIn(before, "n1")["containerId"][:12]])
     second = await deferToThread(inspect, docker, new)
     for key in ("Labels", "Cmd", "Healthcheck", "Image", "StopTimeout"):
         assert second["Config"][key] == first["Config"][key], key
     assert second["Name"] == first["Name"]
-    assert second["HostConfig"]["RestartPolicy"] == first["HostConfig"]["RestartPolicy"]
-    assert nodeIn(after, "n0")["since"] > nodeIn(before, "n0")["since"]
+    for key in ("RestartPolicy", "Memory", "MemorySwap", "NanoCpus", "LogConfig"):
+        assert second["HostConfig"][key] == first["HostConfig"][key], key
+    assert second["HostConfig"]["Memory"] == 64 << 20
+    assert nodeIn(remade, "n0")["since"] > nodeIn(before, "n0")["since"]
+
+    # a restarted hub (which adopts the deployment) makes it the same way,
+    # from the entry the container carries
+    await feed.close()
+    hub.stop()
+    hub.start()
+    feed = await feedOf(hub, "again")
+    adopted = await feed.waitFor(running("again", 2), timeout=30)
+    code, body = await act(hub, "again", "n0", "recreate")
+    assert code == 202, body
+    again = await feed.waitFor(after(adopted, lambda m: (
+        nodeSays("n0", status="running", action=None)(m)
+        and nodeIn(m, "n0").get("containerId") not in (None, new)
+    )), timeout=30)
+    third = await deferToThread(inspect, docker, nodeIn(again, "n0")["containerId"])
+    for key in ("Labels", "Cmd", "Healthcheck", "Image", "StopTimeout"):
+        assert third["Config"][key] == first["Config"][key], key
+    for key in ("RestartPolicy", "Memory", "MemorySwap", "NanoCpus", "LogConfig"):
+        assert third["HostConfig"][key] == first["HostConfig"][key], key
+    assert len(await deferToThread(docker.labelledContainers, "again")) == 2
 
 
 # ---- refusals -------------------------------------------------------------------
@@ -490,9 +513,11 @@ async def test_swarm(hub_process, swarm) -> None:
     await feed.waitFor(nodeSays("n1", status="exited", stoppedBy="operator", action=None), timeout=60)
     await afterPolls(hub, 6)
     assert nodeSays("n1", status="exited", stoppedBy="operator")(feed.messages[-1])
-    services = json.loads(await deferToThread(
-        swarm.manager.docker, "service", "inspect", "swarmed_n1"
-    ))
+    [service] = (await deferToThread(
+        swarm.manager.docker, "service", "ls", "-q", "--filter", "label=io.statushub.node=n1",
+        "--filter", "label=io.statushub.deployment=swarmed",
+    )).split()
+    services = json.loads(await deferToThread(swarm.manager.docker, "service", "inspect", service))
     assert services[0]["Spec"]["Mode"]["Replicated"]["Replicas"] == 0
 
     code, body = await act(hub, "swarmed", "n1", "start")

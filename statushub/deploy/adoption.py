@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable, Mapping, Sequence
 
+from statushub.resources import ResourcePolicy
 from statushub.topology import Node, Topology, nodeFromEntry
 from statushub.engine import (
     DEPLOYMENT_LABEL,
@@ -64,6 +65,7 @@ def adoptedTopology(
     name: str,
     mapping: Sequence[tuple[str, str]],
     seen: Mapping[str, ContainerState],
+    policy: ResourcePolicy = ResourcePolicy(),
 ) -> Topology:
     """
     The topology of an adopted deployment, as far as its containers tell
@@ -77,6 +79,6 @@ def adoptedTopology(
     for nodeId, containerId in mapping:
         state = seen.get(containerId) if containerId else None
         text = state.labels.get(ENTRY_LABEL, "") if state is not None else ""
-        node = nodeFromEntry(text) if text else None
+        node = nodeFromEntry(text, policy) if text else None
         nodes.append(node if node is not None and node.id == nodeId else Node(id=nodeId, image=""))
     return Topology(name=name, nodes=tuple(nodes))

@@ -8,8 +8,9 @@ teardown (or a new deploy of the same name) is allowed.  C{idle} is the end:
 its message is the deployment's last, and the manager forgets it.  While it
 is C{deployed}, its nodes can be acted on one by one (L{statushub.deploy.actions}).
 
-Everything here touches only containers carrying this deployment's label, so
-one deployment's failure or teardown never reaches another's.
+Everything here touches only containers carrying this deployment's label and
+this hub's owner, so one deployment's failure or teardown never reaches
+another's, nor another hub's.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from twisted.logger import Logger
 from statushub.deploy.actions import ActionObserver, NodeActions
 from statushub.deploy.adoption import adoptedTopology
 from statushub.deploy.bridge import nodeStatuses
+from statushub.deploy.owner import Owner
 from statushub.topology import Node, Topology
 from statushub.engine import (
     DEFAULT_STOP_TIMEOUT,
-    DEPLOYMENT_LABEL,
     ContainerDetail,
     ContainerSpec,
     ContainerState,
@@ -37,8 +38,9 @@ from statushub.engine import (
     EngineUnreachable,
 )
 from statushub.errors import DeploymentConflict, UnknownNode
+from statushub.resources import ResourcePolicy
 from statushub.interfaces import IContainerEngine
-from statushub.status import NodeStatus, Picture, StatusBoard, isoTimestamp
+from statushub.status import NodeStatus, Picture, StatusBoard, isoTimestamp, withSince
 
 # what an event says about its container, before a list would show it
 # (on Docker 20.10 die/pause/unpause arrive before the list changes)
@@ -76,11 +78,13 @@ class Deployment:
     @param eventTTL: how long (seconds) an event's word about a container is
         believed over a poll that still shows the old state; a poll that
         agrees ends it sooner.
+    @param owner: whose containers it makes and may remove.
     @param stopTimeout: the grace (seconds) a stopping process gets before
         it is killed, in a node action or a teardown; also each container's
         own (L{statushub.engine.ContainerSpec.stopTimeout}).
     @param observeAction: told how each node action ended (see
         L{statushub.deploy.actions.ActionObserver}).
+    @param policy: what an adopted node's topology entry is read back with.
     @ivar working: the Deferred of the deploy or teardown under way; it
         never fails (the picture says how it ended).
     @ivar actions: the node actions (restart, stop, start, recreate).
@@ -98,16 +102,20 @@ class Deployment:
         clock: IReactorTime,
         eventTTL: float,
         pollSoon: Callable[[float], None] = lambda delay: None,
+        owner: Owner = Owner(),
         stopTimeout: float = DEFAULT_STOP_TIMEOUT,
         observeAction: Optional[ActionObserver] = None,
+        policy: ResourcePolicy = ResourcePolicy(),
     ) -> None:
         self.name = name
+        self.owner = owner
         self._engine = engine
         self._board = board
         self._clock = clock
         self._eventTTL = eventTTL
         self._pollSoon = pollSoon
         self._stopTimeout = stopTimeout
+        self._policy = policy
         # what the nodes were made from: a deploy's topology, or as much of
         # it as an adopted deployment's containers tell
         self.topology: Optional[Topology] = None
@@ -146,29 +154,9 @@ class Deployment:
         self._board.update(picture)
 
     def _withSince(self, picture: Picture) -> Picture:
-        """
-        Each node's C{since}: kept while its status stays, now when it changes
-        (or when an action restarted or recreated it).
-        """
-        before = {n.nodeId: n for n in self.picture.nodeStatuses}
+        # a node an action restarted or recreated has a new since
         fresh, self.actions.fresh = self.actions.fresh, set()
-        now: Optional[str] = None
-        nodes = []
-        for node in picture.nodeStatuses:
-            if node.nodeId in fresh:
-                node = replace(node, since=None)
-            if node.since is None:
-                previous = before.get(node.nodeId)
-                if (
-                    previous is not None and previous.status == node.status and previous.since
-                    and node.nodeId not in fresh
-                ):
-                    node = replace(node, since=previous.since)
-                else:
-                    now = now or isoTimestamp(self._clock.seconds())
-                    node = replace(node, since=now)
-            nodes.append(node)
-        return picture.evolve(nodeStatuses=tuple(nodes))
+        return withSince(self.picture, picture, isoTimestamp(self._clock.seconds()), fresh)
 
     def _change(self, **changes: Any) -> None:
         self._publish(self.picture.evolve(**changes))
@@ -184,7 +172,7 @@ class Deployment:
         self._mapping = list(mapping)
         self._overlay.clear()
         self._details.clear()
-        self.topology = adoptedTopology(self.name, self._mapping, seen or {})
+        self.topology = adoptedTopology(self.name, self._mapping, seen or {}, self._policy)
         before = {n.nodeId: n for n in self._board.picture(self.name).nodeStatuses}
         for nodeId, containerId in self._mapping:
             previous = before.get(nodeId)
@@ -248,8 +236,9 @@ class Deployment:
     async def _removeAll(self, containerIds: list[str], grace: float = 0) -> Optional[EngineError]:
         """
         Remove the given containers (all at once, each with C{grace} seconds
-        to end on SIGTERM) and any other carrying this deployment's label
-        (one whose create answer was lost, say), and no other.
+        to end on SIGTERM) and any other of this owner carrying this
+        deployment's label (one whose create answer was lost, say), and no
+        other.
 
         @return: L{None}, or the error that says why something may remain.
         """
@@ -265,7 +254,8 @@ class Deployment:
             # the engine may still be removing one (a removal that outlived
             # our timeout shows as "removing"): look until none is left
             for attempt in range(REMOVAL_CHECKS):
-                remaining = await self._engine.listContainers({DEPLOYMENT_LABEL: self.name})
+                listed = await self._engine.listContainers(self.owner.selector(self.name))
+                remaining = [state for state in listed if self.owner.owns(state.labels)]
                 if not remaining:
                     return None
                 for state in remaining:
@@ -353,7 +343,7 @@ class Deployment:
         What the engine is asked to make for each node: one way, a deploy's
         and a recreate's.
         """
-        return topology.containerSpecs(self._stopTimeout)
+        return topology.containerSpecs(self.owner.name, self._stopTimeout)
 
     def containerOf(self, nodeId: str) -> str:
         """

@@ -12,10 +12,11 @@ from typing import Any, Optional
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 
-from statushub.config import Config, engineAddress
+from statushub.config import Config, engineAddress, resourcePolicy
 from statushub.deploy.actions import ActionObserver
 from statushub.deploy.control import ManagerControl
 from statushub.deploy.manager import DeploymentManager, EngineHealth
+from statushub.deploy.owner import Owner
 from statushub.engine.docker import DockerEngine
 from statushub.engine.swarm import SwarmEngine
 from statushub.interfaces import IDeploymentControl, IHealthCheck
@@ -57,8 +58,10 @@ class Orchestrator(MultiService):
             followEvents=config["events"]["enabled"],
             observePoll=None if metrics is None else metrics.observePoll,
             maxDeployments=config["deploy"]["max_deployments"],
+            owner=Owner(config["deploy"]["owner"]),
             stopTimeout=config["deploy"]["stop_timeout"],
             observeAction=observeAction,
+            policy=resourcePolicy(config),
         )
         # checks the engine and adopts the deployments found there when it
         # starts; an engine that is down is retried, the hub serves meanwhile

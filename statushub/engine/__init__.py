@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from statushub.resources import Resources
+
 # Every container statushub creates carries these labels: they are how the
 # hub finds its containers again after a restart, and how the tests clean up
 # only what is theirs.
@@ -21,10 +23,24 @@ NODES_LABEL = "io.statushub.nodes"
 # the node's own topology entry (JSON): a restarted hub can make the node's
 # container again (recreate) exactly as the deploy made it
 ENTRY_LABEL = "io.statushub.entry"
+# the [deploy] owner of the hub that made it: a hub sees only its owner's
+OWNER_LABEL = "io.statushub.owner"
+DEFAULT_OWNER = "statushub"
 
 
 # [deploy] stop_timeout's default, as Docker's own
 DEFAULT_STOP_TIMEOUT = 10.0
+
+
+def containerName(owner: str, deployment: str, node: str) -> str:
+    """
+    The name of the container of C{node} of C{deployment}, made by a hub of
+    C{owner}: C{owner.deployment.node}.  Owners, deployments and nodes are
+    named without dots, so two containers never share a name: not
+    C{a-b}/C{c} and C{a}/C{b-c}, not two owners' deployments of one name.
+    (Swarm names its services after this: L{statushub.engine.swarm.serviceName}.)
+    """
+    return f"{owner}.{deployment}.{node}"
 
 
 class EngineError(Exception):
@@ -89,6 +105,8 @@ class ContainerSpec:
     # engine's own default for this container (a daemon that shuts down, a
     # Swarm task that is replaced); [deploy] stop_timeout
     stopTimeout: float = DEFAULT_STOP_TIMEOUT
+    # its memory and CPU limits: every container has some
+    resources: Resources = Resources()
 
 
 # a node's restart word, as the Docker engine calls it
