@@ -220,13 +220,10 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
 @dataclass(frozen=True)
 class Core:
     """
-    What the feeds, the API and the dashboard stand on, whoever provides
-    it: one hub alone (L{buildOneHub}) or one of several (L{buildCluster}).
-
-    @ivar source: the pictures the hub shows.
-    @ivar history: the kept messages, or L{None} when none are kept.
-    @ivar control: what the API acts through.
-    @ivar healthChecks: what C{/healthz} reports, in order.
+    What the feeds, the API and the dashboard stand on (the pictures, the
+    kept messages if any, what the API acts through, what C{/healthz}
+    reports), whoever provides it: one hub alone (L{buildOneHub}) or one of
+    several (L{buildCluster}).
     """
 
     source: IStatusSource
@@ -254,28 +251,25 @@ def buildCluster(
     config: configuration.Config, reactor: Any, metrics: Optional[Metrics], service: HubService
 ) -> Core:
     """
-    One of several hubs on the Redis of C{[cluster] redis}: the pictures,
-    the history and the numbering are the cluster's; the orchestrator (and
-    the WAMP publisher) run only while this hub leads, a new one each term.
+    One of several hubs on C{[cluster] redis}: pictures, history and
+    numbering are the cluster's; the orchestrator (and the WAMP publisher)
+    run only while this hub leads, a new one each term.
     """
     from statushub.cluster.service import ClusterService
     from statushub.deploy.service import Orchestrator
     from statushub.wamp import fromConfig
 
     def lead(board: StatusBoard, fence: Any) -> Orchestrator:
-        engineMetrics = None if metrics is None else metrics.engine
-        return Orchestrator(board, config, reactor, engineMetrics, fence)
+        return Orchestrator(
+            board, config, reactor, None if metrics is None else metrics.engine, fence=fence,
+            observeAction=None if metrics is None else metrics.actions.ended,
+        )
 
     history = config["history"]
     cluster = ClusterService(
-        config["cluster"]["redis"],
-        config["cluster"]["lease"],
-        reactor,
-        lead,
-        owner=config["deploy"]["owner"],
-        policy=configuration.resourcePolicy(config),
-        keepDays=history["keep_days"],
-        maxMessages=history["max_messages"],
+        config["cluster"]["redis"], config["cluster"]["lease"], reactor, lead,
+        owner=config["deploy"]["owner"], policy=configuration.resourcePolicy(config),
+        keepDays=history["keep_days"], maxMessages=history["max_messages"],
     )
     if metrics is not None:
         cluster.addSink(metrics.status)
@@ -359,7 +353,11 @@ def buildOrchestrator(
     """
     from statushub.deploy.service import Orchestrator
 
-    orchestrator = Orchestrator(board, config, reactor, None if metrics is None else metrics.engine)
+    orchestrator = Orchestrator(
+        board, config, reactor,
+        None if metrics is None else metrics.engine,
+        observeAction=None if metrics is None else metrics.actions.ended,
+    )
     orchestrator.setServiceParent(service)
     return orchestrator
 

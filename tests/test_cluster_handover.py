@@ -67,6 +67,12 @@ class Local:
         self.asked.append(("actOnNode", (name, node, action)))
         return succeed({"deployment": name, "node": node})
 
+    def act(self, name: str, node: str, action: str) -> Deferred:
+        self.asked.append(("act", (name, node, action)))
+        if isinstance(self.answer, Exception):
+            return fail(self.answer)
+        return succeed((action != "start", {"deployment": name, "seq": 3}))
+
 
 class Hub:
     """
@@ -135,6 +141,21 @@ async def pair(hubs: Any) -> tuple[Hub, Hub]:
     await follower.subscribed()
     await leader.subscribed()
     return leader, follower
+
+
+@pytest_twisted.ensureDeferred
+async def test_aNodeActionCrossesWithItsPair(hubs: Any) -> None:
+    leader, follower = await pair(hubs)
+    assert await follower.control.act("demo", "web", "restart") == (
+        True, {"deployment": "demo", "seq": 3},
+    )
+    assert await follower.control.act("demo", "web", "start") == (
+        False, {"deployment": "demo", "seq": 3},
+    )
+    leader.local.answer = UnknownNode("demo", "nope")
+    with pytest.raises(UnknownNode):
+        await follower.control.act("demo", "nope", "stop")
+    assert [a[0] for a in leader.local.asked] == ["act", "act", "act"]
 
 
 def test_refusalsCrossAsTheyWereRaised() -> None:

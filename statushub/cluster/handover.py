@@ -117,7 +117,10 @@ class ConfirmedControl:
     def teardown(self, name: str) -> "Deferred[dict]":
         return self.call("teardown", name)
 
-    def call(self, method: str, *args: Any) -> "Deferred[dict]":
+    def act(self, name: str, node: str, action: str) -> "Deferred[tuple[bool, dict]]":
+        return self.call("act", name, node, action)
+
+    def call(self, method: str, *args: Any) -> "Deferred[Any]":
         d = maybeDeferred(getattr(self._local, method), *args)
         return d.addCallback(self._confirmed)
 
@@ -127,7 +130,9 @@ class ConfirmedControl:
             return lambda *args: self.call(name, *args)
         raise AttributeError(name)
 
-    def _confirmed(self, picture: dict) -> "Deferred[dict]":
+    def _confirmed(self, result: Any) -> "Deferred[Any]":
+        # a picture, or (act) a pair (started, picture)
+        picture = result[1] if isinstance(result, (tuple, list)) else result
         seen = self._mirror.whenSeen(picture.get("deployment"), picture.get("seq", 0))
         seen.addTimeout(self._timeout, self._clock)
 
@@ -137,7 +142,7 @@ class ConfirmedControl:
                 "cluster's Redis: this hub may no longer lead"
             ))
 
-        return seen.addCallbacks(lambda _: picture, unwritten)
+        return seen.addCallbacks(lambda _: result, unwritten)
 
 
 @implementer(IDeploymentControl)
@@ -182,8 +187,11 @@ class ClusterControl:
     def teardown(self, name: str) -> "Deferred[dict]":
         return self.call("teardown", name)
 
+    def act(self, name: str, node: str, action: str) -> "Deferred[tuple[bool, dict]]":
+        return self.call("act", name, node, action)
+
     def __getattr__(self, name: str) -> Any:
-        # every other method of the contract, as it grows (node actions):
+        # every other method of the contract, as it grows:
         # its arguments cross as they are unless a codec says otherwise
         if name in METHODS:
             return lambda *args: self.call(name, *args)
@@ -297,9 +305,11 @@ def _refuse(why: str) -> "Deferred[dict]":
     return d
 
 
-def _settle(answer: "Deferred[dict]", reply: dict) -> None:
+def _settle(answer: "Deferred[Any]", reply: dict) -> None:
     if "picture" in reply:
-        answer.callback(reply["picture"])
+        value = reply["picture"]
+        # a pair (act's (started, picture)) crossed as a JSON list
+        answer.callback(tuple(value) if isinstance(value, list) else value)
     else:
         answer.errback(refusalFromJSON(reply.get("refusal", {})))
 

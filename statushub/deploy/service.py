@@ -12,7 +12,8 @@ from typing import Any, Callable, Optional
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 
-from statushub.config import Config, engineAddress
+from statushub.config import Config, engineAddress, resourcePolicy
+from statushub.deploy.actions import ActionObserver
 from statushub.deploy.control import ManagerControl
 from statushub.deploy.manager import DeploymentManager, EngineHealth
 from statushub.deploy.owner import Owner
@@ -33,6 +34,7 @@ class Orchestrator(MultiService):
         not counted.
     @param fence: wraps the engine the manager acts on (several hubs: a
         leader's calls stop with its leadership).
+    @param observeAction: told how each node action ended (the metrics').
     @ivar control: what the API acts through.
     @ivar healthChecks: what C{/healthz} should report.
     """
@@ -44,6 +46,7 @@ class Orchestrator(MultiService):
         reactor: Any,
         metrics: Optional[EngineMetrics] = None,
         fence: Callable[[IContainerEngine], IContainerEngine] = lambda engine: engine,
+        observeAction: Optional[ActionObserver] = None,
     ) -> None:
         super().__init__()
         kind = SwarmEngine if config["engine"]["kind"] == "swarm" else DockerEngine
@@ -61,6 +64,9 @@ class Orchestrator(MultiService):
             observePoll=None if metrics is None else metrics.observePoll,
             maxDeployments=config["deploy"]["max_deployments"],
             owner=Owner(config["deploy"]["owner"]),
+            stopTimeout=config["deploy"]["stop_timeout"],
+            observeAction=observeAction,
+            policy=resourcePolicy(config),
         )
         # checks the engine and adopts the deployments found there when it
         # starts; an engine that is down is retried, the hub serves meanwhile
