@@ -140,6 +140,17 @@ async def test_aDeploySentToAFollowerIsCarriedOutOnceAndEveryHubTellsTheSame(
     for seq in maps[0].keys() & maps[1].keys() & maps[2].keys():
         assert maps[0][seq] == maps[1][seq] == maps[2][seq]
 
+    # a node action on a follower: the leader starts the node again
+    code, body = await post(follower, {}, path="/api/deployments/demo/nodes/n1/start")
+    assert code == 202, body
+    assert body["deployment"] == "demo"
+    started = deployed("demo", lambda m: node(m, "n1")["status"] == "running"
+                       and m["seq"] > seen[0]["seq"])
+    for feed in feeds:
+        await feed.waitFor(started, timeout=30)
+    assert any("audit:" in line and "start" in line and "accepted (202)" in line
+               for line in follower.log)
+
     code, _ = await delete(follower, "demo")
     assert code == 202
     for feed in feeds:
