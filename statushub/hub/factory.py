@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 from time import perf_counter
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
-from autobahn.twisted.websocket import WebSocketServerFactory
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.logger import Logger
@@ -101,6 +102,31 @@ class StatusHubFactory(WebSocketServerFactory):
         # clients whose replay is being read: the live frames of their
         # deployment wait here, with their seq, until it is sent
         self._resuming: dict[StatusProtocol, list[tuple[int, bytes]]] = {}
+        # (options, the protocol class that carries them): buildProtocol
+        self._optionsClass: Optional[tuple[dict[str, Any], type]] = None
+
+    def buildProtocol(self, addr: Any) -> StatusProtocol:
+        """
+        A protocol whose class carries this factory's WebSocket options,
+        shared by all its connections instead of copied into each one.
+        """
+        options = {name: getattr(self, name) for name in WebSocketServerProtocol.CONFIG_ATTRS}
+        shared = self._optionsClass
+        if shared is None or shared[0] != options or shared[1].__base__ is not self.protocol:
+            # the first connection, or the options changed: later
+            # connections get the new ones, as they would from Autobahn
+            base = self.protocol
+            attributes = {
+                # a function on a class would become a method of the client
+                name: staticmethod(value) if isinstance(value, FunctionType) else value
+                for name, value in options.items()
+            }
+            attributes.update(__module__=base.__module__, __qualname__=base.__qualname__)
+            cls = type(base.__name__, (base,), attributes)
+            shared = self._optionsClass = (options, cls)
+        protocol = shared[1]()
+        protocol.factory = self
+        return protocol
 
     def __len__(self) -> int:
         return len(self._clients)
