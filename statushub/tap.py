@@ -7,7 +7,6 @@ plugins imports neither the reactor nor this module's dependencies.
 
 from __future__ import annotations
 
-import gc
 import os
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Optional
@@ -205,10 +204,6 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
         config, core.source, hub, core.control, core.history, core.healthChecks, metrics, reactor
     )
     listenOn(config, site, reactor, service)
-    # What start-up built (modules, the service tree) lives as long as the
-    # process: move it out of the cyclic GC's sight, so that full
-    # collections, which pause every broadcast, only walk what came later.
-    reactor.callWhenRunning(gc.freeze)
     return service
 
 
@@ -388,9 +383,10 @@ def buildFeed(
     service: HubService,
 ) -> StatusHubFactory:
     """
-    The WebSocket hub, a sink of the source, and its keep-alive.
+    The WebSocket hub, a sink of the source, its keep-alive and GC freezer.
     """
     from statushub.hub import StatusHubFactory
+    from statushub.hub.freezer import ConnectionFreezer
     from statushub.hub.keepalive import KeepAlive
 
     feed = config["feed"]
@@ -406,6 +402,9 @@ def buildFeed(
     KeepAlive(hub, reactor, feed["ping_interval"], feed["ping_timeout"]).setServiceParent(
         service
     )
+    # start-up's objects, then each batch of clients, out of the cyclic GC's sight
+    hub.freezer = ConnectionFreezer(reactor, hub.__len__)
+    hub.freezer.setServiceParent(service)
     return hub
 
 

@@ -1,8 +1,9 @@
 """
 What a feed connection costs and leaves behind, on real loopback sockets
 through the real site (twisted.web's upgrade, Autobahn, the hub): nothing
-of it is left for the cyclic garbage collector, whichever way it ends; and
-what an open client keeps is small.
+of it is left for the cyclic garbage collector, whichever way it ends, so
+that connections frozen out of the collector's sight (hub/freezer.py) are
+still freed; and what an open client keeps is small.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
 
 from statushub.hub import StatusProtocol
+from statushub.hub.freezer import ConnectionFreezer
 from statushub.hub.keepalive import KeepAlive
 from statushub.hub.protocol import HANDSHAKE_ONLY
 from tests.memoryclient import MemoryClient
@@ -179,6 +181,34 @@ async def test_a_refused_handshake_leaves_nothing(liveHub) -> None:
             what="the refused connection's protocol to be freed",
         )
         assert leftForTheCyclicGC(live.hub, live.port) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_frozen_connections_are_walked_by_no_collection_and_still_freed(
+    liveHub,
+) -> None:
+    """
+    The freezer with the real collector: a batch of real clients is frozen
+    out of every collection, and freed when they leave all the same.
+    """
+    live = await liveHub()
+    freezer = ConnectionFreezer(reactor, live.hub.__len__, batch=10)
+    live.hub.freezer = freezer
+    freezer.startService()
+    try:
+        await waitUntil(lambda: freezer.freezes == 1, what="the start-up freeze")
+        clients = [await connectFeed(live.wsUrl) for _ in range(10)]
+        refs = await serverSideOf(live, 10)
+        await waitUntil(lambda: freezer.freezes == 2, what="the batch to be frozen")
+        tracked = {id(o) for o in gc.get_objects()}  # what a full collection walks
+        assert not [ref for ref in refs if id(ref()) in tracked]
+        for client in clients:
+            await client.close()
+        del clients
+        await freed(refs)
+    finally:
+        freezer.stopService()
+        gc.unfreeze()  # the rest of the test session: as it was
 
 
 # What an open client keeps.

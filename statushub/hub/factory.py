@@ -20,6 +20,7 @@ from zope.interface import implementer
 from statushub.historypage import Page
 from statushub.hub import closecodes
 from statushub.hub.directwrite import writeFrame
+from statushub.hub.freezer import ConnectionFreezer
 from statushub.hub.protocol import StatusProtocol
 from statushub.interfaces import IHistory, IStatusSink, IStatusSource
 
@@ -104,6 +105,9 @@ class StatusHubFactory(WebSocketServerFactory):
         self._resuming: dict[StatusProtocol, list[tuple[int, bytes]]] = {}
         # (options, the protocol class that carries them): buildProtocol
         self._optionsClass: Optional[tuple[dict[str, Any], type]] = None
+        # told of every client that opens, to freeze them out of the
+        # cyclic GC in batches (hub/freezer.py); set by the service tree
+        self.freezer: Optional[ConnectionFreezer] = None
 
     def buildProtocol(self, addr: Any) -> StatusProtocol:
         """
@@ -167,6 +171,8 @@ class StatusHubFactory(WebSocketServerFactory):
         self._clients[client] = None
         if self.metrics is not None:
             self.metrics.opened()
+        if self.freezer is not None:
+            self.freezer.opened()
         if self._startResume(client):
             return
         self._subscribe(client)

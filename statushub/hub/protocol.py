@@ -195,7 +195,9 @@ class StatusProtocol(WebSocketServerProtocol):
         self.factory.unregister(self)
         super().connectionLost(reason)
         # Autobahn fires is_closed with the protocol itself: a cycle that
-        # only the cyclic GC could free.  Nothing waits on it any more.
+        # only the cyclic GC could free, and objects frozen out of its sight
+        # (hub/freezer.py) are never freed that way.  Nothing waits on it
+        # any more.
         closed = self.__dict__.get("is_closed")
         if closed is not None and closed.called and closed.result is self:
             closed.result = None
