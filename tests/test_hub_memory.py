@@ -268,6 +268,8 @@ async def test_a_chopped_send_still_goes_out_in_order(liveHub) -> None:
     await client.close()
 
 
+# Twisted's ssl: endpoint hands pyOpenSSL its own key and certificate objects
+@pytest.mark.filterwarnings("ignore:Passing pyOpenSSL:DeprecationWarning")
 @pytest_twisted.ensureDeferred
 async def test_a_tls_client_leaves_nothing_for_the_cyclic_gc(tmp_path) -> None:
     from twisted.internet.endpoints import quoteStringArgument, serverFromString
