@@ -22,6 +22,10 @@ Control protocol (TCP on 127.0.0.1, one command a line, one answer a line):
     OBJECTS           C{OBJECTS <tracked> <frozen>}: objects a full
                       collection would walk now, and those frozen out of it
                       (Python servers; walks them all, so only at the end)
+    THAW              C{THAW <wall_ns> <cpu_ns> <objects>}: what the hub's
+                      freezer does when it thaws, timed: unfreeze, one full
+                      collection over every object, freeze again (Python
+                      servers; only at the end)
     QUIT              stop the server
 
 Every server prints C{READY <ws_port> <control_port>} on stdout once it
@@ -173,6 +177,14 @@ class Controlled:
                     f" {f['longestCpu']} {f['total']}")
         if words[0] == "OBJECTS":
             return f"OBJECTS {len(gc.get_objects())} {gc.get_freeze_count()}"
+        if words[0] == "THAW":
+            objects = gc.get_freeze_count() + len(gc.get_objects())
+            wall, cpu = time.monotonic_ns(), time.thread_time_ns()
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+            wall, cpu = time.monotonic_ns() - wall, time.thread_time_ns() - cpu
+            return f"THAW {wall} {cpu} {objects}"
         if words[0] == "COUNTERS":
             return "COUNTERS " + json.dumps(self._counters(), separators=(",", ":"))
         if words[0] == "QUIT":

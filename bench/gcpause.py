@@ -28,7 +28,9 @@ Per server, medians over the repetitions (each a fresh set of processes):
 - memory per connection: peak RSS (VmHWM) minus RSS before any client,
   divided by N; and RSS at the end, likewise;
 - for the hubs, the objects a full collection would walk at the end and
-  those frozen out of its sight (C{gc.get_objects()}, C{gc.get_freeze_count()}).
+  those frozen out of its sight (C{gc.get_objects()}, C{gc.get_freeze_count()}),
+  and then the CPU time of a thaw as the freezer makes one: unfreeze, one
+  full collection over everything, freeze again.
 
 Pauses come from C{gc.callbacks} in the hub (bench/common.py) and from
 C{PerformanceObserver('gc')} in Node (whose collector is mostly concurrent).
@@ -167,6 +169,11 @@ def once(args: argparse.Namespace, base: str, repeat: int) -> dict[str, Any]:
                 _, tracked, frozen = server.command("OBJECTS")
                 f["tracked_objects"] = int(tracked)
                 f["frozen_objects"] = int(frozen)
+                # what the freezer's thaw would cost now: one full
+                # collection over everything (last: it changes the heap)
+                _, wall, cpu, _ = server.command("THAW")
+                f["thaw_ms"] = int(wall) / 1e6
+                f["thaw_cpu_ms"] = int(cpu) / 1e6
             f["samples"] = samples[name]
         result["servers"] = figures
         return result
@@ -215,6 +222,7 @@ def summarise(runs: list[dict[str, Any]], servers: list[str]) -> dict[str, dict[
             "rss_bytes_per_client": median([p["rss_bytes_per_client"] for p in per]),
             "tracked_objects": median([p.get("tracked_objects") for p in per]),
             "frozen_objects": median([p.get("frozen_objects") for p in per]),
+            "thaw_cpu_ms": median([p.get("thaw_cpu_ms") for p in per]),
         }
     return summary
 
@@ -227,8 +235,8 @@ def table(summary: dict[str, dict[str, Any]], servers: list[str]) -> str:
         "| server | longest GC pause, ms (worst) | costliest collection, CPU ms"
         " | full collections | broadcasting: longest pause, ms (CPU ms) | p50 ms | p99 ms"
         " | lost | peak RSS KB/client | RSS KB/client at end"
-        " | objects a full collection walks | frozen objects |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " | objects a full collection walks | frozen objects | a thaw, CPU ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in servers:
         s = summary[name]
@@ -240,7 +248,8 @@ def table(summary: dict[str, dict[str, Any]], servers: list[str]) -> str:
             f" | {number(s['latency_p50_ms'])} | {number(s['latency_p99_ms'])} | {s['lost']}"
             f" | {number(s['peak_rss_bytes_per_client'] / 1024, '{:.2f}')}"
             f" | {number(s['rss_bytes_per_client'] / 1024, '{:.2f}')}"
-            f" | {number(s['tracked_objects'], '{:,.0f}')} | {number(s['frozen_objects'], '{:,.0f}')} |"
+            f" | {number(s['tracked_objects'], '{:,.0f}')} | {number(s['frozen_objects'], '{:,.0f}')}"
+            f" | {number(s['thaw_cpu_ms'])} |"
         )
     return "\n".join(rows)
 
