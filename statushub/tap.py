@@ -136,11 +136,11 @@ class HubService(MultiService):
     """
     The root of the hub's service tree.  Its children start in the order
     they were added (the history, the orchestrator, the WAMP publisher,
-    keep-alive, the listening port) and stop one after another the other
-    way round, each waiting for the one before: the port stops accepting
-    and the feed its pings, then the orchestrator stops its work on the
-    engine, and the history goes last, so that every message emitted is
-    written.
+    keep-alive, the feed's GC freezer, the GC pause metrics, the listening
+    port) and stop one after another the other way round, each waiting for
+    the one before: the port stops accepting and the feed its pings, then
+    the orchestrator stops its work on the engine, and the history goes
+    last, so that every message emitted is written.
 
     @ivar logObserver: where twistd should send the log, if not as it
         would by itself: JSON lines (C{[logging] format = "json"}), or its
@@ -198,6 +198,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     core = buildCore(config, reactor, metrics, service)
     hub = buildFeed(config, core.source, reactor, metrics, core.history, service)
     if metrics is not None:
+        metrics.gc.setServiceParent(service)  # GC pauses, timed while the hub runs
         # read at scrape time, from a thread: every deployment's current picture
         metrics.watch(hub.__len__, core.source.snapshot, core.healthChecks)
     site = buildSite(
