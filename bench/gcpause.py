@@ -4,6 +4,8 @@ checkout's hub beside another revision's and beside Node's C{ws}, in one run.
 
     .venv/bin/python bench/gcpause.py [REV] [--clients 10000] [--repeat 3]
 
+(C{make bench} runs it too; C{BENCH_GC=0} skips it.)
+
 The measurement the issue made from outside: each hub is the real service
 tree (C{statushub.tap.makeService} through bench/server_hub.py, metrics and
 history on), N clients connect, then 20 broadcasts go out 1 s apart.
@@ -275,6 +277,9 @@ def main() -> int:
     parser.add_argument("--loadgen-cpus", default=env("BENCH_LOADGEN_CPUS", "1"))
     parser.add_argument("--out", default=os.path.join(HERE, "results", "gcpause.json"))
     args = parser.parse_args()
+    if env("BENCH_GC", "1") == "0":
+        log("BENCH_GC=0: skipping the GC pause benchmark")
+        return 0
     args.servers = [s for s in args.servers.split(",") if s]
     args.server_cpus = fanout.parseCpus(args.server_cpus)
     args.loadgen_cpus = fanout.parseCpus(args.loadgen_cpus)
