@@ -23,7 +23,7 @@ deps: system-deps venv plugin-cache node-deps crossbar
 # busybox for the test image, Chromium for the browser tests, ss (iproute2)
 # to read a listening socket's backlog, Prometheus to scrape the hub's
 # /metrics in the tests.
-SYSTEM_PACKAGES := docker.io busybox-static chromium nodejs iproute2 prometheus
+SYSTEM_PACKAGES := docker.io busybox-static chromium nodejs iproute2 prometheus faketime
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

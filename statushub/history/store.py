@@ -12,12 +12,14 @@ L{health}; the hub serves on without it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import secrets
 import sqlite3
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 from twisted.internet.defer import Deferred
@@ -36,13 +38,29 @@ CREATE TABLE IF NOT EXISTS messages (
     deployment TEXT NOT NULL,
     seq INTEGER NOT NULL,
     time REAL NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    stamped_ms INTEGER
 );
-CREATE UNIQUE INDEX IF NOT EXISTS messages_by_deployment ON messages (deployment, seq);
-CREATE INDEX IF NOT EXISTS messages_by_time ON messages (time);
 -- the last seq of every deployment ever seen: it outlives pruning, so that
 -- seq never goes back, and it says which names have a history at all
 CREATE TABLE IF NOT EXISTS counters (deployment TEXT PRIMARY KEY, last INTEGER NOT NULL);
+"""
+
+# columns added since the first release of the schema: (table, column,
+# declaration, what fills it in the rows already there)
+MIGRATIONS = (
+    # the message's own timestamp (milliseconds since the epoch), for
+    # reads by time: C{time} is when it was written, for pruning
+    ("messages", "stamped_ms", "INTEGER",
+     "UPDATE messages SET stamped_ms = CAST(round(coalesce("
+     "julianday(json_extract(body, '$.timestamp')), julianday(time, 'unixepoch'))"
+     " * 86400000 - 210866760000000) AS INTEGER) WHERE stamped_ms IS NULL"),
+)
+
+INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_deployment ON messages (deployment, seq);
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (time);
+CREATE INDEX IF NOT EXISTS messages_by_stamp ON messages (deployment, stamped_ms);
 """
 
 # the picture of no deployment is filed under this (never a deployment name)
@@ -79,6 +97,43 @@ class Opened:
         return {(None if k == NO_DEPLOYMENT else k): v for k, v in self.last.items()}
 
 
+def _migrate(connection: sqlite3.Connection) -> None:
+    """
+    Add what a database made by an older hub lacks, filling it in for the
+    rows it holds, in one transaction.
+    """
+    with connection:
+        connection.execute("BEGIN IMMEDIATE")
+        for table, column, declaration, fill in MIGRATIONS:
+            columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+                connection.execute(fill)
+
+
+def stampedMilliseconds(message: dict, default: float) -> int:
+    """
+    A message's C{timestamp} (ISO 8601) in milliseconds since the epoch;
+    C{default} (seconds) when it has none that can be read.
+    """
+    try:
+        moment = datetime.fromisoformat(message["timestamp"])
+    except (KeyError, TypeError, ValueError):
+        return round(default * 1000)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return round(moment.timestamp() * 1000)
+
+
+def afterMilliseconds(after: float) -> int:
+    """
+    The stamp (milliseconds) a message must be above to be stamped after
+    C{after} (seconds): stamps are whole milliseconds, and C{after} may
+    carry float noise (C{0.123} is C{0.12299999...}).
+    """
+    return math.floor(round(after * 1000, 3))
+
+
 def openDatabase(path: str) -> tuple[sqlite3.Connection, Opened]:
     """
     Open (creating when needed) the database at C{path}, its directory too.
@@ -94,6 +149,8 @@ def openDatabase(path: str) -> tuple[sqlite3.Connection, Opened]:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.executescript(SCHEMA)
+        _migrate(connection)
+        connection.executescript(INDEXES)
         row = connection.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
         new = row is None
         if new:
@@ -246,7 +303,7 @@ class HistoryStore:
         for m in batch:
             try:
                 rows.append((_key(m.get("deployment")), int(m["seq"]), now,
-                             json.dumps(m, separators=(",", ":"))))
+                             json.dumps(m, separators=(",", ":")), stampedMilliseconds(m, now)))
             except (KeyError, TypeError, ValueError) as e:
                 # never a message the board made; one bad one must not stop the rest
                 self.log.error("history: not a status message, not kept: {error!r}", error=e)
@@ -254,14 +311,14 @@ class HistoryStore:
             with connection:
                 connection.execute("BEGIN")
                 connection.executemany(
-                    "INSERT OR REPLACE INTO messages (deployment, seq, time, body) "
-                    "VALUES (?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO messages (deployment, seq, time, body, stamped_ms) "
+                    "VALUES (?, ?, ?, ?, ?)",
                     rows,
                 )
                 connection.executemany(
                     "INSERT INTO counters (deployment, last) VALUES (?, ?) "
                     "ON CONFLICT (deployment) DO UPDATE SET last = max(last, excluded.last)",
-                    [(d, s) for d, s, _, _ in rows],
+                    [(d, s) for d, s, _, _, _ in rows],
                 )
         except sqlite3.Error as e:
             self._fail(f"cannot write to {self.path}: {e}")
@@ -326,13 +383,33 @@ class HistoryStore:
 
     # -- reading -------------------------------------------------------
 
-    def page(self, deployment: Optional[str], since: int = 0, limit: int = 1000) -> "Deferred[Page]":
+    def page(
+        self,
+        deployment: Optional[str],
+        since: int = 0,
+        limit: int = 1000,
+        after: Optional[float] = None,
+    ) -> "Deferred[Page]":
         """
         Up to C{limit} kept messages of C{deployment} with a seq above
-        C{since}, oldest first (after every message emitted so far is
-        written).
+        C{since} and, with C{after} (POSIX seconds), stamped after that
+        moment by their own C{timestamp}; oldest first (after every message
+        emitted so far is written).
         """
         key = _key(deployment)
+        if after is None:
+            query = (
+                "SELECT body FROM messages WHERE deployment = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?", (key, since, limit)
+            )
+        else:
+            # by time first: an hour out of days of messages is read, not
+            # every message of the deployment from seq SINCE on
+            query = (
+                "SELECT body FROM messages INDEXED BY messages_by_stamp "
+                "WHERE deployment = ? AND stamped_ms > ? AND seq > ? ORDER BY seq LIMIT ?",
+                (key, afterMilliseconds(after), since, limit),
+            )
 
         def read(connection: sqlite3.Connection) -> Page:
             counter = connection.execute(
@@ -341,14 +418,7 @@ class HistoryStore:
             first = connection.execute(
                 "SELECT min(seq) FROM messages WHERE deployment = ?", (key,)
             ).fetchone()[0]
-            bodies = [
-                row[0]
-                for row in connection.execute(
-                    "SELECT body FROM messages WHERE deployment = ? AND seq > ? "
-                    "ORDER BY seq LIMIT ?",
-                    (key, since, limit),
-                )
-            ]
+            bodies = [row[0] for row in connection.execute(*query)]
             return Page(first or 0, counter[0] if counter else 0, bodies)
 
         return self._read(read)
