@@ -22,7 +22,8 @@ deps: system-deps venv plugin-cache node-deps crossbar
 # Debian packages: a Docker engine for the tests' private dockerd, a static
 # busybox for the test image, Chromium for the browser tests, ss (iproute2)
 # to read a listening socket's backlog, Prometheus to scrape the hub's
-# /metrics in the tests.
+# /metrics in the tests, faketime (libfaketime) to run a test hub with its
+# clock behind.
 SYSTEM_PACKAGES := docker.io busybox-static chromium nodejs iproute2 prometheus faketime
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \

@@ -174,7 +174,9 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     metrics = Metrics() if config["metrics"]["enabled"] else None
     # opened now: the numbering goes on from what the database holds
     history, numbering = historyFromConfig(config["history"], reactor)
-    board = StatusBoard(reactor, numbering)
+    # before adopting, the hub answers with the last message it sent
+    opened = None if history is None else history.store.opened
+    board = StatusBoard(reactor, numbering, last=None if opened is None else opened.lastMessages())
     if metrics is not None:
         board.addSink(metrics.status)
     if history is not None:

@@ -15,8 +15,15 @@ from statushub.numbering import MemoryNumbering, PersistentNumbering
 
 
 class HistoryService(Service):
-    def __init__(self, store: HistoryStore) -> None:
+    """
+    @param numbering: the numbering that goes on from C{store}'s database:
+        it ends when the store closes, so that nothing is numbered that the
+        database would not keep.
+    """
+
+    def __init__(self, store: HistoryStore, numbering: Optional[PersistentNumbering] = None) -> None:
         self.store = store
+        self.numbering = numbering
 
     def startService(self) -> None:
         super().startService()
@@ -24,6 +31,8 @@ class HistoryService(Service):
 
     def stopService(self) -> None:
         super().stopService()
+        if self.numbering is not None:
+            self.numbering.close()
         self.store.close()
 
 
@@ -45,4 +54,5 @@ def historyFromConfig(
     if opened is None:
         # serve on; /healthz and the log say why there is no history
         return HistoryService(store), MemoryNumbering()
-    return HistoryService(store), PersistentNumbering(opened.epoch, opened.lastByName())
+    numbering = PersistentNumbering(opened.epoch, opened.lastByName())
+    return HistoryService(store, numbering), numbering

@@ -12,157 +12,34 @@ L{health}; the hub serves on without it.
 from __future__ import annotations
 
 import json
-import math
-import os
 import queue
-import secrets
 import sqlite3
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from statushub.history.database import (
+    Opened,
+    afterMilliseconds,
+    claimDatabase,
+    keyOf,
+    openDatabase,
+    releaseDatabase,
+    stampedMilliseconds,
+)
 from statushub.historypage import HistoryUnavailable, Page
 from statushub.interfaces import IHealthCheck, IStatusSink
 
 __all__ = ["HistoryStore", "HistoryUnavailable", "Opened", "Page", "openDatabase"]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY,
-    deployment TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    time REAL NOT NULL,
-    body TEXT NOT NULL,
-    stamped_ms INTEGER
-);
--- the last seq of every deployment ever seen: it outlives pruning, so that
--- seq never goes back, and it says which names have a history at all
-CREATE TABLE IF NOT EXISTS counters (deployment TEXT PRIMARY KEY, last INTEGER NOT NULL);
-"""
-
-# columns added since the first release of the schema: (table, column,
-# declaration, what fills it in the rows already there)
-MIGRATIONS = (
-    # the message's own timestamp (milliseconds since the epoch), for
-    # reads by time: C{time} is when it was written, for pruning
-    ("messages", "stamped_ms", "INTEGER",
-     "UPDATE messages SET stamped_ms = CAST(round(coalesce("
-     "julianday(json_extract(body, '$.timestamp')), julianday(time, 'unixepoch'))"
-     " * 86400000 - 210866760000000) AS INTEGER) WHERE stamped_ms IS NULL"),
-)
-
-INDEXES = """
-CREATE UNIQUE INDEX IF NOT EXISTS messages_by_deployment ON messages (deployment, seq);
-CREATE INDEX IF NOT EXISTS messages_by_time ON messages (time);
-CREATE INDEX IF NOT EXISTS messages_by_stamp ON messages (deployment, stamped_ms);
-"""
-
-# the picture of no deployment is filed under this (never a deployment name)
-NO_DEPLOYMENT = ""
 # prune every so many writes (fewer when fewer are kept) and at start: a
 # DELETE per message would cost more than the insert
 PRUNE_EVERY = 100
 
 _STOP = object()
-
-
-def _key(deployment: Optional[str]) -> str:
-    return NO_DEPLOYMENT if deployment is None else deployment
-
-
-@dataclass(frozen=True)
-class Opened:
-    """
-    What a database holds when it is opened: its epoch, and the last seq of
-    every deployment (L{NO_DEPLOYMENT} for the picture of none).
-
-    @ivar new: whether the database was created by this open.
-    """
-
-    epoch: str
-    last: dict[str, int]
-    new: bool
-
-    def lastByName(self) -> dict[Optional[str], int]:
-        """
-        C{last}, the picture of no deployment under L{None} (as
-        L{statushub.numbering.PersistentNumbering} takes it).
-        """
-        return {(None if k == NO_DEPLOYMENT else k): v for k, v in self.last.items()}
-
-
-def _migrate(connection: sqlite3.Connection) -> None:
-    """
-    Add what a database made by an older hub lacks, filling it in for the
-    rows it holds, in one transaction.
-    """
-    with connection:
-        connection.execute("BEGIN IMMEDIATE")
-        for table, column, declaration, fill in MIGRATIONS:
-            columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
-            if column not in columns:
-                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-                connection.execute(fill)
-
-
-def stampedMilliseconds(message: dict, default: float) -> int:
-    """
-    A message's C{timestamp} (ISO 8601) in milliseconds since the epoch;
-    C{default} (seconds) when it has none that can be read.
-    """
-    try:
-        moment = datetime.fromisoformat(message["timestamp"])
-    except (KeyError, TypeError, ValueError):
-        return round(default * 1000)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return round(moment.timestamp() * 1000)
-
-
-def afterMilliseconds(after: float) -> int:
-    """
-    The stamp (milliseconds) a message must be above to be stamped after
-    C{after} (seconds): stamps are whole milliseconds, and C{after} may
-    carry float noise (C{0.123} is C{0.12299999...}).
-    """
-    return math.floor(round(after * 1000, 3))
-
-
-def openDatabase(path: str) -> tuple[sqlite3.Connection, Opened]:
-    """
-    Open (creating when needed) the database at C{path}, its directory too.
-
-    @raise sqlite3.Error: or L{OSError}: it cannot be opened.
-    """
-    if path != ":memory:":
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    try:
-        # WAL with NORMAL: a commit is not an fsync, and readers never wait
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.executescript(SCHEMA)
-        _migrate(connection)
-        connection.executescript(INDEXES)
-        row = connection.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
-        new = row is None
-        if new:
-            epoch = secrets.token_hex(8)
-            connection.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
-        else:
-            epoch = row[0]
-        last = dict(connection.execute("SELECT deployment, last FROM counters"))
-    except BaseException:
-        connection.close()
-        raise
-    return connection, Opened(epoch, last, new)
 
 
 @implementer(IStatusSink, IHealthCheck)
@@ -175,6 +52,9 @@ class HistoryStore:
     @param maxMessages: at most this many messages are kept (the oldest go).
     @param clock: the time a message is filed under (seconds), read in the
         writer thread: only pruning by age uses it.
+    @param lockTimeout: how long a write waits while another process holds
+        the database before it fails (seconds); a failed write loses its
+        messages, and the next hub to open the database starts a new epoch.
     """
 
     name = "history"
@@ -187,10 +67,12 @@ class HistoryStore:
         keepDays: float = 7.0,
         maxMessages: int = 100_000,
         clock: Optional[Callable[[], float]] = None,
+        lockTimeout: float = 5.0,
     ) -> None:
         import time
 
         self.path = path
+        self.lockTimeout = lockTimeout
         self._reactor = reactor
         self.keepDays = keepDays
         self.maxMessages = maxMessages
@@ -200,6 +82,8 @@ class HistoryStore:
         self._connection: Optional[sqlite3.Connection] = None
         self._problem: Optional[str] = None
         self._writes = 0
+        # a write failed: messages that were sent are not kept
+        self._lost = False
         self.opened: Optional[Opened] = None
         self._started = False
 
@@ -217,16 +101,27 @@ class HistoryStore:
             L{health} says so).
         """
         try:
-            connection, self.opened = openDatabase(self.path)
-            connection.close()
+            connection, opened = openDatabase(self.path, self.lockTimeout)
+            try:
+                self.opened = claimDatabase(connection, opened)
+            finally:
+                connection.close()
         except (sqlite3.Error, OSError) as e:
             self._fail(f"cannot open {self.path}: {e}")
             return None
-        self.log.info(
-            "history in {path} (epoch {epoch}{new})",
-            path=self.path, epoch=self.opened.epoch,
-            new=", a new database" if self.opened.new else "",
-        )
+        if self.opened.renumbered:
+            self.log.warn(
+                "history: {path}: {reason}, so messages that were sent may be missing from "
+                "it; numbering goes on under a new epoch {epoch} (was {previous})",
+                path=self.path, reason=self.opened.renumbered, epoch=self.opened.epoch,
+                previous=opened.epoch,
+            )
+        else:
+            self.log.info(
+                "history in {path} (epoch {epoch}{new})",
+                path=self.path, epoch=self.opened.epoch,
+                new=", a new database" if self.opened.new else "",
+            )
         return self.opened
 
     def start(self) -> None:
@@ -237,7 +132,7 @@ class HistoryStore:
         if self.opened is None or self._thread is not None:
             return
         try:
-            self._connection, _ = openDatabase(self.path)
+            self._connection, _ = openDatabase(self.path, self.lockTimeout)
         except (sqlite3.Error, OSError) as e:
             self._fail(f"cannot open {self.path}: {e}")
             self.opened = None
@@ -249,7 +144,10 @@ class HistoryStore:
     def close(self) -> None:
         """
         Write what is queued, then close the database (blocks until done:
-        called when the hub stops).
+        called when the hub stops), marked closed cleanly unless a write
+        failed.  Nothing may be numbered after this (see
+        L{statushub.numbering.PersistentNumbering.close}): a message that
+        came later would not be kept.
         """
         thread, self._thread = self._thread, None
         if thread is None:
@@ -287,6 +185,7 @@ class HistoryStore:
             if batch:
                 self._write(connection, batch)
             if job is _STOP:
+                self._release(connection)
                 break
             if job is not None:
                 try:
@@ -297,16 +196,25 @@ class HistoryStore:
         connection.close()
         self._connection = None
 
+    def _release(self, connection: sqlite3.Connection) -> None:
+        try:
+            releaseDatabase(connection, complete=not self._lost)
+        except sqlite3.Error as e:
+            # the mark stays: the next hub starts a new epoch
+            self._fail(f"cannot close {self.path} cleanly: {e}")
+
     def _write(self, connection: sqlite3.Connection, batch: list[dict]) -> None:
         now = self._now()
         rows = []
         for m in batch:
             try:
-                rows.append((_key(m.get("deployment")), int(m["seq"]), now,
+                rows.append((keyOf(m.get("deployment")), int(m["seq"]), now,
                              json.dumps(m, separators=(",", ":")), stampedMilliseconds(m, now)))
             except (KeyError, TypeError, ValueError) as e:
                 # never a message the board made; one bad one must not stop the rest
                 self.log.error("history: not a status message, not kept: {error!r}", error=e)
+        # each deployment's last message of the batch (they come in order)
+        lastOf = {d: (d, seq, body) for d, seq, _, body, _ in rows}
         try:
             with connection:
                 connection.execute("BEGIN")
@@ -316,11 +224,13 @@ class HistoryStore:
                     rows,
                 )
                 connection.executemany(
-                    "INSERT INTO counters (deployment, last) VALUES (?, ?) "
-                    "ON CONFLICT (deployment) DO UPDATE SET last = max(last, excluded.last)",
-                    [(d, s) for d, s, _, _, _ in rows],
+                    "INSERT INTO counters (deployment, last, body) VALUES (?, ?, ?) "
+                    "ON CONFLICT (deployment) DO UPDATE SET last = excluded.last, "
+                    "body = excluded.body WHERE excluded.last >= counters.last",
+                    list(lastOf.values()),
                 )
         except sqlite3.Error as e:
+            self._lost = True
             self._fail(f"cannot write to {self.path}: {e}")
             return
         if self._problem is not None:
@@ -396,7 +306,7 @@ class HistoryStore:
         moment by their own C{timestamp}; oldest first (after every message
         emitted so far is written).
         """
-        key = _key(deployment)
+        key = keyOf(deployment)
         if after is None:
             query = (
                 "SELECT body FROM messages WHERE deployment = ? AND seq > ? "
