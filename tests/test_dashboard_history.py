@@ -26,7 +26,12 @@ N0_EXITED = """async () => {
 }"""
 
 
-def test_killWhileThePageWasClosed(hub_process, docker, page) -> None:
+@pytest.mark.parametrize("restart", ["stop", "kill"])
+def test_killWhileThePageWasClosed(hub_process, docker, page, restart, tmp_path) -> None:
+    """
+    The hub stopped, or killed (then it numbers under a new epoch, seq
+    going on), and started again: the page shows what happened before.
+    """
     from playwright.sync_api import expect
 
     hub = hub_process(config="[polling]\ninterval = 0.5\n", env={"DOCKER_HOST": docker.host})
@@ -43,7 +48,16 @@ def test_killWhileThePageWasClosed(hub_process, docker, page) -> None:
 
     docker.docker("kill", containerId)
     page.wait_for_function(N0_EXITED, polling=100, timeout=30_000)
-    hub.stop()
+    if restart == "kill":
+        status, current = api(hub, "GET", "/api/deployments/past")
+        blockUntil(lambda: api(hub, "GET", "/api/deployments/past/history")[1]["last"]
+                   >= current["seq"], timeout=30, what="the kill written")
+        hub.kill()
+        # and back where it cannot reach the engine: before adopting, it
+        # answers with the last message it sent, of the old epoch
+        hub.env["DOCKER_HOST"] = f"unix://{tmp_path}/no-engine.sock"
+    else:
+        hub.stop()
     hub.start()
 
     page.goto(hub.url + "/?deployment=past")
@@ -228,7 +242,10 @@ def test_pageLoadsOnlyTheLastHourPageByPage(hub_process, page, tmp_path) -> None
 
     database = tmp_path / "busy.db"
     messages = writeHistory(database, time.time())
-    hub = hub_process(config=f'[history]\npath = "{database}"\n')
+    # no engine: "busy" stays as the history left it (an engine without
+    # its containers would end it)
+    hub = hub_process(config=f'[history]\npath = "{database}"\n',
+                      env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
 
     page.goto(hub.url + "/?deployment=busy")
     line = '#timelines .timeline[data-for="web"]'

@@ -49,7 +49,7 @@
     resume: null,
     // the view of one: its kept messages (history API, then the feed), by seq
     history: new Map(),
-    historyEpoch: null,
+    newestKept: null, // the kept message with the highest seq
     // the kept message just before those (what each node was at the start)
     historyBefore: null,
   };
@@ -546,18 +546,29 @@
   // the history API's page size: an hour that holds more is read page by page
   const HISTORY_PAGE = 1000;
 
-  // One message of the viewed deployment into the kept ones.
+  // One message of the viewed deployment into the kept ones, by seq: within
+  // one database a seq is one message, whatever its epoch (after a crash the
+  // epoch changes and seq goes on).
   function keep(message) {
-    if (state.historyEpoch !== message.epoch) {
-      // another numbering: the old seqs mean nothing
+    if (!(message.seq > 0)) {
+      return; // a deployment not there yet
+    }
+    const known = state.history.get(message.seq);
+    const newest = state.newestKept;
+    if (known ? known.epoch !== message.epoch
+      : newest && newest.epoch !== message.epoch && message.seq <= newest.seq) {
+      // numbering started over (another database): the old seqs mean nothing
       state.history.clear();
       state.historyBefore = null;
-      state.historyEpoch = message.epoch;
+      state.newestKept = null;
+    } else if (known) {
+      return; // kept already
     }
-    if (message.seq > 0 && !state.history.has(message.seq)) {
-      state.history.set(message.seq, message);
-      renderHistory();
+    state.history.set(message.seq, message);
+    if (!state.newestKept || message.seq > state.newestKept.seq) {
+      state.newestKept = message;
     }
+    renderHistory();
   }
 
   // GET the history of the viewed deployment with these arguments: its page,
@@ -583,7 +594,7 @@
     const after = new Date(Date.now() - HOUR).toISOString();
     const messages = [];
     let before = null;
-    let epoch = null;
+    let lastSeq = 0;
     try {
       let since = 0;
       let page;
@@ -592,7 +603,7 @@
         if (page === null) {
           return; // never deployed: nothing happened yet
         }
-        epoch = page.epoch;
+        lastSeq = page.last;
         messages.push(...page.messages);
         if (page.messages.length < HISTORY_PAGE) {
           break;
@@ -614,13 +625,22 @@
       }
       return; // else the hub is away; the feed brings what happens next
     }
-    if (state.historyEpoch !== null && state.historyEpoch !== epoch) {
-      return; // the feed already speaks of a newer numbering
+    // The hub's history is what it keeps now; of what the feed brought
+    // meanwhile, what came after it.
+    const loaded = new Map(messages.map((message) => [message.seq, message]));
+    const lastLoaded = messages.length ? messages[messages.length - 1].seq : lastSeq;
+    for (const [seq, message] of state.history) {
+      if (seq > lastLoaded) {
+        loaded.set(seq, message);
+      }
     }
-    state.historyEpoch = epoch;
+    state.history = loaded;
     state.historyBefore = before;
-    for (const message of messages) {
-      state.history.set(message.seq, message);
+    state.newestKept = null;
+    for (const message of loaded.values()) {
+      if (!state.newestKept || message.seq > state.newestKept.seq) {
+        state.newestKept = message;
+      }
     }
     problem.hidden = true;
     renderHistory();
