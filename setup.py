@@ -27,6 +27,8 @@ setup(
             "pytest-twisted>=1.14",
             "treq>=24.9",
             "playwright>=1.49",
+            # lint-imports: the layers of .importlinter, run by make test
+            "import-linter>=2.1",
         ],
     },
     entry_points={"console_scripts": ["statushub = statushub.cli:main"]},

@@ -11,6 +11,7 @@ import os
 from datetime import datetime
 
 import pytest
+import pytest_twisted
 
 from tests.blockingapi import api
 from tests.hubapi import topology
@@ -206,7 +207,7 @@ def writeHistory(path, now: float) -> list[dict]:
 
     from statushub.history.store import HistoryStore
     from statushub.numbering import PersistentNumbering
-    from statushub.status import NodeStatus, Picture, StatusBoard, isoTimestamp
+    from statushub.status import HistorySink, NodeStatus, Picture, StatusBoard, isoTimestamp
 
     store = HistoryStore(str(path), reactor)
     opened = store.open()
@@ -214,7 +215,7 @@ def writeHistory(path, now: float) -> list[dict]:
     clock = Clock()
     board = StatusBoard(clock, PersistentNumbering(opened.epoch, opened.lastByName()))
     messages: list[dict] = []
-    board.addSink(store)
+    board.addSink(HistorySink(store))
     board.addSink(type("Keep", (), {"broadcast": staticmethod(messages.append)})())
 
     def at(moment: float, status: str, deployStatus: str = "deployed") -> None:
@@ -226,7 +227,9 @@ def writeHistory(path, now: float) -> list[dict]:
     at(now - 2 * 3600, "running")
     for i in range(HOUR_CHANGES):
         at(now - 3300 + 2 * i, "paused" if i % 2 == 0 else "running")
-    store.close()
+    # every message written, the database closed cleanly (the writer thread
+    # says so through the reactor)
+    pytest_twisted.blockon(store.stop())
     return messages
 
 

@@ -21,7 +21,7 @@ from twisted.internet.task import Clock
 from statushub.history.service import HistoryService
 from statushub.history.store import HistoryStore
 from statushub.numbering import PersistentNumbering
-from statushub.status import NodeStatus, Picture, StatusBoard
+from statushub.status import HistorySink, NodeStatus, Picture, StatusBoard
 from tests.waiting import waitUntil
 
 
@@ -50,7 +50,7 @@ def boardOn(store: HistoryStore, clock: Optional[Clock] = None) -> tuple[StatusB
     assert opened is not None
     board = StatusBoard(clock or Clock(), PersistentNumbering(opened.epoch, opened.lastByName()),
                         last=opened.lastMessages())
-    board.addSink(store)
+    board.addSink(HistorySink(store))
     emitted = Emitted()
     board.addSink(emitted)
     return board, emitted
@@ -63,12 +63,13 @@ def started(path: Path, **kwargs) -> HistoryStore:
     return store
 
 
-def test_cleanCloseKeepsTheEpoch(tmp_path: Path) -> None:
+@pytest_twisted.ensureDeferred
+async def test_cleanCloseKeepsTheEpoch(tmp_path: Path) -> None:
     path = tmp_path / "h.db"
     store = started(path)
     board, _ = boardOn(store)
     board.update(picture("alpha", "running"))
-    store.close()
+    await store.stop()
     again = HistoryStore(str(path), reactor)
     opened = again.open()
     assert opened is not None and not opened.renumbered
@@ -76,7 +77,8 @@ def test_cleanCloseKeepsTheEpoch(tmp_path: Path) -> None:
     assert opened.lastByName() == {"alpha": 1}
 
 
-def test_notClosedIsANewEpoch(tmp_path: Path) -> None:
+@pytest_twisted.ensureDeferred
+async def test_notClosedIsANewEpoch(tmp_path: Path) -> None:
     """
     A database whose hub never closed it (killed, or it crashed) may lack
     messages that were sent: the next hub numbers under a new epoch, with
@@ -94,10 +96,10 @@ def test_notClosedIsANewEpoch(tmp_path: Path) -> None:
         assert opened.lastByName().get("alpha", 0) <= 1
         # and the epoch it chose is the database's from now on
         after.start()
-        after.close()
+        await after.stop()
         assert HistoryStore(str(path), reactor).open().epoch == opened.epoch
     finally:
-        killed.close()
+        await killed.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -120,7 +122,7 @@ async def test_aLostWriteIsANewEpoch(tmp_path: Path) -> None:
     finally:
         lock.rollback()
         lock.close()
-    store.close()
+    await store.stop()
     opened = HistoryStore(str(path), reactor).open()
     assert opened.renumbered and opened.epoch != board.epoch
 
@@ -135,17 +137,18 @@ async def test_theLastMessageOutlivesPruning(tmp_path: Path) -> None:
     board.update(picture("bravo", "running"))
     page = await store.page("alpha")
     assert page.first > 1  # pruned
-    store.close()
+    await store.stop()
     store = started(path)
     try:
         last = store.opened.lastMessages()
         assert last["alpha"] == emitted.messages[11]
         assert last["bravo"] == emitted.messages[12]
     finally:
-        store.close()
+        await store.stop()
 
 
-def test_boardServesTheStoredLastMessages(tmp_path: Path) -> None:
+@pytest_twisted.ensureDeferred
+async def test_boardServesTheStoredLastMessages(tmp_path: Path) -> None:
     """
     Before a deployment is current again (adopted), the board answers about
     it with its last message as it was sent, and so for the picture of no
@@ -159,7 +162,7 @@ def test_boardServesTheStoredLastMessages(tmp_path: Path) -> None:
     board.update(picture("bravo", "running"))
     board.update(picture("bravo", "running", "tearing_down"))
     board.update(picture("bravo", "", "idle"))
-    store.close()
+    await store.stop()
     alpha, bravoEnd = emitted.messages[1], emitted.messages[-1]
     idle = emitted.messages[0]
 
@@ -175,7 +178,7 @@ def test_boardServesTheStoredLastMessages(tmp_path: Path) -> None:
         restarted.update(picture("alpha", "paused"))
         assert again.messages[-1]["seq"] == alpha["seq"] + 1
     finally:
-        store.close()
+        await store.stop()
 
 
 def test_aTeardownsLastMessageIsWhatIsServedAfter() -> None:
@@ -216,7 +219,8 @@ def test_deploymentsGoneWhileAwayEnd() -> None:
     assert board.current("charlie")["deployStatus"] == "deployed"
 
 
-def test_nothingIsNumberedOnceTheHistoryHasClosed(tmp_path: Path) -> None:
+@pytest_twisted.ensureDeferred
+async def test_nothingIsNumberedOnceTheHistoryHasClosed(tmp_path: Path) -> None:
     """
     A change that comes while the hub stops, after its history closed,
     is not sent: it would carry a seq no database kept.
@@ -227,12 +231,12 @@ def test_nothingIsNumberedOnceTheHistoryHasClosed(tmp_path: Path) -> None:
     numbering = PersistentNumbering(opened.epoch, opened.lastByName())
     service = HistoryService(store, numbering)
     board = StatusBoard(Clock(), numbering)
-    board.addSink(store)
+    board.addSink(HistorySink(store))
     emitted = Emitted()
     board.addSink(emitted)
     service.startService()
     board.update(picture("alpha", "running"))
-    service.stopService()
+    await service.stopService()
     assert board.update(picture("alpha", "exited")) is False
     assert [m["seq"] for m in emitted.messages] == [1]
     assert board.current("alpha") == emitted.messages[0]

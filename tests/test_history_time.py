@@ -19,10 +19,10 @@ from twisted.internet.task import Clock
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from statushub.history.api import HistoryResource
 from statushub.history.store import HistoryStore
 from statushub.numbering import PersistentNumbering
-from statushub.status import NodeStatus, Picture, StatusBoard, isoTimestamp
+from statushub.status import HistorySink, NodeStatus, Picture, StatusBoard, isoTimestamp
+from statushub.web.history import HistoryResource
 
 # 2027-01-15T08:00:00Z
 START = 1_800_000_000.0
@@ -47,7 +47,7 @@ def timedBoard(path: Path) -> tuple[HistoryStore, StatusBoard, Clock]:
     clock = Clock()
     clock.advance(START)
     board = StatusBoard(clock, PersistentNumbering(opened.epoch, opened.lastByName()))
-    board.addSink(store)
+    board.addSink(HistorySink(store))
     return store, board, clock
 
 
@@ -87,7 +87,7 @@ async def test_pageAfterATime(tmp_path: Path) -> None:
         assert (await store.page("alpha", after=START + 3600)).bodies == []
         assert seqs((await store.page("bravo", after=START)).bodies) == [1, 2, 3]
     finally:
-        store.close()
+        await store.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -102,12 +102,12 @@ async def test_pageAfterReadsByTheMessagesTimeNotTheWritersClock(tmp_path: Path)
     store.start()
     try:
         for seq, minutes in ((1, 0), (2, 30), (3, 90)):
-            store.broadcast({"deployment": "alpha", "seq": seq,
+            store.append({"deployment": "alpha", "seq": seq,
                              "timestamp": isoTimestamp(START + minutes * 60)})
         page = await store.page("alpha", after=START + 3600)
         assert seqs(page.bodies) == [3]
     finally:
-        store.close()
+        await store.stop()
 
 
 OLD_SCHEMA = """
@@ -152,7 +152,7 @@ async def test_olderDatabaseMigratedOnOpen(tmp_path: Path) -> None:
         page = await store.page("alpha", after=START + 1200)
         assert seqs(page.bodies) == [3, 4]
     finally:
-        store.close()
+        await store.stop()
 
 
 class HistoryServer:
@@ -197,4 +197,4 @@ async def test_apiAfter(tmp_path: Path) -> None:
         assert code == 400 and body["field"] == "after"
     finally:
         await server.port.stopListening()
-        store.close()
+        await store.stop()

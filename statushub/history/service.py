@@ -1,6 +1,6 @@
 """
 The history as a twistd service: opened when the hub is built, closed (what
-is queued written first) when it stops.
+is queued written first) when it stops, without holding up the reactor.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred
 
 from statushub.history.store import HistoryStore
 from statushub.interfaces import IMessageNumbering
@@ -16,8 +17,12 @@ from statushub.numbering import MemoryNumbering, PersistentNumbering
 
 class HistoryService(Service):
     """
-    @param numbering: the numbering that goes on from C{store}'s database:
-        it ends when the store closes, so that nothing is numbered that the
+    Starts the store's writer thread with the hub; stops it last.
+
+    @ivar store: the L{statushub.interfaces.IHistory} the rest of the hub
+        is given.
+    @ivar numbering: the numbering that goes on from C{store}'s database:
+        it ends when the store stops, so that nothing is numbered that the
         database would not keep.
     """
 
@@ -29,11 +34,14 @@ class HistoryService(Service):
         super().startService()
         self.store.start()
 
-    def stopService(self) -> None:
+    def stopService(self) -> "Deferred[None]":
+        """
+        Fire once everything queued is written and the database is closed.
+        """
         super().stopService()
         if self.numbering is not None:
             self.numbering.close()
-        self.store.close()
+        return self.store.stop()
 
 
 def historyFromConfig(

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from typing import Any, Callable, Optional
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -31,7 +31,7 @@ from statushub.history.database import (
     stampedMilliseconds,
 )
 from statushub.historypage import HistoryUnavailable, Page
-from statushub.interfaces import IHealthCheck, IStatusSink
+from statushub.interfaces import IHealthCheck, IHistory
 
 __all__ = ["HistoryStore", "HistoryUnavailable", "Opened", "Page", "openDatabase"]
 
@@ -42,10 +42,11 @@ PRUNE_EVERY = 100
 _STOP = object()
 
 
-@implementer(IStatusSink, IHealthCheck)
+@implementer(IHistory, IHealthCheck)
 class HistoryStore:
     """
-    An L{IStatusSink} that keeps every message, and reads them back.
+    The L{IHistory} of one hub: keeps every message in SQLite, and reads
+    them back.
 
     @param reactor: where results are handed back (C{callFromThread}).
     @param keepDays: messages older than this are pruned.
@@ -85,7 +86,9 @@ class HistoryStore:
         # a write failed: messages that were sent are not kept
         self._lost = False
         self.opened: Optional[Opened] = None
-        self._started = False
+        # fired by the writer thread once it has written everything and
+        # closed the database
+        self._whenStopped: Optional[Deferred[None]] = None
 
     # -- life cycle ----------------------------------------------------
 
@@ -141,20 +144,23 @@ class HistoryStore:
         self._thread.start()
         self._queue.put(self._prune)
 
-    def close(self) -> None:
+    def stop(self) -> "Deferred[None]":
         """
-        Write what is queued, then close the database (blocks until done:
-        called when the hub stops), marked closed cleanly unless a write
-        failed.  Nothing may be numbered after this (see
-        L{statushub.numbering.PersistentNumbering.close}): a message that
-        came later would not be kept.
+        Write what is queued, then close the database, marked closed
+        cleanly unless a write failed; nothing handed over after this call
+        is kept or read, so nothing may be numbered after it (see
+        L{statushub.numbering.PersistentNumbering.close}).  Returns at once:
+        the Deferred fires, in the reactor thread, when the writer thread is
+        done.
         """
         thread, self._thread = self._thread, None
         if thread is None:
-            return
-        self._queue.put(_STOP)
-        thread.join()
+            return succeed(None)
         self.opened = None  # nothing more is queued or read
+        self._whenStopped = Deferred()
+        stopped = self._whenStopped
+        self._queue.put(_STOP)
+        return stopped
 
     def health(self) -> str:
         if self._problem is not None:
@@ -195,6 +201,8 @@ class HistoryStore:
                     self.log.failure("history: a job failed")
         connection.close()
         self._connection = None
+        if self._whenStopped is not None:
+            self._reactor.callFromThread(self._whenStopped.callback, None)
 
     def _release(self, connection: sqlite3.Connection) -> None:
         try:
@@ -282,16 +290,14 @@ class HistoryStore:
         self._queue.put(job)
         return d
 
-    # -- IStatusSink ---------------------------------------------------
+    # -- IHistory ------------------------------------------------------
 
-    def broadcast(self, message: dict) -> None:
+    def append(self, message: dict) -> None:
         """
         Queue C{message} for writing; returns at once.
         """
         if self.opened is not None:
             self._queue.put(message)
-
-    # -- reading -------------------------------------------------------
 
     def page(
         self,
