@@ -11,7 +11,6 @@ import os
 from datetime import datetime
 
 import pytest
-import pytest_twisted
 
 from tests.blockingapi import api
 from tests.hubapi import topology
@@ -193,6 +192,16 @@ def test_teardownEndsTheBarAndARedeployStartsANewOne(hub_process, docker, page) 
 HOUR_CHANGES = 1500  # more than one page of the history API (1,000)
 
 
+class HandedBackAtOnce:
+    """
+    The reactor of a history store used where no reactor runs (this plain
+    test): what its writer thread hands back runs at once, in that thread.
+    """
+
+    def callFromThread(self, f, *args, **kwargs) -> None:
+        f(*args, **kwargs)
+
+
 def writeHistory(path, now: float) -> list[dict]:
     """
     The history of C{busy} as the hub's own store and board write it, with
@@ -202,14 +211,15 @@ def writeHistory(path, now: float) -> list[dict]:
 
     @return: every message, in order.
     """
-    from twisted.internet import reactor
+    import threading
+
     from twisted.internet.task import Clock
 
     from statushub.history.store import HistoryStore
     from statushub.numbering import PersistentNumbering
     from statushub.status import HistorySink, NodeStatus, Picture, StatusBoard, isoTimestamp
 
-    store = HistoryStore(str(path), reactor)
+    store = HistoryStore(str(path), HandedBackAtOnce())
     opened = store.open()
     store.start()
     clock = Clock()
@@ -227,9 +237,10 @@ def writeHistory(path, now: float) -> list[dict]:
     at(now - 2 * 3600, "running")
     for i in range(HOUR_CHANGES):
         at(now - 3300 + 2 * i, "paused" if i % 2 == 0 else "running")
-    # every message written, the database closed cleanly (the writer thread
-    # says so through the reactor)
-    pytest_twisted.blockon(store.stop())
+    # every message written, the database closed cleanly
+    closed = threading.Event()
+    store.stop().addCallback(lambda _: closed.set())
+    assert closed.wait(30), "the history's writer did not finish"
     return messages
 
 
