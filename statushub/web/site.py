@@ -4,6 +4,7 @@ The site: which resource answers which path.
     /            the dashboard (statushub/static)
     /ws/status   the WebSocket feed (feed.py)         role, origin
     /api/status  one deployment's picture (status.py) role
+    /api/whoami  what the token may do (whoami.py)     role
     /api/...     the API's resources (deployments.py) role, audited
     /healthz     the hub's own health (health.py)     open: it tells nothing private
     /metrics     Prometheus metrics                   role (a viewer may read it)
@@ -33,6 +34,7 @@ from statushub.web.health import HealthResource
 from statushub.web.jsonresource import JSONError
 from statushub.web.roles import Roles
 from statushub.web.status import StatusResource
+from statushub.web.whoami import WhoAmIResource
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "static")
 
@@ -99,6 +101,7 @@ def makeSite(
 
     apiRoot = APIRoot()
     apiRoot.putChild(b"status", StatusResource(source))
+    apiRoot.putChild(b"whoami", WhoAmIResource(roles))
     for name, resource in api.items():
         # what the orchestrator adds changes things: every change is audited
         apiRoot.putChild(name.encode("ascii"), Audited(resource, roles.identify))
