@@ -7,7 +7,6 @@ plugins imports neither the reactor nor this module's dependencies.
 
 from __future__ import annotations
 
-import gc
 import os
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Optional
@@ -137,11 +136,11 @@ class HubService(MultiService):
     """
     The root of the hub's service tree.  Its children start in the order
     they were added (the history, the orchestrator, the WAMP publisher,
-    keep-alive, the listening port) and stop one after another the other
-    way round, each waiting for the one before: the port stops accepting
-    and the feed its pings, then the orchestrator stops its work on the
-    engine, and the history goes last, so that every message emitted is
-    written.
+    keep-alive, the feed's GC freezer, the GC pause metrics, the listening
+    port) and stop one after another the other way round, each waiting for
+    the one before: the port stops accepting and the feed its pings, then
+    the orchestrator stops its work on the engine, and the history goes
+    last, so that every message emitted is written.
 
     @ivar logObserver: where twistd should send the log, if not as it
         would by itself: JSON lines (C{[logging] format = "json"}), or its
@@ -199,16 +198,13 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     core = buildCore(config, reactor, metrics, service)
     hub = buildFeed(config, core.source, reactor, metrics, core.history, service)
     if metrics is not None:
+        metrics.gc.setServiceParent(service)  # GC pauses, timed while the hub runs
         # read at scrape time, from a thread: every deployment's current picture
         metrics.watch(hub.__len__, core.source.snapshot, core.healthChecks)
     site = buildSite(
         config, core.source, hub, core.control, core.history, core.healthChecks, metrics, reactor
     )
     listenOn(config, site, reactor, service)
-    # What start-up built (modules, the service tree) lives as long as the
-    # process: move it out of the cyclic GC's sight, so that full
-    # collections, which pause every broadcast, only walk what came later.
-    reactor.callWhenRunning(gc.freeze)
     return service
 
 
@@ -390,9 +386,10 @@ def buildFeed(
     service: HubService,
 ) -> StatusHubFactory:
     """
-    The WebSocket hub, a sink of the source, and its keep-alive.
+    The WebSocket hub, a sink of the source, its keep-alive and GC freezer.
     """
     from statushub.hub import StatusHubFactory
+    from statushub.hub.freezer import ConnectionFreezer
     from statushub.hub.keepalive import KeepAlive
 
     feed = config["feed"]
@@ -408,6 +405,9 @@ def buildFeed(
     KeepAlive(hub, reactor, feed["ping_interval"], feed["ping_timeout"]).setServiceParent(
         service
     )
+    # start-up's objects, then each batch of clients, out of the cyclic GC's sight
+    hub.freezer = ConnectionFreezer(reactor, hub.__len__)
+    hub.freezer.setServiceParent(service)
     return hub
 
 

@@ -15,7 +15,9 @@ from twisted.internet.defer import maybeDeferred
 from statushub.deploy.service import Orchestrator
 from statushub.history.service import HistoryService
 from statushub.history.store import openDatabase
+from statushub.hub.freezer import ConnectionFreezer
 from statushub.hub.keepalive import KeepAlive
+from statushub.metrics import GCPauseMetrics
 from statushub.status import NodeStatus, Picture
 from statushub.tap import AnnouncingEndpointService, Options, makeService
 
@@ -32,7 +34,10 @@ def options(tmp_path: Path) -> Options:
 def test_treeInStartOrder(tmp_path: Path) -> None:
     service = makeService(options(tmp_path), reactor)
     kinds = [type(child) for child in service]
-    assert kinds == [HistoryService, Orchestrator, KeepAlive, AnnouncingEndpointService]
+    assert kinds == [
+        HistoryService, Orchestrator, KeepAlive, ConnectionFreezer, GCPauseMetrics,
+        AnnouncingEndpointService,
+    ]
 
 
 @pytest_twisted.ensureDeferred
@@ -65,7 +70,10 @@ async def test_stopsInTurnAndTheHistoryLast(tmp_path: Path) -> None:
         ))
     await service.stopService()
     # one after another: each starts stopping once the one before is done
-    order = ["AnnouncingEndpointService", "KeepAlive", "Orchestrator", "HistoryService"]
+    order = [
+        "AnnouncingEndpointService", "GCPauseMetrics", "ConnectionFreezer", "KeepAlive",
+        "Orchestrator", "HistoryService",
+    ]
     assert steps == [step for name in order for step in (f"stop {name}", f"stopped {name}")]
     connection, opened = openDatabase(str(tmp_path / "h.db"))
     try:
@@ -91,7 +99,9 @@ def test_withClusterRedisTheTreeIsAClusters(tmp_path: Path) -> None:
     parsed.config.override("cluster", "redis", "redis://127.0.0.1:1/0")
     service = makeService(parsed, reactor)
     kinds = [type(child) for child in service]
-    assert kinds == [ClusterService, KeepAlive, AnnouncingEndpointService]
+    assert kinds == [
+        ClusterService, KeepAlive, ConnectionFreezer, GCPauseMetrics, AnnouncingEndpointService,
+    ]
     hub = next(child for child in service if isinstance(child, KeepAlive))._hub
     assert isinstance(hub._source, Mirror)
     assert not (tmp_path / "h.db").exists()  # no SQLite

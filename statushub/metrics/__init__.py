@@ -33,6 +33,7 @@ from statushub.metrics.engine import (
     MeteredEventStream,
 )
 from statushub.metrics.feed import BROADCAST_BUCKETS, DROP_REASONS, FeedMetrics
+from statushub.metrics.gc import GC_PAUSE_BUCKETS, GCPauseMetrics
 from statushub.metrics.prefix import PREFIX
 from statushub.metrics.status import (
     DEPLOY_STATUSES,
@@ -42,10 +43,10 @@ from statushub.metrics.status import (
 )
 
 __all__ = [
-    "ACTION_OUTCOMES", "ActionMetrics", "BROADCAST_BUCKETS", "DEPLOY_STATUSES", "DROP_REASONS", "ENGINE_ERROR_KINDS",
-    "ENGINE_EVENT_ACTIONS", "ENGINE_OPERATIONS", "OUTCOMES", "POLL_BUCKETS", "PREFIX",
-    "EngineMetrics", "FeedMetrics", "MeteredEngine", "MeteredEventStream", "Metrics",
-    "StateCollector", "StatusMetrics",
+    "ACTION_OUTCOMES", "ActionMetrics", "BROADCAST_BUCKETS", "DEPLOY_STATUSES", "DROP_REASONS",
+    "ENGINE_ERROR_KINDS", "ENGINE_EVENT_ACTIONS", "ENGINE_OPERATIONS", "GC_PAUSE_BUCKETS",
+    "OUTCOMES", "POLL_BUCKETS", "PREFIX", "EngineMetrics", "FeedMetrics", "GCPauseMetrics",
+    "MeteredEngine", "MeteredEventStream", "Metrics", "StateCollector", "StatusMetrics",
 ]
 
 
@@ -53,7 +54,8 @@ class Metrics:
     """
     Every metric of one hub, on a registry of its own: the parts that count
     take theirs from here (C{feed}, C{engine}, C{status}, C{actions}); L{watch} adds
-    what is read at scrape time; the process's own figures come with it.
+    what is read at scrape time; the process's own figures come with it,
+    and its GC pauses (C{gc}, a service: timed while it runs).
     """
 
     def __init__(self, registry: Optional[CollectorRegistry] = None) -> None:
@@ -62,6 +64,7 @@ class Metrics:
         self.engine = EngineMetrics(self.registry)
         self.status = StatusMetrics(self.registry)
         self.actions = ActionMetrics(self.registry)
+        self.gc = GCPauseMetrics(self.registry)
         # CPU, memory, open files, start time: statushub_process_*
         ProcessCollector(namespace=PREFIX, registry=self.registry)
 
