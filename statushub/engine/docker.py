@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Callable, Optional, TypeVar
+import struct
+from collections import deque
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import docker
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
+from docker.types.daemon import CancellableStream
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
@@ -30,8 +34,11 @@ from statushub.engine import (
     EngineEvent,
     EngineUnreachable,
     ImageNotFound,
+    LogLine,
+    ResourceSample,
 )
-from statushub.interfaces import IContainerEngine, IEventStream
+from statushub.engine.logs import LineAssembler, SampleReader, assemble
+from statushub.interfaces import IContainerEngine, IEventStream, ILogStream, IStatsStream
 
 T = TypeVar("T")
 
@@ -112,6 +119,96 @@ class _DockerEventStream:
             self._stream.close()
         except Exception:
             # already closed or broken: either way nothing is left to end
+            pass
+
+
+# what reading a stream raises once it is closed under it, or broken
+_STREAM_ENDED = (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError,
+                 ValueError, AttributeError)
+
+
+def logFrames(response: Any) -> Iterator[tuple[int, bytes]]:
+    """
+    The C{(stream, payload)} frames of a log response (the engine's
+    multiplexed stream: an 8-byte header, then the payload), as docker-py's
+    C{logs()} reads them, but keeping which stream each came from.  Blocks.
+    """
+    while True:
+        header = response.raw.read(8)
+        if len(header) < 8:
+            return
+        streamId, length = struct.unpack(">BxxxL", header)
+        if not length:
+            continue
+        payload = response.raw.read(length)
+        if not payload:
+            return
+        yield streamId, payload
+
+
+@implementer(ILogStream)
+class _LogStream:
+    """
+    Lines from an open log response; L{close} shuts its socket, so a read
+    blocked in another thread returns.
+    """
+
+    def __init__(self, response: Any) -> None:
+        self._frames = logFrames(response)
+        self._closer = CancellableStream(self._frames, response)
+        self._assembler = LineAssembler()
+        self._ready: deque[LogLine] = deque()
+        self._ended = False
+
+    def next(self) -> Optional[LogLine]:
+        while not self._ready:
+            if self._ended:
+                return None
+            try:
+                streamId, payload = next(self._frames)
+            except (StopIteration, *_STREAM_ENDED):
+                self._ended = True
+                self._ready.extend(self._assembler.flush())
+                continue
+            self._ready.extend(self._assembler.feed(streamId, payload))
+        return self._ready.popleft()
+
+    def close(self) -> None:
+        self._ended = True
+        try:
+            self._closer.close()
+        except Exception:
+            pass  # already closed or broken: nothing left to end
+
+
+@implementer(IStatsStream)
+class _StatsStream:
+    """
+    Samples from an open stats response (one decoded reading a second); ends
+    once the engine says the container is not running.
+    """
+
+    def __init__(self, readings: Iterator[dict], response: Any) -> None:
+        self._stream = CancellableStream(readings, response)
+        self._reader = SampleReader()
+
+    def next(self) -> Optional[ResourceSample]:
+        while True:
+            try:
+                raw = next(self._stream)
+            except (StopIteration, *_STREAM_ENDED):
+                return None
+            running, sample = self._reader.read(raw)
+            if not running:
+                self.close()
+                return None
+            if sample is not None:
+                return sample
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        except Exception:
             pass
 
 
@@ -272,6 +369,7 @@ class DockerEngine:
                 restartCount=int(found.get("RestartCount") or 0),
                 exitCode=state.get("ExitCode"),
                 healthOutput=checks[-1].get("Output") if checks else None,
+                oomKilled=bool(state.get("OOMKilled")),
             )
 
         return self._call(f"inspect container {containerId[:12]}", inspect)
@@ -288,3 +386,63 @@ class DockerEngine:
             return _DockerEventStream(stream)
 
         return self._call("open the event stream", openStream)
+
+    # -- logs and resource use -------------------------------------------
+    #
+    # Opening a stream is a call like any other (in the pool, with its
+    # time-out); reading it is not: the stream is handed over open, and its
+    # reader blocks in a thread of its own (statushub.insight).
+
+    _logsPath = "/containers/{0}/logs"
+
+    def _openLogs(self, client: Any, containerId: str, params: dict[str, Any]) -> Any:
+        """
+        The open response of C{GET .../logs} with C{params}: the request of
+        docker-py's C{logs(stream=True, follow=True, timestamps=True)}, whose
+        frames are read here rather than by docker-py, which drops the
+        stream (stdout or stderr) each line came from.  Blocks.
+        """
+        query = {"stdout": 1, "stderr": 1, "timestamps": 1, **params}
+        response = client._get(client._url(self._logsPath, containerId), params=query, stream=True)
+        client._raise_for_status(response)
+        if params.get("follow"):
+            # a quiet node may print nothing for longer than any time-out
+            client._disable_socket_timeout(client._get_raw_response_socket(response))
+        return response
+
+    def readLogs(self, containerId: str, tail: int) -> "Deferred[list[LogLine]]":
+        def read() -> list[LogLine]:
+            response = self._openLogs(self._client, containerId, {"tail": tail, "follow": 0})
+            try:
+                return assemble(logFrames(response))
+            finally:
+                response.close()
+
+        return self._call(f"read the log of {containerId[:12]}", read)
+
+    def followLogs(self, containerId: str) -> "Deferred[ILogStream]":
+        def openStream() -> ILogStream:
+            return _LogStream(
+                self._openLogs(self._client, containerId, {"tail": 0, "follow": 1})
+            )
+
+        return self._call(f"follow the log of {containerId[:12]}", openStream)
+
+    def _openStats(self, client: Any, containerId: str) -> IStatsStream:
+        """
+        docker-py's C{stats(stream=True, decode=True)}, with the response
+        kept so that the stream can be closed from another thread.  Blocks.
+        """
+        response = client._get(
+            client._url("/containers/{0}/stats", containerId), params={"stream": True},
+            stream=True,
+        )
+        client._raise_for_status(response)
+        client._disable_socket_timeout(client._get_raw_response_socket(response))
+        return _StatsStream(client._stream_helper(response, decode=True), response)
+
+    def followStats(self, containerId: str) -> "Deferred[IStatsStream]":
+        return self._call(
+            f"follow the resource use of {containerId[:12]}",
+            self._openStats, self._client, containerId,
+        )

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Optional
 
+import docker
+import requests.exceptions
+
 import docker.errors
 from docker.types import (
     ContainerSpec as SwarmContainerSpec,
@@ -36,9 +39,16 @@ from statushub.engine import (
     EngineError,
     EngineEvent,
     ImageNotFound,
+    StatsUnavailable,
 )
-from statushub.engine.docker import DockerEngine, _DockerEventStream, _labelFilter
-from statushub.interfaces import IContainerEngine, IEventStream
+from statushub.engine.docker import (
+    API_VERSION,
+    DockerEngine,
+    _DockerEventStream,
+    _labelFilter,
+    dockerHost,
+)
+from statushub.interfaces import IContainerEngine, IEventStream, IStatsStream
 
 # a Swarm node label that names the host readably (hostnames may repeat)
 HOST_LABEL = "io.statushub.host"
@@ -242,7 +252,78 @@ class SwarmEngine(DockerEngine):
     A Docker Swarm, through the manager at C{host}: the same client, thread
     pool and error handling as L{DockerEngine}, services instead of
     containers.
+
+    The logs of every node come through the manager (its service's log).
+    Resource use comes from the engine of the host a node's task runs on:
+    the manager's own, and those named in C{hostEngines} (a host's readable
+    name, see L{hostName}, to that engine's address); a node elsewhere has
+    none (L{StatsUnavailable}).
     """
+
+    _logsPath = "/services/{0}/logs"
+
+    def __init__(
+        self,
+        reactor: Any,
+        host: str = "",
+        timeout: float = 10.0,
+        hostEngines: Optional[Mapping[str, str]] = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(reactor, host=host, timeout=timeout, **kwargs)
+        self.hostEngines = dict(hostEngines or {})
+        self._hostClients: dict[str, Any] = {}
+
+    def stop(self) -> None:
+        super().stop()
+        for client in self._hostClients.values():
+            client.close()
+
+    def _clientOf(self, address: str) -> Any:
+        if address not in self._hostClients:
+            self._hostClients[address] = docker.APIClient(
+                base_url=dockerHost(address), version=API_VERSION, timeout=self.timeout
+            )
+        return self._hostClients[address]
+
+    def followStats(self, containerId: str) -> "Deferred[IStatsStream]":
+        """
+        The resource use of the container the service's running task is in,
+        read from the engine of its host.
+        """
+        what = f"follow the resource use of service {containerId[:12]}"
+
+        def openStream() -> IStatsStream:
+            tasks = self._client.tasks(filters={"service": containerId, "desired-state": "running"})
+            running = [t for t in tasks if (t.get("Status") or {}).get("State") == "running"]
+            if not running:
+                raise EngineError(f"{what}: no task of it runs")
+            task = _current(running)
+            container = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+            nodes = self._client.nodes()
+            node = next((n for n in nodes if n["ID"] == task.get("NodeID")), None)
+            if node is None or not container:
+                raise EngineError(f"{what}: its task has no container yet")
+            own = (self._client.info().get("Swarm") or {}).get("NodeID")
+            if node["ID"] == own:
+                client = self._client
+            else:
+                name = hostName(node, nodes)
+                address = self.hostEngines.get(name)
+                if address is None:
+                    raise StatsUnavailable(
+                        f"runs on host {name}, whose engine the hub does not reach "
+                        "(name it in [engine] hosts)"
+                    )
+                try:
+                    return self._openStats(self._clientOf(address), container)
+                except (requests.exceptions.RequestException, OSError) as e:
+                    raise StatsUnavailable(
+                        f"runs on host {name}, whose engine at {address} does not answer: {e}"
+                    ) from e
+            return self._openStats(client, container)
+
+        return self._call(what, openStream)
 
     def createContainer(self, spec: ContainerSpec) -> "Deferred[str]":
         name = serviceName(spec)
