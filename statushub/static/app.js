@@ -453,6 +453,9 @@
         healthBadge.dataset.state = "";
       }
       addCell(row, "since", "");
+      // CPU, memory, the node's log, an OOM kill (insight.js)
+      window.statushubInsight.fillRow(row, node);
+      window.statushubInsight.nodeChanged(node);
     }
     state.nodes = seen;
     $("no-nodes").hidden = nodeStatuses.length > 0;
@@ -817,6 +820,7 @@
 
     window.setInterval(tick, 1000);
     connect();
+    window.statushubInsight.start();
     if (viewing !== null) {
       loadHistory();
       // the bars slide left as time goes on
