@@ -2,6 +2,17 @@
 An in-memory L{IContainerEngine} for unit tests: containers are dicts, calls
 answer at once (or, with C{hold}, when the test says so), failures are set
 up by the test.
+
+It behaves as the real engines do where the contract says how (the suite of
+C{tests/test_engine_contract.py} runs against it and against Docker): its
+event streams carry the events its containers' lives make (C{create},
+C{start}, C{kill}, C{die} with the exit code, C{destroy}, C{health_status:
+...}), filtered by label and action as Docker filters them, and a node's
+restart policy is honoured when its process ends (L{FakeEngine.exit}).
+What only a real engine does by itself, a test does with a helper: a
+process ending (L{FakeEngine.exit}), a health check's verdict
+(L{FakeEngine.setHealth}); L{FakeEngine.set} changes what the list shows
+without an event, and L{FakeEventStream.push} hands one stream any event.
 """
 
 from __future__ import annotations
@@ -26,19 +37,54 @@ from statushub.engine import (
 )
 from statushub.interfaces import IContainerEngine, IEventStream, ILogStream, IStatsStream
 
+# the exit code of a process killed by SIGKILL (a forced removal)
+KILLED = 137
+
+
+def _hasLabels(labels: dict[str, str], wanted: dict[str, Optional[str]]) -> bool:
+    """
+    Whether C{labels} carries every one of C{wanted} (a value of L{None}
+    matches any value), as the engine's label filter says.
+    """
+    return all(
+        key in labels and (value is None or labels[key] == value)
+        for key, value in wanted.items()
+    )
+
 
 @implementer(IEventStream)
 class FakeEventStream:
     """
-    Events the test L{push}es; L{next} returns a Deferred (the fake's
+    The events of the fake engine's containers that carry C{labels} (and,
+    when C{actions} is not empty, are one of those actions), plus whatever
+    the test L{push}es.  L{next} returns a Deferred (the fake's
     C{runInThread} just calls it).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, labels: Optional[dict] = None, actions: tuple = ()) -> None:
         self._queue: DeferredQueue = DeferredQueue()
+        self.labels: dict[str, Optional[str]] = dict(labels or {})
+        self.actions = tuple(actions)
         self.closed = False
 
+    def wants(self, event: EngineEvent) -> bool:
+        """
+        Whether the engine's filters let C{event} through, as Docker's do:
+        labels must all match; an action matches itself and, for
+        C{health_status}, the C{health_status: <word>} it stands for.
+        """
+        if not _hasLabels(event.labels, self.labels):
+            return False
+        return not self.actions or any(
+            event.action == action or event.action.startswith(action + ":")
+            for action in self.actions
+        )
+
     def push(self, event: Optional[EngineEvent]) -> None:
+        """
+        Hand this stream C{event} as it is, unfiltered (L{None}: the stream
+        breaks).
+        """
         self._queue.put(event)
 
     def next(self) -> "Deferred[Optional[EngineEvent]]":
@@ -85,6 +131,7 @@ class FakeEngine:
         self.holdLists = False
         self.heldLists: list[tuple[Deferred, dict]] = []
         self._ids = (f"{n:064x}" for n in itertools.count(0xC0FFEE))
+        self._ticks = itertools.count(1)
 
     def _check(self, method: str) -> Optional[Deferred]:
         self.calls.append(method)
@@ -93,6 +140,27 @@ class FakeEngine:
         if method in self.failNext:
             return fail(self.failNext.pop(method))
         return None
+
+    def _emit(self, containerId: str, action: str, **attributes: str) -> None:
+        """
+        Tell every open stream that wants it about C{action}: the event
+        carries the container's labels, its name and image, and
+        C{attributes} (C{exitCode}, C{signal}), as Docker's do.
+        """
+        container = self.containers[containerId]
+        event = EngineEvent(
+            containerId,
+            action,
+            {**container["labels"], "image": container["image"], "name": container["name"],
+             **attributes},
+            timeNano=next(self._ticks),
+        )
+        for stream in self.streams:
+            if not stream.closed and stream.wants(event):
+                stream.push(event)
+
+    def _unknown(self, what: str, containerId: str) -> Deferred:
+        return fail(EngineError(f"{what} {containerId[:12]}: no such container"))
 
     def ping(self) -> Deferred:
         return self._check("ping") or succeed(None)
@@ -108,39 +176,59 @@ class FakeEngine:
         containerId = next(self._ids)
         self.containers[containerId] = {
             "name": spec.name,
+            "image": spec.image,
             "status": "created",
             "health": None,
             "hasHealthcheck": spec.healthcheck is not None,
             "labels": dict(spec.labels),
+            "restart": spec.restart,
+            "restartCount": 0,
+            "exitCode": None,
         }
+        self._emit(containerId, "create")
         return succeed(containerId)
+
+    def _run(self, containerId: str) -> None:
+        container = self.containers[containerId]
+        container["status"] = "running"
+        container["exitCode"] = None
+        # a (re)started container's check begins again
+        container["health"] = "starting" if container["hasHealthcheck"] else None
+        self._emit(containerId, "start")
 
     def startContainer(self, containerId: str) -> Deferred:
         failed = self._check("startContainer")
         if failed:
             return failed
-        container = self.containers[containerId]
-        container["status"] = "running"
-        if container["hasHealthcheck"]:
-            container["health"] = "starting"
+        container = self.containers.get(containerId)
+        if container is None:
+            return self._unknown("start container", containerId)
+        if container["status"] != "running":
+            # starting a running container is no error, and no event
+            self._run(containerId)
         return succeed(None)
 
     def removeContainer(self, containerId: str) -> Deferred:
         failed = self._check("removeContainer")
         if failed:
             return failed
-        self.containers.pop(containerId, None)
+        container = self.containers.get(containerId)
+        if container is None:
+            return succeed(None)  # already gone: not an error
+        if container["status"] == "running":
+            self._emit(containerId, "kill", signal="9")
+            self._emit(containerId, "die", exitCode=str(KILLED))
+        self._emit(containerId, "destroy")
+        del self.containers[containerId]
         return succeed(None)
 
     def _matching(self, labels: dict) -> list[ContainerState]:
         return [
             ContainerState(cid, c["status"], c["health"], dict(c["labels"]),
-                           exitCode=c.get("exitCode"))
+                           # the list tells an exited container's code only
+                           exitCode=c.get("exitCode") if c["status"] == "exited" else None)
             for cid, c in self.containers.items()
-            if all(
-                key in c["labels"] and (value is None or c["labels"][key] == value)
-                for key, value in labels.items()
-            )
+            if _hasLabels(c["labels"], labels)
         ]
 
     def listContainers(self, labels: dict) -> Deferred:
@@ -164,16 +252,21 @@ class FakeEngine:
             return failed
         c = self.containers.get(containerId)
         if c is None:
-            return fail(EngineError(f"inspect container {containerId[:12]}: no such container"))
+            return self._unknown("inspect container", containerId)
         return succeed(ContainerDetail(
-            containerId, c.get("restartCount", 0), c.get("exitCode"), c.get("healthOutput"),
+            containerId,
+            c.get("restartCount", 0),
+            # Docker's State.ExitCode: the last run's, 0 before the first
+            # ends and again once it runs
+            c.get("exitCode") or 0,
+            c.get("healthOutput"),
         ))
 
     def events(self, labels: dict, actions: tuple = ()) -> Deferred:
         failed = self._check("events")
         if failed:
             return failed
-        stream = FakeEventStream()
+        stream = FakeEventStream(labels, actions)
         self.streams.append(stream)
         return succeed(stream)
 
@@ -287,7 +380,41 @@ class FakeEngine:
         )
 
     def set(self, containerId: str, **fields: Any) -> None:
+        """
+        Change what the list shows of a container, with no event (as if the
+        stream had missed it).
+        """
         self.containers[containerId].update(fields)
+
+    def exit(self, containerId: str, code: int) -> None:
+        """
+        The container's process ends with C{code}: it dies, and its restart
+        policy decides whether the engine starts it again (C{any} always,
+        C{on-failure} when C{code} is not 0), as Docker does.
+        """
+        container = self.containers[containerId]
+        assert container["status"] == "running", f"{containerId[:12]} is not running"
+        container.update(status="exited", exitCode=code, health=None)
+        self._emit(containerId, "die", exitCode=str(code))
+        policy = container["restart"]
+        if policy == "any" or (policy == "on-failure" and code != 0):
+            container["restartCount"] += 1
+            self._run(containerId)
+
+    def setHealth(self, containerId: str, health: str, output: Optional[str] = None) -> None:
+        """
+        A running container's health check says C{health} (C{healthy},
+        C{unhealthy}), its output C{output}: the list shows it, and a
+        C{health_status: <health>} event tells it.
+        """
+        container = self.containers[containerId]
+        assert container["hasHealthcheck"], f"{containerId[:12]} has no health check"
+        changed = container["health"] != health
+        container["health"] = health
+        if output is not None:
+            container["healthOutput"] = output
+        if changed:
+            self._emit(containerId, f"health_status: {health}")
 
     def idsByNode(self) -> dict[str, str]:
         return {c["labels"]["io.statushub.node"]: cid for cid, c in self.containers.items()}
