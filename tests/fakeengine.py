@@ -219,6 +219,7 @@ class FakeEngine:
             self._emit(containerId, "kill", signal="9")
             self._emit(containerId, "die", exitCode=str(KILLED))
         self._emit(containerId, "destroy")
+        self._endStreams(containerId)
         del self.containers[containerId]
         return succeed(None)
 
@@ -344,11 +345,11 @@ class FakeEngine:
         for each in self.openStatsStreams(containerId):
             each.push(ResourceSample(cpu, memory, limit, time))
 
-    def stopContainer(self, containerId: str, exitCode: int = 0) -> None:
+    def _endStreams(self, containerId: str) -> None:
         """
-        The container's process ends: its log and stats streams end.
+        The container's process ended: its log and stats streams end, as
+        Docker's do (a restarted container's log is followed anew).
         """
-        self.set(containerId, status="exited", exitCode=exitCode, health=None)
         for each in self.openLogStreams(containerId) + self.openStatsStreams(containerId):
             each.push(None)
 
@@ -396,6 +397,7 @@ class FakeEngine:
         assert container["status"] == "running", f"{containerId[:12]} is not running"
         container.update(status="exited", exitCode=code, health=None)
         self._emit(containerId, "die", exitCode=str(code))
+        self._endStreams(containerId)
         policy = container["restart"]
         if policy == "any" or (policy == "on-failure" and code != 0):
             container["restartCount"] += 1

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 from twisted.internet.defer import ensureDeferred
 from zope.interface import implementer
 
-from statushub.engine import NodeLocation
+from statushub.engine import DEPLOYMENT_LABEL, NODE_LABEL, ContainerSpec, NodeLocation
 from statushub.errors import Unavailable, UnknownDeployment
 from statushub.insight.logs import ILogFollower
 from statushub.insight.pumps import IStreamPump
@@ -40,12 +40,13 @@ class FakeLocator:
         """
         made = []
         for nodeId in nodeIds:
-            containerId = f"{name}-{nodeId}-" + "0" * 40
-            self.engine.containers[containerId] = {
-                "name": f"{name}-{nodeId}", "status": "running", "health": None,
-                "hasHealthcheck": False,
-                "labels": {"io.statushub.deployment": name, "io.statushub.node": nodeId},
-            }
+            spec = ContainerSpec(
+                name=f"{name}-{nodeId}", image="statushub/busybox",
+                labels=((DEPLOYMENT_LABEL, name), (NODE_LABEL, nodeId)),
+            )
+            # the fake answers at once
+            containerId = self.engine.createContainer(spec).result
+            self.engine.startContainer(containerId)
             made.append((nodeId, containerId))
         self.nodes[name] = made
         return dict(made)

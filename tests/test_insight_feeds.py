@@ -113,7 +113,7 @@ def test_tailThenLiveThenEnd() -> None:
     feeds.print("line 6")
     assert texts(client.messages()) == ["line 6"]
     assert len(feeds.logFeed) == 1
-    feeds.engine.stopContainer(feeds.ids["web"], 137)
+    feeds.engine.exit(feeds.ids["web"], 137)
     frames = client.frames()
     assert [f[0] for f in frames] == [1, 8]
     assert b'"log_end"' in frames[0][1]

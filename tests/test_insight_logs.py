@@ -229,7 +229,7 @@ def test_endWhenTheContainerStops() -> None:
     setup = Setup()
     follower = setup.follow()
     setup.print("last words")
-    setup.engine.stopContainer(setup.ids["web"], 137)
+    setup.engine.exit(setup.ids["web"], 137)
     assert follower.texts() == ["last words"]
     assert follower.ended
     assert setup.hub.streams == 0
@@ -306,3 +306,28 @@ def test_leavingWhileTheTailIsRead() -> None:
     assert follower.messages == []
     setup.clock.advance(10)
     assert setup.engine.openLogStreams() == []
+
+
+def test_endWhenTheNodeIsGone() -> None:
+    """
+    A status message about a deployment whose followed node has lost its
+    container (torn down, recreated) ends that log, whether or not the
+    engine ended its stream (a swarm's service log does not); the other
+    nodes' logs go on.
+    """
+    setup = Setup()
+    web, db = setup.follow("web"), setup.follow("db")
+    setup.hub.broadcast({"deployment": "demo", "deployStatus": "deployed"})
+    assert not web.ended and not db.ended
+    # recreated: the node has another container now
+    setup.locator.nodes["demo"][0] = ("web", "a" * 64)
+    setup.hub.broadcast({"deployment": "other", "deployStatus": "deployed"})
+    assert not web.ended
+    setup.hub.broadcast({"deployment": "demo", "deployStatus": "deployed"})
+    assert web.ended and not db.ended
+    assert setup.hub.streams == 1
+    # torn down: the deployment is gone
+    del setup.locator.nodes["demo"]
+    setup.hub.broadcast({"deployment": "demo", "deployStatus": "idle"})
+    assert db.ended
+    assert setup.hub.streams == 0 and setup.engine.openLogStreams() == []

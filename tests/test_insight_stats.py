@@ -106,7 +106,7 @@ def test_nodeThatStops() -> None:
     watcher = setup.watch()
     setup.engine.sample(setup.ids["web"], 1.0, MiB)
     setup.engine.sample(setup.ids["db"], 2.0, MiB)
-    setup.engine.stopContainer(setup.ids["db"], 137)
+    setup.engine.exit(setup.ids["db"], 137)
     assert setup.hub.streams == 1
     watcher.take()
     setup.clock.advance(1.0)

@@ -27,13 +27,14 @@ from typing import Any, Callable, Optional
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
-from zope.interface import Interface
+from twisted.python import threadable
+from zope.interface import Interface, implementer
 
 from statushub.engine import EngineError, LogLine, NodeLocation
-from statushub.errors import RequestError, UnknownNode
+from statushub.errors import RequestError, UnknownDeployment, UnknownNode
 from statushub.insight.frames import textFrame
 from statushub.insight.pumps import IStreamPump
-from statushub.interfaces import IContainerEngine, INodeLocator
+from statushub.interfaces import IContainerEngine, INodeLocator, IStatusSink
 
 DEFAULT_MAX_LINES_PER_SECOND = 1000
 #: the most lines a tail may ask for (PRODUCT.md)
@@ -324,9 +325,16 @@ class SharedLog:
                 "dropped": dropped}
 
 
+@implementer(IStatusSink)
 class LogHub:
     """
     Every followed node's L{SharedLog}, and the tail reads of the API.
+
+    A status sink too: a change of a deployment whose nodes are followed is
+    the moment to look whether a followed node's container is gone (torn
+    down, recreated): its stream is closed and its followers told the log
+    ended.  (Docker ends the stream of a container that stops; a swarm's
+    service log outlives its tasks and ends with nothing of itself.)
 
     @param pump: reads each engine stream (L{statushub.insight.pumps}).
     @param callFromThread: hands a call from the reading thread to the
@@ -428,6 +436,26 @@ class LogHub:
             return  # gone meanwhile
         self.unfollow(follower)
         follower.fail(reason)
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        """
+        A status message: end the logs of followed nodes whose container
+        its deployment no longer has.  From any thread.
+        """
+        if not threadable.isInIOThread():
+            self.callFromThread(self.broadcast, message)
+            return
+        name = message.get("deployment")
+        followed = [shared for key, shared in self._shared.items() if key[0] == name]
+        if name is None or not followed:
+            return
+        try:
+            present = {(n.nodeId, n.containerId) for n in self.locator.locate(name)}
+        except UnknownDeployment:
+            present = set()
+        for shared in followed:
+            if (shared.node, shared.containerId) not in present:
+                shared.close()  # the reading thread returns; its end tells the followers
 
     def unfollow(self, follower: ILogFollower) -> None:
         """
