@@ -59,6 +59,8 @@ class NodeStatus:
     exitCode: Optional[int] = None
     restartCount: Optional[int] = None
     healthOutput: Optional[str] = None
+    # an exited node the kernel's OOM killer ended: True, else not sent
+    oomKilled: Optional[bool] = None
 
     def toJSON(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -75,7 +77,8 @@ class NodeStatus:
 
 
 _OPTIONAL = (
-    "health", "host", "hostStatus", "error", "since", "exitCode", "restartCount", "healthOutput"
+    "health", "host", "hostStatus", "error", "since", "exitCode", "restartCount", "healthOutput",
+    "oomKilled",
 )
 # what a failing check may say, at most (PRODUCT.md)
 HEALTH_OUTPUT_MAX = 256

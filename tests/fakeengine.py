@@ -192,6 +192,7 @@ class FakeEngine:
         container = self.containers[containerId]
         container["status"] = "running"
         container["exitCode"] = None
+        container["oomKilled"] = False
         # a (re)started container's check begins again
         container["health"] = "starting" if container["hasHealthcheck"] else None
         self._emit(containerId, "start")
@@ -261,6 +262,7 @@ class FakeEngine:
             # ends and again once it runs
             c.get("exitCode") or 0,
             c.get("healthOutput"),
+            oomKilled=bool(c.get("oomKilled")),
         ))
 
     def events(self, labels: dict, actions: tuple = ()) -> Deferred:
@@ -402,6 +404,16 @@ class FakeEngine:
         if policy == "any" or (policy == "on-failure" and code != 0):
             container["restartCount"] += 1
             self._run(containerId)
+
+    def outOfMemory(self, containerId: str) -> None:
+        """
+        The kernel's OOM killer ends the container's process: an C{oom}
+        event, then it dies with SIGKILL's code, and inspect says so (until
+        it starts again, as Docker's C{State.OOMKilled}).
+        """
+        self.containers[containerId]["oomKilled"] = True
+        self._emit(containerId, "oom")
+        self.exit(containerId, KILLED)
 
     def setHealth(self, containerId: str, health: str, output: Optional[str] = None) -> None:
         """

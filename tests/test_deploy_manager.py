@@ -411,3 +411,28 @@ def test_eventAboutNoContainerPolls(world) -> None:
     clock.advance(0)
     assert engine.calls == ["listContainers"]
     manager.stop()
+
+
+def test_oomKilled(world) -> None:
+    """
+    A node the OOM killer ended says so (one look at it after its death),
+    beside its exit code; one killed otherwise, with the same code, does
+    not; started again, it no longer does.
+    """
+    clock, engine, board, sink, manager = world
+    manager.start()
+    manager.deploy(topology("hungry", "killed"))
+    ids = engine.idsByNode()
+    engine.outOfMemory(ids["hungry"])
+    engine.exit(ids["killed"], 137)
+    clock.advance(INTERVAL)
+    hungry, killed = board.picture("demo").nodeStatuses
+    assert (hungry.status, hungry.exitCode, hungry.oomKilled) == ("exited", 137, True)
+    assert (killed.status, killed.exitCode, killed.oomKilled) == ("exited", 137, None)
+    message = sink.messages[-1]["nodeStatuses"]
+    assert message[0]["oomKilled"] is True and message[0]["exitCode"] == 137
+    assert "oomKilled" not in message[1]
+    engine.startContainer(ids["hungry"])
+    clock.advance(INTERVAL)
+    assert board.picture("demo").nodeStatuses[0].oomKilled is None
+    manager.stop()

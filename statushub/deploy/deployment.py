@@ -52,8 +52,9 @@ RECHECK_ACTIONS = frozenset({"oom", "rename", "update", "create"})
 # the engine sends only these (health_status matches "health_status: ...")
 FOLLOWED_ACTIONS = tuple(sorted({*_EVENT_STATUS, *RECHECK_ACTIONS, "health_status"}))
 # events after which one look at the container tells what the list cannot:
-# its restart count (a start), its last check's output (a health change)
-INSPECT_ACTIONS = frozenset({"start", "restart"})
+# its restart count (a start), whether the OOM killer ended it (a die), its
+# last check's output (a health change)
+INSPECT_ACTIONS = frozenset({"start", "restart", "die"})
 # how often, and how far apart, teardown looks for containers still there
 REMOVAL_CHECKS = 20
 REMOVAL_CHECK_DELAY = 0.25
