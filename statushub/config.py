@@ -8,10 +8,11 @@ the section and the key.  Command-line options override the file.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
+
+from statushub.names import HOST_NAME, checkWampPrefix, checkWampURL
 
 
 class ConfigError(Exception):
@@ -49,27 +50,15 @@ def _hostNames(value: Any) -> Optional[str]:
     if problem:
         return problem
     for name in value:
-        if name != "*" and not _HOST_NAME.fullmatch(name):
+        if name != "*" and not HOST_NAME.fullmatch(name):
             return f"{name!r} is not a host name (with or without :port, no scheme or path)"
     return None
-
-
-# a name or an IP literal, with an optional port: what a Host header carries
-_HOST_NAME = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?")
 
 
 def _wampURL(value: Any) -> Optional[str]:
     if value == "":
         return None
-    from statushub.wamp.sink import checkURL
-
-    return checkURL(value)
-
-
-def _wampPrefix(value: Any) -> Optional[str]:
-    from statushub.wamp.sink import checkPrefix
-
-    return checkPrefix(value)
+    return checkWampURL(value)
 
 
 def _engineKind(value: Any) -> Optional[str]:
@@ -292,7 +281,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             (str,),
             "io.statushub",
             "URI prefix: publish on <prefix>.status, register <prefix>.get_status",
-            _wampPrefix,
+            checkWampPrefix,
         ),
         "authid": Setting(
             (str,), "statushub", "authid for WAMP-ticket authentication", _nonEmpty

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from statushub.deploy.topology import MAX_NODES, TopologyError, validateTopology
+from statushub.topology import MAX_NODES, TopologyError, validateTopology
 from statushub.engine import DEPLOYMENT_LABEL, NODE_LABEL
 
 GOOD = {

@@ -41,7 +41,7 @@ def loadTopology(path: str) -> Any:
     @raise CommandError: it cannot be read or parsed, or is not a valid
         topology (the error names the field).
     """
-    from statushub.deploy.topology import TopologyError, validateTopology
+    from statushub.topology import TopologyError, validateTopology
 
     try:
         with open(path, "rb") as f:

@@ -17,11 +17,12 @@ from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from statushub.deploy.bridge import nodeStatuses
-from statushub.deploy.topology import Topology
+from statushub.topology import Topology
 from statushub.engine import (
     DEPLOYMENT_LABEL,
     ContainerDetail,
@@ -82,7 +83,7 @@ class Deployment:
         name: str,
         engine: IContainerEngine,
         board: StatusBoard,
-        clock: Any,
+        clock: IReactorTime,
         eventTTL: float,
         pollSoon: Callable[[float], None] = lambda delay: None,
     ) -> None:
@@ -247,7 +248,9 @@ class Deployment:
         @raise DeploymentConflict: a deploy or teardown is under way.
         """
         if self.status in ("deploying", "tearing_down"):
-            raise DeploymentConflict(f"deployment {self.name!r} is {self.status}: wait for it")
+            raise DeploymentConflict(
+                f"deployment {self.name!r} is {self.status}: wait for it", [self.name]
+            )
         self._change(deployStatus="tearing_down")
         self.working = ensureDeferred(self._teardown())
         return self.working

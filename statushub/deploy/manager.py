@@ -6,14 +6,18 @@ The manager owns what the deployments share: one poller, whose every poll is
 a single list call for all of them (routed to each by the deployment
 label), one event stream (each event routed by label, then container id),
 the engine's reachability, and adoption of everything labelled at start.
+It is a L{MultiService}: the poller and the engine monitor are
+L{TimerService} children, the event follower a third child.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
-from twisted.internet.task import LoopingCall
+from twisted.application.internet import TimerService
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -25,21 +29,22 @@ from statushub.deploy.deployment import (
 )
 from statushub.deploy.events import EventFollower, RunInThread
 from statushub.deploy.poller import HealthPoller
-from statushub.deploy.topology import Topology
 from statushub.errors import UnknownDeployment
 from statushub.engine import DEPLOYMENT_LABEL, EngineError, EngineEvent
 from statushub.interfaces import IContainerEngine, IHealthCheck
 from statushub.status import StatusBoard
+from statushub.topology import Topology
 
 __all__ = ["DeploymentConflict", "DeploymentManager", "EngineHealth", "UnknownDeployment"]
 
 DEFAULT_MAX_DEPLOYMENTS = 20
 
 
-class DeploymentManager:
+class DeploymentManager(MultiService):
     """
-    Deploy and tear down topologies by name; poll (and follow events for)
-    every deployed one; adopt those found on the engine at start.
+    Deploy and tear down topologies by name; while running, poll (and
+    follow events for) every deployed one, and check the engine (adopting
+    the deployments found there once it answers).
 
     @param pollInterval: seconds between health polls.
     @param followEvents: follow the engine's event stream (polling stays).
@@ -48,6 +53,12 @@ class DeploymentManager:
     @param observePoll: told how long each poll took (seconds).
     @ivar engineState: C{"reachable"}, C{"unreachable"} or C{"unknown"} (no
         contact yet), as the last poll or check found the engine.
+    @ivar polling: whether anything deployed is polled now (the engine
+        monitor covers the rest).
+    @ivar poller: the polls, a L{HealthPoller}.
+    @ivar monitor: the engine check, a L{TimerService} (every poll
+        interval, from the start; it does nothing while there are polls).
+    @ivar events: the event follower, when events are followed.
     """
 
     log = Logger()
@@ -56,7 +67,7 @@ class DeploymentManager:
         self,
         engine: IContainerEngine,
         board: StatusBoard,
-        clock: Any,
+        clock: IReactorTime,
         pollInterval: float,
         followEvents: bool = True,
         maxDeployments: int = DEFAULT_MAX_DEPLOYMENTS,
@@ -64,17 +75,28 @@ class DeploymentManager:
         runInThread: Optional[RunInThread] = None,
         observePoll: Optional[Callable[[float], None]] = None,
     ) -> None:
+        super().__init__()
         self._engine = engine
         self._board = board
         self._clock = clock
         self.maxDeployments = maxDeployments
-        self.poller = HealthPoller(self._pollOnce, clock, pollInterval, observePoll)
         self._eventTTL = eventTTL if eventTTL is not None else max(5.0, 3 * pollInterval)
         self._deployments: dict[str, Deployment] = {}
         self.engineState = "unknown"
+        self.polling = False
         self._recovered = False
-        self._monitor: Optional[LoopingCall] = None
-        self._monitorInterval = pollInterval
+        # Started in this order: the poller's first tick finds nothing to
+        # poll; the monitor's first check adopts what the engine holds (that
+        # list is the first poll); then the events.  Stopping (the services
+        # the other way round, at once) leaves the containers: a hub
+        # started later adopts them.
+        self.poller = HealthPoller(
+            self._pollOnce, clock, pollInterval, observePoll, active=lambda: self.polling
+        )
+        self.poller.setServiceParent(self)
+        self.monitor = TimerService(pollInterval, self._checkEngine)
+        self.monitor.clock = clock
+        self.monitor.setServiceParent(self)
         self.events: Optional[EventFollower] = None
         if followEvents:
             self.events = EventFollower(
@@ -86,38 +108,9 @@ class DeploymentManager:
                 actions=FOLLOWED_ACTIONS,
                 runInThread=runInThread,
             )
+            self.events.setServiceParent(self)
         # the Deferred of the last deploy or teardown started (tests wait on it)
         self.working: Deferred[None] = succeed(None)
-
-    # -- life cycle ----------------------------------------------------
-
-    def start(self) -> None:
-        """
-        Begin: check the engine (and adopt the deployments found there) now
-        and every poll interval while nothing is polled; follow events.
-        """
-        self._monitor = LoopingCall(self._checkEngine)
-        self._monitor.clock = self._clock
-        self._monitor.start(self._monitorInterval, now=True)
-        if self.events is not None:
-            self.events.start()
-
-    def stop(self) -> "Deferred[None]":
-        """
-        Stop polling, checking and following; the containers stay (a hub
-        restarted later adopts them).
-        """
-        if self._monitor is not None and self._monitor.running:
-            self._monitor.stop()
-        waits = [self.poller.stop()]
-        if self.events is not None:
-            waits.append(self.events.stop())
-
-        async def allStopped() -> None:
-            for d in waits:
-                await d
-
-        return ensureDeferred(allStopped())
 
     # -- the deployments -----------------------------------------------
 
@@ -132,9 +125,6 @@ class DeploymentManager:
             return self._deployments[name]
         except KeyError:
             raise UnknownDeployment(name) from None
-
-    def __len__(self) -> int:
-        return len(self._deployments)
 
     def _setEngine(self, word: str) -> None:
         if word == "unreachable" and self.engineState != "unreachable":
@@ -206,13 +196,17 @@ class DeploymentManager:
 
     def _syncPolling(self, pollNow: bool = True) -> None:
         """
-        Poll while anything is deployed; the engine monitor covers the rest.
+        Poll while anything is deployed (at once when that begins, unless
+        C{pollNow} is false: the caller has just looked); the engine monitor
+        covers the rest.
         """
         wanted = any(d.status == "deployed" for d in self._deployments.values())
-        if wanted and not self.poller.started:
-            self.poller.start(now=pollNow)
-        elif not wanted and self.poller.started:
-            self.poller.stop()
+        if wanted and not self.polling:
+            self.polling = True
+            if pollNow:
+                self.poller.pollNow()
+        elif not wanted:
+            self.polling = False
 
     # -- engine reachability and adoption ------------------------------
 
@@ -222,7 +216,7 @@ class DeploymentManager:
             if not self._recovered:
                 await self.recover()
                 return
-            if self.poller.started:
+            if self.polling:
                 return  # the polls say how the engine is
             try:
                 await self._engine.ping()

@@ -92,12 +92,21 @@ def exitCodeFromListStatus(status: str) -> Optional[int]:
     return None if match is None else int(match.group(1))
 
 
-def _labelFilter(labels: dict[str, Optional[str]]) -> list[str]:
+def labelFilter(labels: dict[str, Optional[str]]) -> list[str]:
+    """
+    The engine's C{label} filter for C{labels} (a value of L{None}: any
+    value); the Swarm engine filters its services with it too.
+    """
     return [key if value is None else f"{key}={value}" for key, value in labels.items()]
 
 
 @implementer(IEventStream)
-class _DockerEventStream:
+class DockerEventStream:
+    """
+    The engine's decoded event stream, as container events (the Swarm
+    engine's stream reads service and node events on top of it).
+    """
+
     def __init__(self, stream: Any) -> None:
         self._stream = stream
 
@@ -345,7 +354,7 @@ class DockerEngine:
     def listContainers(self, labels: dict[str, Optional[str]]) -> "Deferred[list[ContainerState]]":
         def listing() -> list[ContainerState]:
             # the low-level list: one request, no inspect per container
-            rows = self._client.containers(all=True, filters={"label": _labelFilter(labels)})
+            rows = self._client.containers(all=True, filters={"label": labelFilter(labels)})
             return [
                 ContainerState(
                     containerId=row["Id"],
@@ -377,13 +386,13 @@ class DockerEngine:
     def events(
         self, labels: dict[str, Optional[str]], actions: tuple[str, ...] = ()
     ) -> "Deferred[IEventStream]":
-        filters: dict[str, list[str]] = {"type": ["container"], "label": _labelFilter(labels)}
+        filters: dict[str, list[str]] = {"type": ["container"], "label": labelFilter(labels)}
         if actions:
             filters["event"] = list(actions)
 
         def openStream() -> IEventStream:
             stream = self._client.events(filters=filters, decode=True)
-            return _DockerEventStream(stream)
+            return DockerEventStream(stream)
 
         return self._call("open the event stream", openStream)
 

@@ -44,9 +44,9 @@ from statushub.engine import (
 from statushub.engine.docker import (
     API_VERSION,
     DockerEngine,
-    _DockerEventStream,
-    _labelFilter,
+    DockerEventStream,
     dockerHost,
+    labelFilter,
 )
 from statushub.interfaces import IContainerEngine, IEventStream, IStatsStream
 
@@ -212,7 +212,7 @@ def listSwarm(client: Any, labels: dict[str, Optional[str]]) -> list[ContainerSt
     One list (see L{swarmStates}) from the Docker SDK's C{client}: three
     calls, whatever the number of services.  Blocks.
     """
-    filters = {"label": _labelFilter(labels)}
+    filters = {"label": labelFilter(labels)}
     services = client.services(filters=filters)
     tasks = client.tasks(filters=filters)
     nodes = client.nodes()
@@ -227,7 +227,7 @@ def serviceName(spec: ContainerSpec) -> str:
     return f"{labels[DEPLOYMENT_LABEL]}_{labels[NODE_LABEL]}"
 
 
-class _SwarmEventStream(_DockerEventStream):
+class _SwarmEventStream(DockerEventStream):
     """
     The manager's C{service} and C{node} events, each told as an event
     without a container: something in the swarm changed, poll soon.

@@ -1,11 +1,12 @@
 """
-The deployments' HTTP API.  Changes answer at once with the picture (the
-work goes on; the feed tells how it ends).
+The deployments' HTTP API.  Changes go through an L{IDeploymentControl} and
+are answered when it accepts or refuses them (one hub: at once), with the
+picture; the work goes on, and the feed tells how it ends.
 
     GET    /api/deployments         every current deployment
     POST   /api/deployments         deploy the topology in the body
     GET    /api/deployments/NAME    one deployment; 404 if none has that name
-    GET    /api/deployments/NAME/history  its kept messages (statushub.history.api)
+    GET    /api/deployments/NAME/history  its kept messages (statushub.web.history)
     DELETE /api/deployments/NAME    tear it down; 404 if none has that name
     POST   /api/deployment          as POST /api/deployments
     DELETE /api/deployment          tear down the only deployment; 409 when
@@ -17,15 +18,18 @@ from __future__ import annotations
 import json
 from typing import Any, Optional, Union
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.resource import IResource
 from twisted.web.server import Request
 
-from statushub.deploy.manager import DeploymentConflict, DeploymentManager, UnknownDeployment
-from statushub.deploy.topology import SAFE_NAME, Topology, TopologyError, validateTopology
-from statushub.history.api import HistoryResource
-from statushub.interfaces import IStatusSource
-from statushub.web.jsonresource import JSONError, JSONResource, respondJSON
+from statushub.errors import DeploymentConflict, RequestError
+from statushub.interfaces import IDeploymentControl, IHistory, IStatusSource
+from statushub.names import SAFE_NAME
+from statushub.topology import Topology, TopologyError, validateTopology
+from statushub.web.history import HistoryResource
+from statushub.web.jsonresource import JSONError, JSONResource, respondJSON, respondWhenFired
 
 MAX_BODY = 256 * 1024
 
@@ -50,6 +54,17 @@ def unknownDeployment(request: Request, name: str) -> bytes:
     return respondJSON(request, 404, {"error": f"no deployment named {name!r}"})
 
 
+def refusal(request: Request, error: RequestError) -> bytes:
+    """
+    The answer to a refused change: its code, its text, and the deployments
+    a conflict is about.
+    """
+    body: dict[str, Any] = {"error": str(error)}
+    if isinstance(error, DeploymentConflict):
+        body["deployments"] = error.deployments
+    return respondJSON(request, error.code, body)
+
+
 def _readTopology(request: Request) -> Union[Topology, bytes]:
     """
     The valid topology in the body, or the rendered error that says why not.
@@ -69,51 +84,53 @@ def _readTopology(request: Request) -> Union[Topology, bytes]:
         return respondJSON(request, 400, {"error": str(e), "field": e.field})
 
 
-def _logFailure(failure: Any, what: str, name: str) -> None:
-    log.failure("{what} of {name} failed unexpectedly", failure, what=what, name=name)
+def answerChange(request: Request, change: "Deferred[dict[str, Any]]", what: str) -> Any:
+    """
+    Answer a change when C{change} (an L{IDeploymentControl} call) fires:
+    202 with the picture, or the refusal's code and text.
+    """
+
+    def accepted(picture: dict[str, Any]) -> bytes:
+        return respondJSON(request, 202, picture)
+
+    def refused(failure: Failure) -> bytes:
+        if failure.check(RequestError):
+            return refusal(request, failure.value)
+        log.failure("{what} failed unexpectedly", failure, what=what)
+        return respondJSON(request, 500, {"error": f"{what} failed: see the hub's log"})
+
+    return respondWhenFired(request, change.addCallbacks(accepted, refused))
 
 
-def deployFromBody(request: Request, manager: DeploymentManager, source: IStatusSource) -> bytes:
+def deployFromBody(request: Request, control: IDeploymentControl) -> Any:
     topology = _readTopology(request)
     if isinstance(topology, bytes):
         return topology
-    try:
-        working = manager.deploy(topology)
-    except DeploymentConflict as e:
-        return respondJSON(request, 409, {"error": str(e), "deployments": e.deployments})
-    working.addErrback(_logFailure, "deploy", topology.name)
-    return respondJSON(request, 202, source.current(topology.name))
+    return answerChange(request, control.deploy(topology), "deploy")
 
 
-def teardownByName(
-    request: Request, manager: DeploymentManager, source: IStatusSource, name: str
-) -> bytes:
-    try:
-        working = manager.teardown(name)
-    except UnknownDeployment:
-        return unknownDeployment(request, name)
-    except DeploymentConflict as e:
-        return respondJSON(request, 409, {"error": str(e), "deployments": [name]})
-    working.addErrback(_logFailure, "teardown", name)
-    return respondJSON(request, 202, source.current(name))
+def teardownByName(request: Request, control: IDeploymentControl, name: str) -> Any:
+    return answerChange(request, control.teardown(name), "teardown")
 
 
 class DeploymentsResource(JSONResource):
     """
     C{/api/deployments} and, below it, one resource per name.
+
+    @param history: where C{NAME/history} is read; L{None}: no history is
+        kept.
     """
 
-    def __init__(self, manager: DeploymentManager, source: IStatusSource) -> None:
+    def __init__(
+        self,
+        control: IDeploymentControl,
+        source: IStatusSource,
+        history: Optional[IHistory] = None,
+    ) -> None:
         super().__init__()
-        self._manager = manager
+        self._control = control
         self._source = source
-        self._history: Optional[Any] = None
-
-    def putHistory(self, store: Any) -> None:
-        """
-        Serve C{NAME/history} from C{store} (a L{statushub.history.store.HistoryStore}).
-        """
-        self._history = store
+        self._history = history
 
     def getChild(self, path: bytes, request: Request) -> IResource:
         if path == b"":
@@ -125,7 +142,7 @@ class DeploymentsResource(JSONResource):
             if self._history is None:
                 return JSONError(404, "no history is kept ([history] enabled = false)")
             return HistoryResource(self._history, name, self._source.epoch)
-        return OneDeploymentResource(self._manager, self._source, name)
+        return OneDeploymentResource(self._control, self._source, name)
 
     def render_GET(self, request: Request) -> bytes:
         return respondJSON(
@@ -134,8 +151,8 @@ class DeploymentsResource(JSONResource):
             {"deployments": [self._source.current(name) for name in self._source.names()]},
         )
 
-    def render_POST(self, request: Request) -> bytes:
-        return deployFromBody(request, self._manager, self._source)
+    def render_POST(self, request: Request) -> Any:
+        return deployFromBody(request, self._control)
 
 
 class OneDeploymentResource(JSONResource):
@@ -145,9 +162,9 @@ class OneDeploymentResource(JSONResource):
 
     isLeaf = True
 
-    def __init__(self, manager: DeploymentManager, source: IStatusSource, name: str) -> None:
+    def __init__(self, control: IDeploymentControl, source: IStatusSource, name: str) -> None:
         super().__init__()
-        self._manager = manager
+        self._control = control
         self._source = source
         self.name = name
 
@@ -163,10 +180,8 @@ class OneDeploymentResource(JSONResource):
             request, 200, self._source.current(self.name)
         )
 
-    def render_DELETE(self, request: Request) -> bytes:
-        return self._unknown(request) or teardownByName(
-            request, self._manager, self._source, self.name
-        )
+    def render_DELETE(self, request: Request) -> Any:
+        return self._unknown(request) or teardownByName(request, self._control, self.name)
 
 
 class DeploymentResource(JSONResource):
@@ -176,20 +191,33 @@ class DeploymentResource(JSONResource):
 
     isLeaf = True
 
-    def __init__(self, manager: DeploymentManager, source: IStatusSource) -> None:
+    def __init__(self, control: IDeploymentControl, source: IStatusSource) -> None:
         super().__init__()
-        self._manager = manager
+        self._control = control
         self._source = source
 
-    def render_POST(self, request: Request) -> bytes:
-        return deployFromBody(request, self._manager, self._source)
+    def render_POST(self, request: Request) -> Any:
+        return deployFromBody(request, self._control)
 
-    def render_DELETE(self, request: Request) -> bytes:
-        names = self._manager.names()
+    def render_DELETE(self, request: Request) -> Any:
+        names = self._source.names()
         if not names:
             return respondJSON(request, 200, self._source.current(None))
         if len(names) > 1:
             return severalDeployments(
                 request, names, "tear one down with DELETE /api/deployments/NAME"
             )
-        return teardownByName(request, self._manager, self._source, names[0])
+        return teardownByName(request, self._control, names[0])
+
+
+def deploymentsAPI(
+    control: IDeploymentControl, source: IStatusSource, history: Optional[IHistory] = None
+) -> dict[str, IResource]:
+    """
+    The resources to mount under C{/api}, by name: C{deployment} and
+    C{deployments}.
+    """
+    return {
+        "deployment": DeploymentResource(control, source),
+        "deployments": DeploymentsResource(control, source, history),
+    }

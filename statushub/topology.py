@@ -10,7 +10,6 @@ engine would accept.  Every error names the field, e.g. C{nodes[1].id}.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -23,24 +22,13 @@ from statushub.engine import (
     RESTART_POLICIES,
     HealthCheckSpec,
 )
+from statushub.names import CONSTRAINT, ENV_NAME, IMAGE_REFERENCE, SAFE_NAME
 
-# safe in a container name and a label value: short, no separators to abuse
-SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-# an image reference: registry/name:tag, no whitespace or shell characters
-IMAGE_REFERENCE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_NODES = 32
 MAX_ARGUMENT = 4096
 
 TOPOLOGY_FIELDS = {"name", "nodes"}
 NODE_FIELDS = {"id", "image", "command", "env", "healthcheck", "restart", "constraints"}
-# Swarm's placement constraint syntax, and nothing more: an attribute of the
-# node or its engine, == or !=, a plain value
-CONSTRAINT = re.compile(
-    r"^(node\.(id|hostname|role|platform\.os|platform\.arch)"
-    r"|(node|engine)\.labels\.[A-Za-z0-9][A-Za-z0-9_.-]{0,127})"
-    r"\s*(==|!=)\s*[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
-)
 MAX_CONSTRAINTS = 16
 HEALTHCHECK_FIELDS = {"test", "interval", "timeout", "retries", "start_period"}
 # fields the engine knows that would give a node a way to the host: named
