@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from statushub.deploy.service import Orchestrator
     from statushub.hub import StatusHubFactory
+    from statushub.insight.service import InsightService
     from statushub.interfaces import IDeploymentControl, IHealthCheck, IHistory
     from statushub.metrics import Metrics
     from statushub.status import StatusBoard
@@ -183,6 +184,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     metrics = buildMetrics(config)
     history, board = buildHistoryAndBoard(config, reactor, metrics, service)
     orchestrator = buildOrchestrator(config, board, reactor, metrics, service)
+    insight = buildInsight(config, board, orchestrator, metrics, reactor, service)
     wamp = buildWamp(config, board, reactor, service)
     hub = buildFeed(config, board, reactor, metrics, history, service)
     checks = list(orchestrator.healthChecks)  # /healthz: the engine, then these
@@ -190,7 +192,9 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     if metrics is not None:
         # read at scrape time, from a thread: every deployment's current picture
         metrics.watch(hub.__len__, board.snapshot, checks)
-    site = buildSite(config, board, hub, orchestrator.control, history, checks, metrics, reactor)
+    site = buildSite(
+        config, board, hub, orchestrator.control, history, checks, metrics, reactor, insight
+    )
     listenOn(config, site, reactor, service)
     # What start-up built (modules, the service tree) lives as long as the
     # process: move it out of the cyclic GC's sight, so that full
@@ -268,6 +272,37 @@ def buildOrchestrator(
     return orchestrator
 
 
+def buildInsight(
+    config: configuration.Config,
+    board: StatusBoard,
+    orchestrator: Orchestrator,
+    metrics: Optional[Metrics],
+    reactor: Any,
+    service: HubService,
+) -> InsightService:
+    """
+    Nodes' logs and resource use, read through the orchestrator's engine
+    and locator only while someone watches; a sink of the board (a node
+    whose container is gone ends its log); after the orchestrator in the
+    tree, so that its streams close before the engine stops.
+    """
+    from statushub.insight.service import InsightService
+
+    insight = InsightService(
+        orchestrator.calls, orchestrator.locator, reactor, config["logs"], config["feed"]
+    )
+    board.addSink(insight.logHub)
+    insight.setServiceParent(service)
+    if metrics is not None:
+        metrics.watchStreams(
+            log_streams=lambda: insight.logHub.streams,
+            log_followers=lambda: len(insight.logFeed),
+            stats_streams=lambda: insight.statsHub.streams,
+            stats_clients=lambda: len(insight.statsFeed),
+        )
+    return insight
+
+
 def buildWamp(
     config: configuration.Config, board: StatusBoard, reactor: Any, service: HubService
 ) -> Optional[IHealthCheck]:
@@ -297,6 +332,7 @@ def buildFeed(
     The WebSocket hub, a sink of the board, and its keep-alive.
     """
     from statushub.hub import StatusHubFactory
+    from statushub.insight.service import InsightService
     from statushub.hub.keepalive import KeepAlive
 
     feed = config["feed"]
@@ -324,23 +360,28 @@ def buildSite(
     checks: list[IHealthCheck],
     metrics: Optional[Metrics],
     reactor: Any,
+    insight: InsightService,
 ) -> Site:
     """
     Every HTTP and WebSocket resource, on one site (statushub.web).
     """
     from statushub.web.deployments import deploymentsAPI
     from statushub.web.examples import mountExamples
+    from statushub.web.insight import NodeReaders
     from statushub.web.metricsresource import metricsResource
+    from statushub.web.roles import Roles
     from statushub.web.site import makeSite
 
+    readers = NodeReaders.of(insight, Roles.fromConfig(config["server"]).identify)
     site = makeSite(
         board,
         hub,
         config,
-        api=deploymentsAPI(control, board, history),
+        api=deploymentsAPI(control, board, history, readers),
         healthChecks=checks,
         reactor=reactor,
         metrics=None if metrics is None else metricsResource(metrics.registry),
+        readers=readers,
     )
     mountExamples(site, config["wamp"])
     return site

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
+from twisted.application.internet import TimerService
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from zope.interface import implementer
@@ -50,7 +51,10 @@ def parts(docker):
     nodes = Nodes()
     logs = LogHub(engine, nodes, reactor, pump, reactor.callFromThread, linger=0.5)
     stats = StatsHub(engine, nodes, reactor, pump, reactor.callFromThread, linger=0.5)
+    rounds = TimerService(stats.interval, stats.tick)
+    rounds.startService()
     yield engine, nodes, logs, stats, pump
+    rounds.stopService()
     logs.closeAll()
     stats.closeAll()
     pump.stop()

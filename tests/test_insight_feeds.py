@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+from twisted.application.internet import TimerService
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
@@ -32,6 +33,9 @@ class Feeds:
         pump = self.pump = DeferredPump()
         self.logs = LogHub(self.engine, self.locator, self.clock, pump, callNow, **options)
         self.stats = StatsHub(self.engine, self.locator, self.clock, pump, callNow)
+        self.rounds = TimerService(self.stats.interval, self.stats.tick)
+        self.rounds.clock = self.clock
+        self.rounds.startService()
         feed = dict(maxSendBuffer=maxSendBuffer, pingInterval=0, pingTimeout=0)
         self.logFeed = LogFeedFactory(self.logs, self.clock, **feed)
         self.statsFeed = StatsFeedFactory(self.stats, self.clock, **feed)
@@ -50,6 +54,7 @@ class Feeds:
 def closeEverything():
     yield
     for feeds in Feeds.made:
+        feeds.rounds.stopService()
         feeds.logs.closeAll()
         feeds.stats.closeAll()
         assert feeds.pump.running == 0

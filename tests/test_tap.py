@@ -16,6 +16,7 @@ from statushub.deploy.service import Orchestrator
 from statushub.history.service import HistoryService
 from statushub.history.store import openDatabase
 from statushub.hub.keepalive import KeepAlive
+from statushub.insight.service import InsightService
 from statushub.status import NodeStatus, Picture
 from statushub.tap import AnnouncingEndpointService, Options, makeService
 
@@ -32,14 +33,17 @@ def options(tmp_path: Path) -> Options:
 def test_treeInStartOrder(tmp_path: Path) -> None:
     service = makeService(options(tmp_path), reactor)
     kinds = [type(child) for child in service]
-    assert kinds == [HistoryService, Orchestrator, KeepAlive, AnnouncingEndpointService]
+    assert kinds == [
+        HistoryService, Orchestrator, InsightService, KeepAlive, AnnouncingEndpointService
+    ]
 
 
 @pytest_twisted.ensureDeferred
 async def test_stopsInTurnAndTheHistoryLast(tmp_path: Path) -> None:
     """
     Each child stops once the one started after it has stopped: the port
-    first, the history last, with every message the board emitted written.
+    first, the insight room's streams before the engine they read from, the
+    history last, with every message the board emitted written.
     """
     service = makeService(options(tmp_path), reactor)
     steps: list[str] = []
@@ -65,7 +69,8 @@ async def test_stopsInTurnAndTheHistoryLast(tmp_path: Path) -> None:
         ))
     await service.stopService()
     # one after another: each starts stopping once the one before is done
-    order = ["AnnouncingEndpointService", "KeepAlive", "Orchestrator", "HistoryService"]
+    order = ["AnnouncingEndpointService", "KeepAlive", "InsightService", "Orchestrator",
+             "HistoryService"]
     assert steps == [step for name in order for step in (f"stop {name}", f"stopped {name}")]
     connection, opened = openDatabase(str(tmp_path / "h.db"))
     try:

@@ -14,10 +14,16 @@ from twisted.internet.defer import Deferred
 
 from statushub.config import Config, engineAddress
 from statushub.deploy.control import ManagerControl
+from statushub.deploy.locator import ManagerLocator
 from statushub.deploy.manager import DeploymentManager, EngineHealth
 from statushub.engine.docker import DockerEngine
 from statushub.engine.swarm import SwarmEngine
-from statushub.interfaces import IDeploymentControl, IHealthCheck
+from statushub.interfaces import (
+    IContainerEngine,
+    IDeploymentControl,
+    IHealthCheck,
+    INodeLocator,
+)
 from statushub.metrics import EngineMetrics
 from statushub.status import StatusBoard
 
@@ -31,6 +37,8 @@ class Orchestrator(MultiService):
     @param metrics: where engine calls, events and polls are counted; L{None}:
         not counted.
     @ivar control: what the API acts through.
+    @ivar locator: where each node runs (the insight room reads logs and
+        resource use through it, and through C{calls}).
     @ivar healthChecks: what C{/healthz} should report.
     """
 
@@ -42,12 +50,21 @@ class Orchestrator(MultiService):
         metrics: Optional[EngineMetrics] = None,
     ) -> None:
         super().__init__()
-        kind = SwarmEngine if config["engine"]["kind"] == "swarm" else DockerEngine
-        self.engine = kind(
-            reactor, host=engineAddress(config), timeout=config["docker"]["timeout"]
+        if config["engine"]["kind"] == "swarm":
+            self.engine: DockerEngine = SwarmEngine(
+                reactor, host=engineAddress(config), timeout=config["docker"]["timeout"],
+                hostEngines=config["engine"]["hosts"],
+            )
+        else:
+            self.engine = DockerEngine(
+                reactor, host=engineAddress(config), timeout=config["docker"]["timeout"]
+            )
+        #: the engine as the other rooms call it (counted, like the manager's calls)
+        self.calls: IContainerEngine = (
+            self.engine if metrics is None else metrics.wrap(self.engine)
         )
         self.manager = DeploymentManager(
-            self.engine if metrics is None else metrics.wrap(self.engine),
+            self.calls,
             board,
             reactor,
             pollInterval=config["polling"]["interval"],
@@ -59,6 +76,7 @@ class Orchestrator(MultiService):
         # starts; an engine that is down is retried, the hub serves meanwhile
         self.manager.setServiceParent(self)
         self.control: IDeploymentControl = ManagerControl(self.manager, board)
+        self.locator: INodeLocator = ManagerLocator(self.manager)
         self.healthChecks: list[IHealthCheck] = [EngineHealth(self.manager)]
 
     def stopService(self) -> "Deferred[None]":

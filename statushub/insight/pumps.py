@@ -10,8 +10,10 @@ queued behind the others.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Optional
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -84,11 +86,20 @@ class StreamThreads:
         stream.close()
         onEnd()
 
-    def stop(self) -> None:
+    def stop(self) -> "Deferred[None]":
         """
-        End the pool; the streams must have been closed (their threads
-        return), or this waits for them.
+        End the pool once its threads have returned (close every stream
+        first); fire when they have.  The joining happens in a thread of
+        its own, never in the reactor's.
         """
-        if self._pool is not None:
-            self._pool.stop()
-            self._pool = None
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return succeed(None)
+        done: Deferred[None] = Deferred()
+
+        def join() -> None:
+            pool.stop()
+            self._reactor.callFromThread(done.callback, None)
+
+        threading.Thread(target=join, name="statushub-insight-stop", daemon=True).start()
+        return done

@@ -1,28 +1,32 @@
 """
 The insight room as one twistd service: the stream threads, the log and
-stats hubs, and their two feeds, built from the configuration and closed
-with the hub.
+stats hubs (with the stats round's timer), and their two feeds, built from
+the configuration; every stream closed and the threads ended when it stops.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from twisted.application.service import Service
+from twisted.application.internet import TimerService
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, gatherResults
 
 from statushub.insight.feeds import LogFeedFactory, StatsFeedFactory
 from statushub.insight.logs import LogHub
 from statushub.insight.pumps import StreamThreads
-from statushub.insight.stats import StatsHub
+from statushub.insight.stats import INTERVAL, StatsHub
 from statushub.interfaces import IContainerEngine, INodeLocator
 
 
-class InsightService(Service):
+class InsightService(MultiService):
     """
     @param logs: the C{[logs]} section.
     @param feed: the C{[feed]} section (send buffer, keep-alive).
-    @ivar logHub, statsHub: what the API reads; C{logFeed}, C{statsFeed}:
-        the WebSocket factories the web layer mounts.
+    @ivar logHub, statsHub: what the API reads (the log hub is a status
+        sink too: give it to the board); C{logFeed}, C{statsFeed}: the
+        WebSocket factories the web layer mounts.
+    @ivar viewerMayRead: C{[logs] viewer}.
     """
 
     def __init__(
@@ -33,12 +37,16 @@ class InsightService(Service):
         logs: Mapping[str, Any],
         feed: Mapping[str, Any],
     ) -> None:
+        super().__init__()
         self.pump = StreamThreads(reactor, logs["max_streams"])
         self.logHub = LogHub(
             engine, locator, reactor, self.pump, reactor.callFromThread,
             maxLinesPerSecond=logs["max_lines_per_second"],
         )
         self.statsHub = StatsHub(engine, locator, reactor, self.pump, reactor.callFromThread)
+        rounds = TimerService(INTERVAL, self.statsHub.tick)
+        rounds.clock = reactor
+        rounds.setServiceParent(self)
         options = dict(
             maxSendBuffer=feed["max_send_buffer"],
             pingInterval=feed["ping_interval"],
@@ -46,12 +54,12 @@ class InsightService(Service):
         )
         self.logFeed = LogFeedFactory(self.logHub, reactor, **options)
         self.statsFeed = StatsFeedFactory(self.statsHub, reactor, **options)
-        self.viewerMayRead = logs["viewer"]
+        self.viewerMayRead: bool = logs["viewer"]
 
-    def stopService(self) -> Any:
-        super().stopService()
+    def stopService(self) -> "Deferred[Any]":
+        stopped = super().stopService()
         # every stream closed: each reading thread returns, and the pool
-        # can be joined
+        # is joined (off the reactor thread)
         self.logHub.closeAll()
         self.statsHub.closeAll()
-        self.pump.stop()
+        return gatherResults([stopped, self.pump.stop()], consumeErrors=True)

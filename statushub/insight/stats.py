@@ -3,10 +3,12 @@ Resource use of the watched deployments' running nodes: one engine stream
 per node while someone watches, one C{stats} message a second to each
 watcher.
 
-One timer for the whole hub: every C{interval} seconds it opens the streams
-of running nodes that lack one, closes those nobody has wanted for
-C{linger} seconds (or whose node stopped), and sends each watcher the
-latest sample of every node it watches.  The streams are read in threads
+One round for the whole hub (L{StatsHub.tick}, every C{interval} seconds,
+from a C{TimerService} of L{statushub.insight.service}; a new watcher gets
+one at once): it opens the streams of running nodes that lack one, closes
+those nobody has wanted for C{linger} seconds (or whose node stopped), and
+sends each watcher the latest sample of every node it watches.  With
+nobody watching, a round costs nothing.  The streams are read in threads
 (L{statushub.insight.pumps}); a sample is handed to the reactor as it comes.
 """
 
@@ -17,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from zope.interface import Interface
 
@@ -100,7 +102,6 @@ class StatsHub:
         self._nodes: dict[Key, _NodeStats] = {}
         # deployment -> its node locations as last seen (topology order)
         self._located: dict[str, list[NodeLocation]] = {}
-        self._loop: Optional[LoopingCall] = None
 
     # -- who watches ---------------------------------------------------
 
@@ -120,7 +121,7 @@ class StatsHub:
         if deployment is not None:
             self.watchable(deployment)
         self._watchers[watcher] = deployment
-        self._run()
+        self.tick()  # its first message now, not a second later
 
     def unwatch(self, watcher: IStatsWatcher) -> None:
         self._watchers.pop(watcher, None)
@@ -140,7 +141,7 @@ class StatsHub:
         """
         self._locator.locate(deployment)
         self._holds[deployment] = self._clock.seconds() + self.linger
-        self._run()
+        self.tick()
         deadline = self._clock.seconds() + FIRST_SAMPLE_WAIT
         while not self._complete(deployment) and self._clock.seconds() < deadline:
             await deferLater(self._clock, 0.1, lambda: None)
@@ -153,33 +154,21 @@ class StatsHub:
                 return False
         return True
 
-    # -- the timer -----------------------------------------------------
-
-    def _run(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self.tick()
-            return
-        self._loop = LoopingCall(self.tick)
-        self._loop.clock = self._clock
-        # tick never raises (see there); log if it ever does, rather than
-        # stop without a word
-        self._loop.start(self.interval, now=True).addErrback(
-            lambda f: self.log.failure("the stats timer stopped", f)
-        )
+    # -- a round -------------------------------------------------------
 
     def tick(self) -> None:
         """
         Open and close streams as the watchers and the nodes now need;
-        send every watcher its messages.
+        send every watcher its messages.  Never raises: a round that fails
+        is logged, and the next one tries again.
         """
+        if not (self._watchers or self._holds or self._nodes):
+            return  # nobody watches, nothing is open: nothing to do
         try:
             self._sync()
             self._send()
         except Exception:
             self.log.failure("a stats round failed; trying again next round")
-        if not self._watchers and not self._holds and not self._nodes:
-            if self._loop is not None and self._loop.running:
-                self._loop.stop()
 
     def _wanted(self) -> set[str]:
         now = self._clock.seconds()
@@ -321,11 +310,9 @@ class StatsHub:
 
     def closeAll(self) -> None:
         """
-        Close every stream and stop the timer (the hub stops).
+        Close every stream (the hub stops).
         """
         self._watchers.clear()
         self._holds.clear()
         for key, entry in list(self._nodes.items()):
             self._close(key, entry)
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()

@@ -39,12 +39,13 @@ from statushub.metrics.status import (
     StateCollector,
     StatusMetrics,
 )
+from statushub.metrics.streams import StreamsCollector
 
 __all__ = [
     "BROADCAST_BUCKETS", "DEPLOY_STATUSES", "DROP_REASONS", "ENGINE_ERROR_KINDS",
     "ENGINE_EVENT_ACTIONS", "ENGINE_OPERATIONS", "OUTCOMES", "POLL_BUCKETS", "PREFIX",
     "EngineMetrics", "FeedMetrics", "MeteredEngine", "MeteredEventStream", "Metrics",
-    "StateCollector", "StatusMetrics",
+    "StateCollector", "StatusMetrics", "StreamsCollector",
 ]
 
 
@@ -73,3 +74,11 @@ class Metrics:
         Read these when scraped (see L{StateCollector}).
         """
         self.registry.register(StateCollector(clients, pictures, healthChecks))
+
+    def watchStreams(self, **counts: Callable[[], int]) -> None:
+        """
+        Read the engine streams open (and their clients) when scraped: the
+        gauges C{statushub_log_streams}, C{statushub_stats_streams}, ...
+        (see L{StreamsCollector}).
+        """
+        self.registry.register(StreamsCollector(counts))

@@ -7,6 +7,8 @@ picture; the work goes on, and the feed tells how it ends.
     POST   /api/deployments         deploy the topology in the body
     GET    /api/deployments/NAME    one deployment; 404 if none has that name
     GET    /api/deployments/NAME/history  its kept messages (statushub.web.history)
+    GET    /api/deployments/NAME/stats    its running nodes' resource use (statushub.web.insight)
+    GET    /api/deployments/NAME/nodes/NODE/logs  a node's last lines (statushub.web.insight)
     DELETE /api/deployments/NAME    tear it down; 404 if none has that name
     POST   /api/deployment          as POST /api/deployments
     DELETE /api/deployment          tear down the only deployment; 409 when
@@ -29,6 +31,7 @@ from statushub.interfaces import IDeploymentControl, IHistory, IStatusSource
 from statushub.names import SAFE_NAME
 from statushub.topology import Topology, TopologyError, validateTopology
 from statushub.web.history import HistoryResource
+from statushub.web.insight import NodeReaders
 from statushub.web.jsonresource import JSONError, JSONResource, respondJSON, respondWhenFired
 
 MAX_BODY = 256 * 1024
@@ -126,11 +129,13 @@ class DeploymentsResource(JSONResource):
         control: IDeploymentControl,
         source: IStatusSource,
         history: Optional[IHistory] = None,
+        readers: Optional[NodeReaders] = None,
     ) -> None:
         super().__init__()
         self._control = control
         self._source = source
         self._history = history
+        self._readers = readers
 
     def getChild(self, path: bytes, request: Request) -> IResource:
         if path == b"":
@@ -142,6 +147,10 @@ class DeploymentsResource(JSONResource):
             if self._history is None:
                 return JSONError(404, "no history is kept ([history] enabled = false)")
             return HistoryResource(self._history, name, self._source.epoch)
+        if self._readers is not None:
+            child = self._readers.apiChild(name, request.postpath)
+            if child is not None:
+                return child
         return OneDeploymentResource(self._control, self._source, name)
 
     def render_GET(self, request: Request) -> bytes:
@@ -211,13 +220,17 @@ class DeploymentResource(JSONResource):
 
 
 def deploymentsAPI(
-    control: IDeploymentControl, source: IStatusSource, history: Optional[IHistory] = None
+    control: IDeploymentControl,
+    source: IStatusSource,
+    history: Optional[IHistory] = None,
+    readers: Optional[NodeReaders] = None,
 ) -> dict[str, IResource]:
     """
     The resources to mount under C{/api}, by name: C{deployment} and
-    C{deployments}.
+    C{deployments} (with a deployment's C{stats} and its nodes' C{logs}
+    when C{readers} is given).
     """
     return {
         "deployment": DeploymentResource(control, source),
-        "deployments": DeploymentsResource(control, source, history),
+        "deployments": DeploymentsResource(control, source, history, readers),
     }
