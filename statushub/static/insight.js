@@ -252,6 +252,9 @@ window.statushubInsight = (function () {
       return;
     }
     const box = $("log-lines");
+    // where the reader is now, not where the last scroll event said: a
+    // batch may come between a scroll and its event
+    setFollowing(atBottom(box));
     const fragment = document.createDocumentFragment();
     for (const line of lines) {
       const element = document.createElement("div");
@@ -331,18 +334,24 @@ window.statushubInsight = (function () {
       : "↓ follow again";
   }
 
+  function atBottom(box) {
+    return box.scrollHeight - box.scrollTop - box.clientHeight <= AT_BOTTOM;
+  }
+
   // Reading back stops the scrolling; back at the bottom, it follows again.
-  function onScroll() {
-    const box = $("log-lines");
-    const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight <= AT_BOTTOM;
-    if (atBottom !== log.following) {
-      log.following = atBottom;
-      if (atBottom) {
+  function setFollowing(following) {
+    if (following !== log.following) {
+      log.following = following;
+      if (following) {
         log.unseen = 0;
       }
-      $("log-panel").dataset.following = String(atBottom);
+      $("log-panel").dataset.following = String(following);
       showUnseen();
     }
+  }
+
+  function onScroll() {
+    setFollowing(atBottom($("log-lines")));
   }
 
   function followAgain() {
