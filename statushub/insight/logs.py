@@ -287,7 +287,7 @@ class SharedLog:
         that the tail does not have; from now on it gets the stream live.
         """
         joining = self.followers.get(follower)
-        if joining is None:
+        if not isinstance(joining, _Joining):
             return  # gone meanwhile
         follower.send(self._hub.frame(self._message(tail)), len(tail))
         last = tail[-1].time if tail else ""
