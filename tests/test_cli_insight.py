@@ -72,7 +72,7 @@ def test_renderTop() -> None:
     assert lines[1].split() == ["DEPLOYMENT", "NODE", "CPU", "MEMORY", "LIMIT", "MEM%"]
     assert lines[2].split() == ["demo", "web", "1.2%", "3.0", "MiB", "512.0", "MiB", "1%"]
     assert lines[3].split()[:2] == ["demo", "far"] and lines[3].endswith("not available")
-    assert renderTop({}, "live")[1] == "no running nodes"
+    assert renderTop({}, "live")[1] == "no figures yet (running nodes only)"
 
 
 class Command:
@@ -210,6 +210,10 @@ async def test_top(hub_process, docker) -> None:
         assert {n["nodeId"] for n in parsed["nodes"]} <= {"busy", "idle"}
         table.process.send_signal(signal.SIGINT)
         assert await deferToThread(table.process.wait, TIMEOUT) == 0
+        said = []
+        while (line := table.err.get(timeout=TIMEOUT)) is not None:
+            said.append(line)
+        assert not [line for line in said if "Traceback" in line or "Unhandled" in line], said
     finally:
         table.stop()
         jsonLines.stop()

@@ -20,6 +20,7 @@ import urllib.parse
 from typing import Any, Optional, TextIO
 
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.error import ReactorNotRunning
 
 from statushub.cli.feed import Refused, Watcher
 
@@ -150,7 +151,8 @@ def renderTop(messages: dict[str, dict[str, Any]], connection: str) -> list[str]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = [f"resource use: {connection}"]
     if len(rows) == 1:
-        lines.append("no running nodes")
+        # a node's first figures come a second or two after it is watched
+        lines.append("no figures yet (running nodes only)")
         return lines
     for row in rows:
         lines.append("  ".join(
@@ -205,6 +207,13 @@ class TopTable:
         self._out.flush()
 
 
+def _stopReactor(reactor: Any) -> None:
+    try:
+        reactor.stop()
+    except ReactorNotRunning:
+        pass  # stopping already (Ctrl-C, SIGTERM)
+
+
 def _runFeed(feed: InsightFeed, reactor: Any, ended: Optional[Deferred], err: TextIO,
              verb: str) -> int:
     outcome = {"code": EXIT_OK}
@@ -216,14 +225,12 @@ def _runFeed(feed: InsightFeed, reactor: Any, ended: Optional[Deferred], err: Te
         elif hasattr(result, "check"):
             err.write(f"statushub {verb}: {result.getErrorMessage()}\n")
             outcome["code"] = 1
-        if reactor.running:
-            reactor.stop()
+        _stopReactor(reactor)
 
     def started() -> None:
         ensureDeferred(feed.run()).addBoth(finished)
         if ended is not None:
-            ended.addCallback(lambda _: feed.stop()).addBoth(
-                lambda _: reactor.stop() if reactor.running else None)
+            ended.addCallback(lambda _: feed.stop()).addBoth(lambda _: _stopReactor(reactor))
 
     reactor.callWhenRunning(started)
     reactor.addSystemEventTrigger("before", "shutdown", feed.stop)
