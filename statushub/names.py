@@ -13,22 +13,25 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+# Every pattern ends in \Z, not $: $ also matches before a final newline, so
+# "abc\n" would pass.  Check with fullmatch all the same.
+
 #: a deployment's or a node's name: safe in a container name and a label
 #: value, short, no separators to abuse
-SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
 
 #: an image reference: registry/name:tag, no whitespace or shell characters
-IMAGE_REFERENCE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}$")
+IMAGE_REFERENCE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}\Z")
 
 #: an environment variable's name
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 
 #: Swarm's placement constraint syntax, and nothing more: an attribute of the
 #: node or its engine, == or !=, a plain value
 CONSTRAINT = re.compile(
     r"^(node\.(id|hostname|role|platform\.os|platform\.arch)"
     r"|(node|engine)\.labels\.[A-Za-z0-9][A-Za-z0-9_.-]{0,127})"
-    r"\s*(==|!=)\s*[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
+    r"[ ]*(==|!=)[ ]*[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}\Z"
 )
 
 #: a host name or an IP literal, with an optional port: what a Host header

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
-from typing import TYPE_CHECKING, Any, Optional
+from typing import IO, TYPE_CHECKING, Any, Optional
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IServiceCollection, MultiService, Service
@@ -143,8 +143,9 @@ class HubService(MultiService):
     engine, and the history goes last, so that every message emitted is
     written.
 
-    @ivar logObserver: where twistd should send the log, if not where it
-        would by itself (C{[logging] format = "json"}).  twistd starts
+    @ivar logObserver: where twistd should send the log, if not as it
+        would by itself: JSON lines (C{[logging] format = "json"}), or its
+        own text with user text escaped (L{statushub.logtext}).  twistd starts
         logging after it has built the service and made it a child of its
         application, and then logs to the application's C{ILogObserver}
         component when there is one (C{twistd --logger} still wins); this
@@ -152,7 +153,18 @@ class HubService(MultiService):
     """
 
     logObserver: Optional[ILogObserver] = None
+    #: the file it writes to, when that is a file twistd would rotate on SIGUSR1
+    logFile: Optional[Any] = None
     log = Logger(namespace="statushub")
+
+    def startService(self) -> None:
+        super().startService()
+        from twisted.python.logfile import LogFile
+
+        from statushub.jsonlog import rotateOnSIGUSR1
+
+        if isinstance(self.logFile, LogFile):
+            rotateOnSIGUSR1(self.logFile)
 
     def setServiceParent(self, parent: IServiceCollection) -> None:
         super().setServiceParent(parent)
@@ -180,7 +192,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
 
     config = options.config
     service = HubService()
-    service.logObserver = logObserver(config, options)
+    service.logObserver, service.logFile = logOutput(config, options)
     metrics = buildMetrics(config)
     history, board = buildHistoryAndBoard(config, reactor, metrics, service)
     orchestrator = buildOrchestrator(config, board, reactor, metrics, service)
@@ -208,17 +220,28 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
 # reactor.
 
 
-def logObserver(config: configuration.Config, options: Options) -> Optional[ILogObserver]:
+def logOutput(
+    config: configuration.Config, options: Options
+) -> tuple[Optional[ILogObserver], Optional[IO[Any]]]:
     """
-    The JSON log observer C{[logging] format = "json"} asks for, else
-    L{None} (twistd logs as it would).
+    Where and how the hub logs: the JSON log observer C{[logging] format =
+    "json"} asks for, else twistd's text format with user text escaped
+    (L{statushub.logtext}), each to where twistd would log, with that
+    file; L{None} twice with twistd's C{--syslog} (twistd logs as it would,
+    and the syslog daemon escapes).
     """
-    if config["logging"]["format"] != "json":
-        return None
     from statushub.jsonlog import jsonLogObserver, twistdLogFile
+    from statushub.logtext import textLogObserver
 
     # twistd's own options, when twistd runs us: where it would log
-    return jsonLogObserver(twistdLogFile(getattr(options, "parent", None)))
+    twistdOptions = getattr(options, "parent", None)
+    if config["logging"]["format"] == "json":
+        logFile = twistdLogFile(twistdOptions)
+        return jsonLogObserver(logFile), logFile
+    if twistdOptions is not None and twistdOptions.get("syslog"):
+        return None, None
+    logFile = twistdLogFile(twistdOptions)
+    return textLogObserver(logFile), logFile
 
 
 def buildMetrics(config: configuration.Config) -> Optional[Metrics]:
@@ -377,7 +400,9 @@ def buildSite(
         board,
         hub,
         config,
-        api=deploymentsAPI(control, board, history, readers),
+        api=deploymentsAPI(
+            control, board, history, configuration.resourcePolicy(config), readers
+        ),
         healthChecks=checks,
         reactor=reactor,
         metrics=None if metrics is None else metricsResource(metrics.registry),

@@ -7,8 +7,9 @@ removes what it created and ends C{failed} (with the reason), from which a
 teardown (or a new deploy of the same name) is allowed.  C{idle} is the end:
 its message is the deployment's last, and the manager forgets it.
 
-Everything here touches only containers carrying this deployment's label, so
-one deployment's failure or teardown never reaches another's.
+Everything here touches only containers carrying this deployment's label and
+this hub's owner, so one deployment's failure or teardown never reaches
+another's, nor another hub's.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from statushub.deploy.bridge import nodeStatuses
+from statushub.deploy.owner import Owner
 from statushub.topology import Topology
 from statushub.engine import (
-    DEPLOYMENT_LABEL,
     ContainerDetail,
     ContainerState,
     EngineError,
@@ -72,6 +73,7 @@ class Deployment:
     @param eventTTL: how long (seconds) an event's word about a container is
         believed over a poll that still shows the old state; a poll that
         agrees ends it sooner.
+    @param owner: whose containers it makes and may remove.
     @ivar working: the Deferred of the deploy or teardown under way; it
         never fails (the picture says how it ended).
     """
@@ -86,8 +88,10 @@ class Deployment:
         clock: IReactorTime,
         eventTTL: float,
         pollSoon: Callable[[float], None] = lambda delay: None,
+        owner: Owner = Owner(),
     ) -> None:
         self.name = name
+        self.owner = owner
         self._engine = engine
         self._board = board
         self._clock = clock
@@ -181,7 +185,7 @@ class Deployment:
         created: list[tuple[str, str]] = []
         nodeId = ""
         try:
-            for node, spec in topology.containerSpecs():
+            for node, spec in topology.containerSpecs(self.owner.name):
                 nodeId = node.id
                 containerId = await self._engine.createContainer(spec)
                 created.append((node.id, containerId))
@@ -212,8 +216,9 @@ class Deployment:
 
     async def _removeAll(self, containerIds: list[str]) -> Optional[EngineError]:
         """
-        Remove the given containers and any other carrying this deployment's
-        label (one whose create answer was lost, say), and no other.
+        Remove the given containers and any other of this owner carrying
+        this deployment's label (one whose create answer was lost, say), and
+        no other.
 
         @return: L{None}, or the error that says why something may remain.
         """
@@ -224,7 +229,8 @@ class Deployment:
             # the engine may still be removing one (a removal that outlived
             # our timeout shows as "removing"): look until none is left
             for attempt in range(REMOVAL_CHECKS):
-                remaining = await self._engine.listContainers({DEPLOYMENT_LABEL: self.name})
+                listed = await self._engine.listContainers(self.owner.selector(self.name))
+                remaining = [state for state in listed if self.owner.owns(state.labels)]
                 if not remaining:
                     return None
                 for state in remaining:

@@ -6,6 +6,8 @@ The manager owns what the deployments share: one poller, whose every poll is
 a single list call for all of them (routed to each by the deployment
 label), one event stream (each event routed by label, then container id),
 the engine's reachability, and adoption of everything labelled at start.
+All of it is limited to the containers of the hub's owner
+(L{statushub.deploy.owner}).
 It is a L{MultiService}: the poller and the engine monitor are
 L{TimerService} children, the event follower a third child.
 """
@@ -28,9 +30,16 @@ from statushub.deploy.deployment import (
     DeploymentConflict,
 )
 from statushub.deploy.events import EventFollower, RunInThread
+from statushub.deploy.owner import Owner
 from statushub.deploy.poller import HealthPoller
 from statushub.errors import UnknownDeployment
-from statushub.engine import DEPLOYMENT_LABEL, EngineError, EngineEvent
+from statushub.engine import (
+    DEPLOYMENT_LABEL,
+    OWNER_LABEL,
+    ContainerState,
+    EngineError,
+    EngineEvent,
+)
 from statushub.interfaces import IContainerEngine, IHealthCheck
 from statushub.status import StatusBoard
 from statushub.topology import Topology
@@ -51,6 +60,8 @@ class DeploymentManager(MultiService):
     @param maxDeployments: how many deployments may exist at once.
     @param eventTTL: see L{Deployment}.
     @param observePoll: told how long each poll took (seconds).
+    @param owner: C{[deploy] owner}: the containers made are labelled with
+        it, and only those so labelled are seen.
     @ivar engineState: C{"reachable"}, C{"unreachable"} or C{"unknown"} (no
         contact yet), as the last poll or check found the engine.
     @ivar polling: whether anything deployed is polled now (the engine
@@ -74,9 +85,11 @@ class DeploymentManager(MultiService):
         eventTTL: Optional[float] = None,
         runInThread: Optional[RunInThread] = None,
         observePoll: Optional[Callable[[float], None]] = None,
+        owner: Owner = Owner(),
     ) -> None:
         super().__init__()
         self._engine = engine
+        self.owner = owner
         self._board = board
         self._clock = clock
         self.maxDeployments = maxDeployments
@@ -101,7 +114,7 @@ class DeploymentManager(MultiService):
         if followEvents:
             self.events = EventFollower(
                 engine,
-                {DEPLOYMENT_LABEL: None},
+                owner.selector(),
                 self._onEvent,
                 clock,
                 onConnected=lambda: self.poller.pollSoon(0),
@@ -159,13 +172,16 @@ class DeploymentManager(MultiService):
                 "tear one down first ([deploy] max_deployments)",
                 self.names(),
             )
-        deployment = Deployment(
-            name, self._engine, self._board, self._clock, self._eventTTL,
-            pollSoon=self.poller.pollSoon,
-        )
+        deployment = self._newDeployment(name)
         self._deployments[name] = deployment
         self.working = self._track(deployment, deployment.deploy(topology, self.engineState))
         return self.working
+
+    def _newDeployment(self, name: str) -> Deployment:
+        return Deployment(
+            name, self._engine, self._board, self._clock, self._eventTTL,
+            pollSoon=self.poller.pollSoon, owner=self.owner,
+        )
 
     def teardown(self, name: str) -> "Deferred[None]":
         """
@@ -228,40 +244,46 @@ class DeploymentManager(MultiService):
         except Exception:
             self.log.failure("checking the engine failed; will check again")
 
+    async def _listOwn(self) -> list[ContainerState]:
+        listed = await self._engine.listContainers(self.owner.selector())
+        return [state for state in listed if self.owner.owns(state.labels)]
+
     async def recover(self) -> list[str]:
         """
-        Adopt every deployment whose labelled containers are on the engine
-        (one list call): each becomes C{deployed}, a node whose container is
-        gone C{missing}, and polling resumes.  Done once, when the engine
-        first answers.
+        Adopt every deployment whose containers, labelled with this hub's
+        owner, are on the engine (one list call): each becomes C{deployed},
+        a node whose container is gone C{missing}, and polling resumes.
+        Done once, when the engine first answers.
 
         @return: the names adopted.
         """
         try:
-            states = await self._engine.listContainers({DEPLOYMENT_LABEL: None})
+            anyOwners = await self._engine.listContainers({DEPLOYMENT_LABEL: None})
         except EngineError:
             self._setEngine("unreachable")
             return []
         self._recovered = True
         self._setEngine("reachable")
+        states = [s for s in anyOwners if self.owner.owns(s.labels)]
         seen = {s.containerId: s for s in states}
+        unlabelled = {s.containerId for s in states if OWNER_LABEL not in s.labels}
         adopted = []
         for name, mapping in sorted(foundDeployments(states).items()):
             if name in self._deployments:
                 continue  # deployed through us meanwhile
-            deployment = Deployment(
-                name, self._engine, self._board, self._clock, self._eventTTL,
-                pollSoon=self.poller.pollSoon,
-            )
+            deployment = self._newDeployment(name)
             self._deployments[name] = deployment
             deployment.adopt(mapping, seen)
             adopted.append(name)
             gone = [n for n, c in mapping if not c]
             self.log.info(
-                "adopted deployment {name} ({count} containers{gone})",
+                "adopted deployment {name} ({count} containers{gone}{unlabelled})",
                 name=name, count=len(mapping) - len(gone),
                 gone=f"; gone: {', '.join(gone)}" if gone else "",
+                unlabelled="; made before owners, without an owner label"
+                if any(c in unlabelled for _, c in mapping) else "",
             )
+        self._noteUnlabelled(anyOwners)
         if len(self._deployments) > self.maxDeployments:
             self.log.warn(
                 "adopted {count} deployments, more than [deploy] max_deployments "
@@ -270,6 +292,24 @@ class DeploymentManager(MultiService):
             )
         self._syncPolling(pollNow=False)  # that list was the first poll
         return adopted
+
+    def _noteUnlabelled(self, states: list[ContainerState]) -> None:
+        """
+        Say which deployments made before owners this hub leaves alone (its
+        owner is not the default): their containers would otherwise seem
+        lost to a user who set an owner while upgrading.
+        """
+        if self.owner.takesUnlabelled:
+            return
+        names = sorted({
+            s.labels.get(DEPLOYMENT_LABEL, "") for s in states if OWNER_LABEL not in s.labels
+        })
+        if names:
+            self.log.warn(
+                "left alone: deployments made before owners, without an owner label "
+                "({names}): a hub whose [deploy] owner is \"statushub\" adopts them",
+                names=", ".join(names),
+            )
 
     # -- polling and events --------------------------------------------
 
@@ -282,7 +322,7 @@ class DeploymentManager(MultiService):
         if not polled:
             return
         try:
-            states = await self._engine.listContainers({DEPLOYMENT_LABEL: None})
+            states = await self._listOwn()
         except EngineError as e:
             if self.engineState != "unreachable":
                 self.log.warn("poll: the engine is unreachable: {error}", error=e)
@@ -302,6 +342,8 @@ class DeploymentManager(MultiService):
             self.poller.pollSoon(0)
             return
         name = event.labels.get(DEPLOYMENT_LABEL)
+        if name and not self.owner.owns(event.labels):
+            return  # another hub's container
         deployment = self._deployments.get(name) if name else None
         if deployment is None and not name:
             # an event without labels: find the container's deployment

@@ -16,6 +16,7 @@ from statushub.config import Config, engineAddress
 from statushub.deploy.control import ManagerControl
 from statushub.deploy.locator import ManagerLocator
 from statushub.deploy.manager import DeploymentManager, EngineHealth
+from statushub.deploy.owner import Owner
 from statushub.engine.docker import DockerEngine
 from statushub.engine.swarm import SwarmEngine
 from statushub.interfaces import (
@@ -71,6 +72,7 @@ class Orchestrator(MultiService):
             followEvents=config["events"]["enabled"],
             observePoll=None if metrics is None else metrics.observePoll,
             maxDeployments=config["deploy"]["max_deployments"],
+            owner=Owner(config["deploy"]["owner"]),
         )
         # checks the engine and adopts the deployments found there when it
         # starts; an engine that is down is retried, the hub serves meanwhile

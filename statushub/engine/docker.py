@@ -20,6 +20,7 @@ import docker
 import docker.errors
 import requests.exceptions
 import urllib3.exceptions
+from docker.types import LogConfig
 from docker.types.daemon import CancellableStream
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.threads import deferToThreadPool
@@ -39,6 +40,12 @@ from statushub.engine import (
 )
 from statushub.engine.logs import LineAssembler, SampleReader, assemble
 from statushub.interfaces import IContainerEngine, IEventStream, ILogStream, IStatsStream
+from statushub.resources import LOG_FILE_SIZE, LOG_FILES
+
+# every container's log: json-file (the default driver, and one the engine
+# can read back), capped at LOG_FILES files of LOG_FILE_SIZE
+LOG_DRIVER = "json-file"
+LOG_OPTIONS = {"max-size": LOG_FILE_SIZE, "max-file": str(LOG_FILES)}
 
 T = TypeVar("T")
 
@@ -326,6 +333,13 @@ class DockerEngine:
                     security_opt=["no-new-privileges"],
                     pids_limit=PIDS_LIMIT,
                     restart_policy=_RESTART_POLICY[spec.restart],
+                    # and no more of the host than it was given: memory with
+                    # swap equal to it, so the limit is what it can use (not
+                    # twice as much in swap), CPU time, log files
+                    mem_limit=spec.resources.memory,
+                    memswap_limit=spec.resources.memory,
+                    nano_cpus=spec.resources.nanoCpus,
+                    log_config=LogConfig(type=LOG_DRIVER, config=LOG_OPTIONS),
                 ),
             )
             return created["Id"]

@@ -29,6 +29,7 @@ from twisted.web.server import Request
 from statushub.errors import DeploymentConflict, RequestError
 from statushub.interfaces import IDeploymentControl, IHistory, IStatusSource
 from statushub.names import SAFE_NAME
+from statushub.resources import ResourcePolicy
 from statushub.topology import Topology, TopologyError, validateTopology
 from statushub.web.history import HistoryResource
 from statushub.web.insight import NodeReaders
@@ -68,7 +69,7 @@ def refusal(request: Request, error: RequestError) -> bytes:
     return respondJSON(request, error.code, body)
 
 
-def _readTopology(request: Request) -> Union[Topology, bytes]:
+def _readTopology(request: Request, policy: ResourcePolicy) -> Union[Topology, bytes]:
     """
     The valid topology in the body, or the rendered error that says why not.
     """
@@ -82,7 +83,7 @@ def _readTopology(request: Request) -> Union[Topology, bytes]:
     except (ValueError, UnicodeDecodeError) as e:
         return respondJSON(request, 400, {"error": f"body: not valid JSON: {e}", "field": "body"})
     try:
-        return validateTopology(data)
+        return validateTopology(data, policy)
     except TopologyError as e:
         return respondJSON(request, 400, {"error": str(e), "field": e.field})
 
@@ -105,8 +106,8 @@ def answerChange(request: Request, change: "Deferred[dict[str, Any]]", what: str
     return respondWhenFired(request, change.addCallbacks(accepted, refused))
 
 
-def deployFromBody(request: Request, control: IDeploymentControl) -> Any:
-    topology = _readTopology(request)
+def deployFromBody(request: Request, control: IDeploymentControl, policy: ResourcePolicy) -> Any:
+    topology = _readTopology(request, policy)
     if isinstance(topology, bytes):
         return topology
     return answerChange(request, control.deploy(topology), "deploy")
@@ -122,6 +123,8 @@ class DeploymentsResource(JSONResource):
 
     @param history: where C{NAME/history} is read; L{None}: no history is
         kept.
+    @param resources: a node's resources when it sets none, and the most
+        it may set (C{[deploy]}): topologies are checked against it.
     """
 
     def __init__(
@@ -129,12 +132,14 @@ class DeploymentsResource(JSONResource):
         control: IDeploymentControl,
         source: IStatusSource,
         history: Optional[IHistory] = None,
+        resources: ResourcePolicy = ResourcePolicy(),
         readers: Optional[NodeReaders] = None,
     ) -> None:
         super().__init__()
         self._control = control
         self._source = source
         self._history = history
+        self._resources = resources
         self._readers = readers
 
     def getChild(self, path: bytes, request: Request) -> IResource:
@@ -161,7 +166,7 @@ class DeploymentsResource(JSONResource):
         )
 
     def render_POST(self, request: Request) -> Any:
-        return deployFromBody(request, self._control)
+        return deployFromBody(request, self._control, self._resources)
 
 
 class OneDeploymentResource(JSONResource):
@@ -200,13 +205,19 @@ class DeploymentResource(JSONResource):
 
     isLeaf = True
 
-    def __init__(self, control: IDeploymentControl, source: IStatusSource) -> None:
+    def __init__(
+        self,
+        control: IDeploymentControl,
+        source: IStatusSource,
+        resources: ResourcePolicy = ResourcePolicy(),
+    ) -> None:
         super().__init__()
         self._control = control
         self._source = source
+        self._resources = resources
 
     def render_POST(self, request: Request) -> Any:
-        return deployFromBody(request, self._control)
+        return deployFromBody(request, self._control, self._resources)
 
     def render_DELETE(self, request: Request) -> Any:
         names = self._source.names()
@@ -223,14 +234,18 @@ def deploymentsAPI(
     control: IDeploymentControl,
     source: IStatusSource,
     history: Optional[IHistory] = None,
+    resources: ResourcePolicy = ResourcePolicy(),
     readers: Optional[NodeReaders] = None,
 ) -> dict[str, IResource]:
     """
     The resources to mount under C{/api}, by name: C{deployment} and
     C{deployments} (with a deployment's C{stats} and its nodes' C{logs}
     when C{readers} is given).
+
+    @param resources: what a topology's nodes get and may ask for
+        (C{[deploy]}).
     """
     return {
-        "deployment": DeploymentResource(control, source),
-        "deployments": DeploymentsResource(control, source, history, readers),
+        "deployment": DeploymentResource(control, source, resources),
+        "deployments": DeploymentsResource(control, source, history, resources, readers),
     }
