@@ -175,3 +175,30 @@ def test_theDemo(hub_process, docker, page) -> None:
         "data-health", "healthy")
     screenshot(page, "dashboard-logs.png")
     assert page.recorder.errors == []
+
+
+def test_outOfMemory(hub_process, docker, page) -> None:
+    """
+    A node the OOM killer ended says so in its row; one that runs shows
+    its memory against the limit it was given.
+    """
+    from playwright.sync_api import expect
+
+    hub = startHub(hub_process, docker)
+    status, body = api(hub, "POST", "/api/deployments", {"name": "memory", "nodes": [
+        {"id": "hungry", "image": IMAGE, "command": ["sh", "-c", "x=a; while :; do x=$x$x; done"],
+         "resources": {"memory": "16m"}},
+        {"id": "calm", "image": IMAGE, "command": ["sleep", "infinity"],
+         "resources": {"memory": "64m"}},
+    ]})
+    assert status == 202, body
+    page.goto(f"{hub.url}/?deployment=memory")
+    hungry = page.locator('#nodes tr[data-node="hungry"]')
+    expect(hungry).to_have_attribute("data-oom-killed", "true", timeout=60_000)
+    expect(hungry).to_have_attribute("data-status", "exited")
+    expect(hungry.locator('[data-field="status"]')).to_contain_text("out of memory")
+    calm = page.locator('#nodes tr[data-node="calm"]')
+    expect(calm).to_have_attribute("data-memory-limit", str(64 * 2**20), timeout=30_000)
+    expect(calm.locator('[data-field="memory"]')).to_contain_text("64.0 MiB")
+    assert not page.locator('#nodes tr[data-node="calm"][data-oom-killed]').count()
+    assert page.recorder.errors == []

@@ -103,6 +103,8 @@ class Deployment:
         self._overlay: dict[str, tuple[dict[str, Any], float]] = {}
         # containerId -> what inspecting it last told
         self._details: dict[str, ContainerDetail] = {}
+        # containers that ended, and were looked at since (see _lookAtDeaths)
+        self._deathsLooked: set[str] = set()
         self.picture = Picture(deployStatus="idle", deployment=name)
         self.working: Deferred[None] = succeed(None)
 
@@ -160,6 +162,7 @@ class Deployment:
         self._mapping = list(mapping)
         self._overlay.clear()
         self._details.clear()
+        self._deathsLooked.clear()
         # one message: deployed, with the nodes as found
         self.picture = Picture(deployStatus="deployed", deployment=self.name)
         self.show(seen)
@@ -176,6 +179,7 @@ class Deployment:
         self._mapping = []
         self._overlay.clear()
         self._details.clear()
+        self._deathsLooked.clear()
         self._lastSeen = None
         self._publish(Picture(deployStatus="deploying", deployment=self.name, engine=engineWord))
         self.working = ensureDeferred(self._deploy(topology))
@@ -274,6 +278,7 @@ class Deployment:
         self._mapping = []
         self._overlay.clear()
         self._details.clear()
+        self._deathsLooked.clear()
         self._lastSeen = None
         # the seed's final message: idle, no nodes
         self._publish(Picture(deployStatus="idle", deployment=self.name, engine="reachable"))
@@ -287,12 +292,35 @@ class Deployment:
         on the board.
         """
         self._lastSeen = seen
+        merged = self._withEvents(seen)
         self._publish(
             self.picture.evolve(
-                nodeStatuses=nodeStatuses(self._withEvents(seen), self._mapping, self._details),
+                nodeStatuses=nodeStatuses(merged, self._mapping, self._details),
                 engine="unreachable" if seen is None else "reachable",
             )
         )
+        self._lookAtDeaths(merged)
+
+    def _lookAtDeaths(self, seen: Seen) -> None:
+        """
+        Inspect, once, each container that has ended since it last ran: only
+        a look tells whether the OOM killer ended it.  Its die event asks
+        for that look too; this covers a death no event told of in time (a
+        node that died while the deployment was still deploying, one found
+        at adoption).
+        """
+        if seen is None or self.status != "deployed":
+            return
+        for _, containerId in self._mapping:
+            state = seen.get(containerId)
+            if state is None:
+                continue
+            if state.status in ("exited", "dead"):
+                if containerId not in self._deathsLooked:
+                    self._deathsLooked.add(containerId)
+                    self._inspect(containerId)
+            else:
+                self._deathsLooked.discard(containerId)
 
     def _withEvents(self, seen: Seen) -> Seen:
         if seen is None or not self._overlay:
@@ -364,6 +392,10 @@ class Deployment:
             told["status"] = status
             if event.action == "die" and str(event.labels.get("exitCode", "")).lstrip("-").isdigit():
                 told["exitCode"] = int(event.labels["exitCode"])
+            if event.action == "die":
+                self._deathsLooked.add(event.containerId)
+            elif event.action in ("start", "restart"):
+                self._deathsLooked.discard(event.containerId)
             if event.action in INSPECT_ACTIONS:
                 self._inspect(event.containerId)
             if status in ("exited", "missing"):
