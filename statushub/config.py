@@ -67,10 +67,8 @@ def _engineKind(value: Any) -> Optional[str]:
 
 
 def _engineAddresses(value: Any) -> Optional[str]:
-    for name, address in value.items():
-        if not isinstance(address, str) or not address:
-            return f"{name!r}: expected an engine address (unix:///path or tcp://host:port)"
-    return None
+    bad = [name for name, address in value.items() if not (isinstance(address, str) and address)]
+    return f"{bad[0]!r}: expected an engine address (unix:///path or tcp://host:port)" if bad else None
 
 
 def _nonEmpty(value: Any) -> Optional[str]:
@@ -213,26 +211,13 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         ),
     },
     "logs": {
-        "viewer": Setting(
-            (bool,),
-            True,
-            "the viewer token may read nodes' logs and resource use (false: the "
-            "operator's only)",
-        ),
-        "max_lines_per_second": Setting(
-            (int,),
-            1000,
-            "lines a second a followed node's followers get at most; the rest are "
-            "left out and counted (log_gap)",
-            _positive,
-        ),
-        "max_streams": Setting(
-            (int,),
-            200,
-            "engine streams (logs and resource use) open at once, each read in a "
-            "thread; a follower beyond is refused",
-            _positive,
-        ),
+        "viewer": Setting((bool,), True, "the viewer token may read nodes' logs and "
+                          "resource use (false: the operator's only)"),
+        "max_lines_per_second": Setting((int,), 1000, "lines a second of one node its "
+                                        "followers get; the rest are counted (log_gap)",
+                                        _positive),
+        "max_streams": Setting((int,), 200, "engine streams (logs and resource use) open "
+                               "at once, a thread each; one more is refused", _positive),
     },
     "polling": {
         "interval": Setting(NUMBER, 2.0, "seconds between health polls", _positive),
@@ -250,14 +235,8 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             "the engine's address (a swarm manager's for kind = swarm); empty: "
             "[docker] host, else DOCKER_HOST, else the local socket",
         ),
-        "hosts": Setting(
-            (dict,),
-            {},
-            "swarm only: the engine address of a host other than the manager, by its "
-            "name (its io.statushub.host label, else its hostname), to read the "
-            "resource use of the nodes it runs; a host not named has none",
-            lambda value: _engineAddresses(value),
-        ),
+        "hosts": Setting((dict,), {}, "swarm only: by host name, the engine address of a "
+                         "host whose nodes' resource use the hub reads", _engineAddresses),
     },
     "docker": {
         "host": Setting(
