@@ -149,6 +149,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="lines a second the node prints")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "logs.json"))
     args = parser.parse_args()
+    if os.environ.get("BENCH_LOGS", "1") == "0":
+        print("BENCH_LOGS=0: skipping the log benchmark", file=sys.stderr)
+        return
     result = run(args)
     result["machine"] = {
         "cpus": os.cpu_count(),
