@@ -96,7 +96,10 @@ def test_logFollowsLiveAndCellsFill(hub_process, docker, page) -> None:
         timeout=30_000,
     )
 
-    # reading back: no scrolling while new lines come, until asked
+    # reading back (once there is more than the panel shows): no scrolling
+    # while new lines come, until asked
+    page.wait_for_function(
+        "(b => b.scrollHeight > b.clientHeight + 100)(document.getElementById('log-lines'))")
     page.locator("#log-lines").hover()
     page.mouse.wheel(0, -5000)
     page.wait_for_function("document.getElementById('log-lines').scrollTop === 0")
