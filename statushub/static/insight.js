@@ -114,9 +114,10 @@ window.statushubInsight = (function () {
       delete row.dataset.cpu;
       delete row.dataset.memory;
       delete row.dataset.memoryLimit;
-      cpu.textContent = "—";
-      memory.textContent = "—";
+      // a node whose engine the hub cannot reach (on a swarm) says so
       const why = entry && entry.unavailable ? "not available: " + entry.unavailable : "";
+      cpu.textContent = why ? "not available" : "—";
+      memory.textContent = "—";
       cpu.title = why;
       memory.title = why;
     }
