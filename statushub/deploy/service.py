@@ -12,7 +12,8 @@ from typing import Any, Optional
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 
-from statushub.config import Config, engineAddress
+from statushub.config import Config, engineAddress, resourcePolicy
+from statushub.deploy.actions import ActionObserver
 from statushub.deploy.control import ManagerControl
 from statushub.deploy.locator import ManagerLocator
 from statushub.deploy.manager import DeploymentManager, EngineHealth
@@ -37,6 +38,7 @@ class Orchestrator(MultiService):
 
     @param metrics: where engine calls, events and polls are counted; L{None}:
         not counted.
+    @param observeAction: told how each node action ended (the metrics').
     @ivar control: what the API acts through.
     @ivar locator: where each node runs (the insight room reads logs and
         resource use through it, and through C{calls}).
@@ -49,6 +51,7 @@ class Orchestrator(MultiService):
         config: Config,
         reactor: Any,
         metrics: Optional[EngineMetrics] = None,
+        observeAction: Optional[ActionObserver] = None,
     ) -> None:
         super().__init__()
         if config["engine"]["kind"] == "swarm":
@@ -73,6 +76,9 @@ class Orchestrator(MultiService):
             observePoll=None if metrics is None else metrics.observePoll,
             maxDeployments=config["deploy"]["max_deployments"],
             owner=Owner(config["deploy"]["owner"]),
+            stopTimeout=config["deploy"]["stop_timeout"],
+            observeAction=observeAction,
+            policy=resourcePolicy(config),
         )
         # checks the engine and adopts the deployments found there when it
         # starts; an engine that is down is retried, the hub serves meanwhile

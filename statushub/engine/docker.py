@@ -4,25 +4,24 @@ L{IContainerEngine} on the Docker SDK.
 The SDK blocks, so every call runs in a thread pool of our own (sized so that
 a deploy, a poll and a teardown can overlap without queueing behind one
 another, small enough not to matter on a 2-core machine) with a socket
-timeout, plus a reactor-side timeout as a backstop.  The event stream reads
-in one more thread of its own so that it can never occupy the pool.
+timeout, plus a reactor-side timeout as a backstop.  A call that waits for a
+process to end (a stop or restart, up to its grace period) runs in a second
+pool, so that polls never queue behind a grace period.  The event stream
+reads in one more thread of its own so that it can never occupy either.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
-import struct
-from collections import deque
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 import docker
 import docker.errors
 import requests.exceptions
-import urllib3.exceptions
 from docker.types import LogConfig
-from docker.types.daemon import CancellableStream
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
@@ -36,9 +35,9 @@ from statushub.engine import (
     EngineUnreachable,
     ImageNotFound,
     LogLine,
-    ResourceSample,
+    RecreateIncomplete,
 )
-from statushub.engine.logs import LineAssembler, SampleReader, assemble
+from statushub.engine.dockerstreams import CONTAINER_LOGS, followLogs, followStats, readLogs
 from statushub.interfaces import IContainerEngine, IEventStream, ILogStream, IStatsStream
 from statushub.resources import LOG_FILE_SIZE, LOG_FILES
 
@@ -54,6 +53,9 @@ T = TypeVar("T")
 # which would block (and fail when the engine is down).
 API_VERSION = "1.41"
 POOL_THREADS = 4
+# stops and restarts waiting out their grace at once (a teardown stops every
+# node of a deployment together); threads that wait on a socket cost little
+GRACE_THREADS = 16
 PIDS_LIMIT = 256
 
 # "Up 3 seconds (healthy)", "Up 1 second (health: starting)"
@@ -99,6 +101,13 @@ def exitCodeFromListStatus(status: str) -> Optional[int]:
     return None if match is None else int(match.group(1))
 
 
+def graceSeconds(timeout: float) -> int:
+    """
+    A grace period as the engine's API takes it: whole seconds, rounded up.
+    """
+    return max(0, math.ceil(timeout))
+
+
 def labelFilter(labels: dict[str, Optional[str]]) -> list[str]:
     """
     The engine's C{label} filter for C{labels} (a value of L{None}: any
@@ -138,96 +147,6 @@ class DockerEventStream:
             pass
 
 
-# what reading a stream raises once it is closed under it, or broken
-_STREAM_ENDED = (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError,
-                 ValueError, AttributeError)
-
-
-def logFrames(response: Any) -> Iterator[tuple[int, bytes]]:
-    """
-    The C{(stream, payload)} frames of a log response (the engine's
-    multiplexed stream: an 8-byte header, then the payload), as docker-py's
-    C{logs()} reads them, but keeping which stream each came from.  Blocks.
-    """
-    while True:
-        header = response.raw.read(8)
-        if len(header) < 8:
-            return
-        streamId, length = struct.unpack(">BxxxL", header)
-        if not length:
-            continue
-        payload = response.raw.read(length)
-        if not payload:
-            return
-        yield streamId, payload
-
-
-@implementer(ILogStream)
-class _LogStream:
-    """
-    Lines from an open log response; L{close} shuts its socket, so a read
-    blocked in another thread returns.
-    """
-
-    def __init__(self, response: Any) -> None:
-        self._frames = logFrames(response)
-        self._closer = CancellableStream(self._frames, response)
-        self._assembler = LineAssembler()
-        self._ready: deque[LogLine] = deque()
-        self._ended = False
-
-    def next(self) -> Optional[LogLine]:
-        while not self._ready:
-            if self._ended:
-                return None
-            try:
-                streamId, payload = next(self._frames)
-            except (StopIteration, *_STREAM_ENDED):
-                self._ended = True
-                self._ready.extend(self._assembler.flush())
-                continue
-            self._ready.extend(self._assembler.feed(streamId, payload))
-        return self._ready.popleft()
-
-    def close(self) -> None:
-        self._ended = True
-        try:
-            self._closer.close()
-        except Exception:
-            pass  # already closed or broken: nothing left to end
-
-
-@implementer(IStatsStream)
-class _StatsStream:
-    """
-    Samples from an open stats response (one decoded reading a second); ends
-    once the engine says the container is not running.
-    """
-
-    def __init__(self, readings: Iterator[dict], response: Any) -> None:
-        self._stream = CancellableStream(readings, response)
-        self._reader = SampleReader()
-
-    def next(self) -> Optional[ResourceSample]:
-        while True:
-            try:
-                raw = next(self._stream)
-            except (StopIteration, *_STREAM_ENDED):
-                return None
-            running, sample = self._reader.read(raw)
-            if not running:
-                self.close()
-                return None
-            if sample is not None:
-                return sample
-
-    def close(self) -> None:
-        try:
-            self._stream.close()
-        except Exception:
-            pass
-
-
 @implementer(IContainerEngine)
 class DockerEngine:
     """
@@ -248,6 +167,9 @@ class DockerEngine:
         self.host = dockerHost(host)
         self.timeout = timeout
         self._pool = ThreadPool(minthreads=0, maxthreads=threads, name="statushub-docker")
+        self._gracePool = ThreadPool(
+            minthreads=0, maxthreads=GRACE_THREADS, name="statushub-docker-stop"
+        )
         self._stopped = False
         self._client = docker.APIClient(
             base_url=self.host, version=API_VERSION, timeout=timeout
@@ -255,11 +177,27 @@ class DockerEngine:
 
     def stop(self) -> None:
         self._stopped = True
-        if self._pool.started:
-            self._pool.stop()
+        for pool in (self._pool, self._gracePool):
+            if pool.started:
+                pool.stop()
         self._client.close()
 
     def _call(self, what: str, function: Callable[..., T], *args: Any, **kw: Any) -> "Deferred[T]":
+        return self._callIn(self._pool, 0, what, function, *args, **kw)
+
+    def _callWaiting(
+        self, grace: int, what: str, function: Callable[..., T], *args: Any, **kw: Any
+    ) -> "Deferred[T]":
+        """
+        L{_call} for a call that may wait C{grace} seconds for a process to
+        end: in the grace pool, with the backstop that much later.
+        """
+        return self._callIn(self._gracePool, grace, what, function, *args, **kw)
+
+    def _callIn(
+        self, pool: ThreadPool, grace: int, what: str,
+        function: Callable[..., T], *args: Any, **kw: Any,
+    ) -> "Deferred[T]":
         def guarded() -> T:
             try:
                 return function(*args, **kw)
@@ -279,14 +217,14 @@ class DockerEngine:
 
         if self._stopped:
             return fail(EngineError(f"{what}: the engine client is stopped"))
-        if not self._pool.started:
+        if not pool.started:
             # started on first use, not at construction: twistd may fork
             # (daemonize) between building the service and running it
-            self._pool.start()
-        d = deferToThreadPool(self._reactor, self._pool, guarded)
+            pool.start()
+        d = deferToThreadPool(self._reactor, pool, guarded)
         # the socket timeout should fire first; this is the backstop for a
         # call that hangs anywhere else
-        d.addTimeout(self.timeout + 5, self._reactor, onTimeoutCancel=self._timedOut(what))
+        d.addTimeout(self.timeout + grace + 5, self._reactor, onTimeoutCancel=self._timedOut(what))
         return d
 
     def _timedOut(self, what: str) -> Callable[[Any, float], Any]:
@@ -327,6 +265,8 @@ class DockerEngine:
                 healthcheck=healthcheck,
                 # no network at all: a node talks to nothing, the host least
                 network_disabled=True,
+                # the grace a daemon that shuts down gives it too
+                stop_timeout=graceSeconds(spec.stopTimeout),
                 host_config=self._client.create_host_config(
                     network_mode="none",
                     # and nothing gained inside: no setuid escalation, no fork bomb
@@ -346,14 +286,68 @@ class DockerEngine:
 
         return self._call(f"create container {spec.name!r}", create)
 
-    def startContainer(self, containerId: str) -> "Deferred[None]":
-        return self._call(
-            f"start container {containerId[:12]}", self._client.start, containerId
+    def startContainer(self, containerId: str, restart: Optional[str] = None) -> "Deferred[None]":
+        def start() -> None:
+            if restart is not None:
+                self._client.update_container(
+                    containerId, restart_policy=_RESTART_POLICY[restart]
+                )
+            self._client.start(containerId)
+
+        return self._call(f"start container {containerId[:12]}", start)
+
+    def stopContainer(self, containerId: str, timeout: float) -> "Deferred[None]":
+        grace = graceSeconds(timeout)
+
+        def stop() -> None:
+            # a manual stop keeps Docker's restart policy from acting only
+            # until the daemon restarts ("always", and "on-failure" after a
+            # SIGKILL, would start it then): no policy while stopped on purpose
+            self._client.update_container(containerId, restart_policy=_RESTART_POLICY["none"])
+            self._client.stop(containerId, timeout=grace)
+
+        return self._callWaiting(grace, f"stop container {containerId[:12]}", stop)
+
+    def restartContainer(self, containerId: str, timeout: float) -> "Deferred[None]":
+        grace = graceSeconds(timeout)
+        return self._callWaiting(
+            grace, f"restart container {containerId[:12]}",
+            self._client.restart, containerId, timeout=grace,
         )
 
-    def removeContainer(self, containerId: str) -> "Deferred[None]":
+    def recreateContainer(
+        self, containerId: str, spec: ContainerSpec, timeout: float
+    ) -> "Deferred[str]":
+        return ensureDeferred(self._recreate(containerId, spec, timeout))
+
+    async def _recreate(self, containerId: str, spec: ContainerSpec, timeout: float) -> str:
+        # the same calls a deploy makes, after the old one is gone (its
+        # name is the new one's)
+        if containerId:
+            await self.removeContainer(containerId, timeout)
+        try:
+            newId = await self.createContainer(spec)
+        except EngineError as e:
+            raise RecreateIncomplete(
+                f"{e} (the old container is removed; no new one was created)"
+            ) from e
+        try:
+            await self.startContainer(newId)
+        except EngineError as e:
+            raise RecreateIncomplete(
+                f"{e} (the old container is removed; the new one {newId[:12]} is created, "
+                "not running)", newId,
+            ) from e
+        return newId
+
+    def removeContainer(self, containerId: str, timeout: float = 0) -> "Deferred[None]":
+        grace = graceSeconds(timeout)
+
         def remove() -> None:
             try:
+                if grace:
+                    # SIGTERM first, as docker stop does; remove kills at once
+                    self._client.stop(containerId, timeout=grace)
                 self._client.remove_container(containerId, force=True, v=True)
             except docker.errors.NotFound:
                 pass
@@ -363,7 +357,7 @@ class DockerEngine:
                     return
                 raise
 
-        return self._call(f"remove container {containerId[:12]}", remove)
+        return self._callWaiting(grace, f"remove container {containerId[:12]}", remove)
 
     def listContainers(self, labels: dict[str, Optional[str]]) -> "Deferred[list[ContainerState]]":
         def listing() -> list[ContainerState]:
@@ -416,56 +410,21 @@ class DockerEngine:
     # time-out); reading it is not: the stream is handed over open, and its
     # reader blocks in a thread of its own (statushub.insight).
 
-    _logsPath = "/containers/{0}/logs"
-
-    def _openLogs(self, client: Any, containerId: str, params: dict[str, Any]) -> Any:
-        """
-        The open response of C{GET .../logs} with C{params}: the request of
-        docker-py's C{logs(stream=True, follow=True, timestamps=True)}, whose
-        frames are read here rather than by docker-py, which drops the
-        stream (stdout or stderr) each line came from.  Blocks.
-        """
-        query = {"stdout": 1, "stderr": 1, "timestamps": 1, **params}
-        response = client._get(client._url(self._logsPath, containerId), params=query, stream=True)
-        client._raise_for_status(response)
-        if params.get("follow"):
-            # a quiet node may print nothing for longer than any time-out
-            client._disable_socket_timeout(client._get_raw_response_socket(response))
-        return response
+    _logsPath = CONTAINER_LOGS
 
     def readLogs(self, containerId: str, tail: int) -> "Deferred[list[LogLine]]":
-        def read() -> list[LogLine]:
-            response = self._openLogs(self._client, containerId, {"tail": tail, "follow": 0})
-            try:
-                return assemble(logFrames(response))
-            finally:
-                response.close()
-
-        return self._call(f"read the log of {containerId[:12]}", read)
+        return self._call(
+            f"read the log of {containerId[:12]}",
+            readLogs, self._client, self._logsPath, containerId, tail,
+        )
 
     def followLogs(self, containerId: str) -> "Deferred[ILogStream]":
-        def openStream() -> ILogStream:
-            return _LogStream(
-                self._openLogs(self._client, containerId, {"tail": 0, "follow": 1})
-            )
-
-        return self._call(f"follow the log of {containerId[:12]}", openStream)
-
-    def _openStats(self, client: Any, containerId: str) -> IStatsStream:
-        """
-        docker-py's C{stats(stream=True, decode=True)}, with the response
-        kept so that the stream can be closed from another thread.  Blocks.
-        """
-        response = client._get(
-            client._url("/containers/{0}/stats", containerId), params={"stream": True},
-            stream=True,
+        return self._call(
+            f"follow the log of {containerId[:12]}",
+            followLogs, self._client, self._logsPath, containerId,
         )
-        client._raise_for_status(response)
-        client._disable_socket_timeout(client._get_raw_response_socket(response))
-        return _StatsStream(client._stream_helper(response, decode=True), response)
 
     def followStats(self, containerId: str) -> "Deferred[IStatsStream]":
         return self._call(
-            f"follow the resource use of {containerId[:12]}",
-            self._openStats, self._client, containerId,
+            f"follow the resource use of {containerId[:12]}", followStats, self._client, containerId
         )

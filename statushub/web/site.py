@@ -6,6 +6,7 @@ The site: which resource answers which path.
     /ws/logs     a node's log, live (insight.py)      role, origin ([logs] viewer)
     /ws/stats    resource use, live (insight.py)      role, origin ([logs] viewer)
     /api/status  one deployment's picture (status.py) role
+    /api/whoami  what the token may do (whoami.py)     role
     /api/...     the API's resources (deployments.py) role, audited
     /healthz     the hub's own health (health.py)     open: it tells nothing private
     /metrics     Prometheus metrics                   role (a viewer may read it)
@@ -36,6 +37,7 @@ from statushub.web.insight import NodeReaders
 from statushub.web.jsonresource import JSONError
 from statushub.web.roles import Roles
 from statushub.web.status import StatusResource
+from statushub.web.whoami import WhoAmIResource
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "static")
 
@@ -105,6 +107,7 @@ def makeSite(
 
     apiRoot = APIRoot()
     apiRoot.putChild(b"status", StatusResource(source))
+    apiRoot.putChild(b"whoami", WhoAmIResource(roles))
     for name, resource in api.items():
         # what the orchestrator adds changes things: every change is audited
         apiRoot.putChild(name.encode("ascii"), Audited(resource, roles.identify))
