@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import gc
 import os
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Optional
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IServiceCollection, MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
-from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
 
 from statushub import config as configuration
 from statushub import listen
+from statushub.listen import AnnouncingEndpointService
 
 if TYPE_CHECKING:
     from twisted.web.server import Site
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from statushub.deploy.service import Orchestrator
     from statushub.hub import StatusHubFactory
     from statushub.insight.service import InsightService
-    from statushub.interfaces import IDeploymentControl, IHealthCheck, IHistory
+    from statushub.interfaces import IDeploymentControl, IHealthCheck, IHistory, IStatusSource
     from statushub.metrics import Metrics
     from statushub.status import StatusBoard
 
@@ -194,19 +194,14 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     service = HubService()
     service.logObserver, service.logFile = logOutput(config, options)
     metrics = buildMetrics(config)
-    history, board = buildHistoryAndBoard(config, reactor, metrics, service)
-    orchestrator = buildOrchestrator(config, board, reactor, metrics, service)
-    insight = buildInsight(config, board, orchestrator, metrics, reactor, service)
-    wamp = buildWamp(config, board, reactor, service)
-    hub = buildFeed(config, board, reactor, metrics, history, service)
-    checks = list(orchestrator.healthChecks)  # /healthz: the engine, then these
-    checks += [check for check in (history, wamp) if check is not None]
+    # the one place where one hub alone and one of several on Redis differ
+    buildCore = buildCluster if config["cluster"]["redis"] else buildOneHub
+    core = buildCore(config, reactor, metrics, service)
+    hub = buildFeed(config, core.source, reactor, metrics, core.history, service)
     if metrics is not None:
         # read at scrape time, from a thread: every deployment's current picture
-        metrics.watch(hub.__len__, board.snapshot, checks)
-    site = buildSite(
-        config, board, hub, orchestrator.control, history, checks, metrics, reactor, insight
-    )
+        metrics.watch(hub.__len__, core.source.snapshot, core.healthChecks)
+    site = buildSite(config, core, hub, metrics, reactor)
     listenOn(config, site, reactor, service)
     # What start-up built (modules, the service tree) lives as long as the
     # process: move it out of the cyclic GC's sight, so that full
@@ -218,6 +213,108 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
 # The builders.  Each imports what it builds when it is called, not when
 # twistd parses options: --help and config errors stay fast and import no
 # reactor.
+
+
+@dataclass(frozen=True)
+class Core:
+    """
+    What the feeds, the API and the dashboard stand on (the pictures, the
+    kept messages if any, what the API acts through, what C{/healthz}
+    reports, the nodes' logs and resource use), whoever provides it: one
+    hub alone (L{buildOneHub}) or one of several (L{buildCluster}).
+    """
+
+    source: IStatusSource
+    history: Optional[IHistory]
+    control: IDeploymentControl
+    healthChecks: list[IHealthCheck]
+    insight: InsightService
+
+
+def buildOneHub(
+    config: configuration.Config, reactor: Any, metrics: Optional[Metrics], service: HubService
+) -> Core:
+    """
+    One hub alone: the history in SQLite, the board numbered by it, the
+    orchestrator acting on the engine, the insight room reading through its
+    engine and locator (after it in the tree: its streams close before the
+    engine stops), the WAMP publisher.
+    """
+    from statushub.insight.service import insightFromConfig
+
+    history, board = buildHistoryAndBoard(config, reactor, metrics, service)
+    orchestrator = buildOrchestrator(config, board, reactor, metrics, service)
+    insight = insightFromConfig(
+        orchestrator.calls, orchestrator.locator, board, config, reactor, metrics
+    )
+    insight.setServiceParent(service)
+    wamp = buildWamp(config, board, reactor, service)
+    checks = list(orchestrator.healthChecks)  # /healthz: the engine, then these
+    checks += [check for check in (history, wamp) if check is not None]
+    return Core(board, history, orchestrator.control, checks, insight)
+
+
+def buildCluster(
+    config: configuration.Config, reactor: Any, metrics: Optional[Metrics], service: HubService
+) -> Core:
+    """
+    One of several hubs on C{[cluster] redis}: pictures, history and
+    numbering are the cluster's; the orchestrator (and the WAMP publisher)
+    run only while this hub leads, a new one each term; every hub reads
+    logs and resource use from the engine itself (L{buildClusterInsight}).
+    """
+    from statushub.cluster.service import ClusterService
+    from statushub.deploy.service import Orchestrator
+    from statushub.wamp import fromConfig
+
+    def lead(board: StatusBoard, fence: Any) -> Orchestrator:
+        return Orchestrator(
+            board, config, reactor, None if metrics is None else metrics.engine, fence=fence,
+            observeAction=None if metrics is None else metrics.actions.ended,
+        )
+
+    history = config["history"]
+    cluster = ClusterService(
+        config["cluster"]["redis"], config["cluster"]["lease"], reactor, lead,
+        owner=config["deploy"]["owner"], policy=configuration.resourcePolicy(config),
+        keepDays=history["keep_days"], maxMessages=history["max_messages"],
+    )
+    if metrics is not None:
+        cluster.addSink(metrics.status)
+    cluster.setServiceParent(service)
+    checks = list(cluster.healthChecks)
+    wamp = fromConfig(config["wamp"], reactor, cluster.mirror)
+    if wamp is not None:
+        # only the leader publishes
+        cluster.leaderSinks.append(wamp)
+        checks.append(wamp)
+    insight = buildClusterInsight(config, cluster.mirror, reactor, metrics)
+    insight.setServiceParent(service)
+    return Core(cluster.mirror, cluster.history, cluster.control, checks, insight)
+
+
+def buildClusterInsight(
+    config: configuration.Config, source: IStatusSource, reactor: Any, metrics: Optional[Metrics]
+) -> InsightService:
+    """
+    A hub of a cluster reads its nodes' logs and resource use from the
+    engine itself, leader or not, through an engine of its own (never
+    fenced: reading acts on nothing) and where the pictures it shows say
+    each node runs (on a swarm, the node's service, by its name).
+    """
+    from statushub.deploy.service import engineFromConfig
+    from statushub.engine.swarm import nodeServiceName
+    from statushub.insight.locator import SourceLocator, shownContainer
+    from statushub.insight.service import insightFromConfig
+
+    engine = engineFromConfig(config, reactor)
+    owner = config["deploy"]["owner"]
+    reference = shownContainer
+    if config["engine"]["kind"] == "swarm":
+        reference = lambda deployment, node, shown: nodeServiceName(owner, deployment, node)
+    locator = SourceLocator(source, reference)
+    calls = engine if metrics is None else metrics.engine.wrap(engine)
+    return insightFromConfig(calls, locator, source, config, reactor, metrics, owned=engine)
 
 
 def logOutput(
@@ -268,7 +365,9 @@ def buildHistoryAndBoard(
     from statushub.status import HistorySink, StatusBoard
 
     historyService, numbering = historyFromConfig(config["history"], reactor)
-    board = StatusBoard(reactor, numbering)
+    # before adopting, the hub answers with the last message it sent
+    opened = None if historyService is None else historyService.store.opened
+    board = StatusBoard(reactor, numbering, last=None if opened is None else opened.lastMessages())
     if metrics is not None:
         board.addSink(metrics.status)
     if historyService is None:
@@ -293,41 +392,10 @@ def buildOrchestrator(
     orchestrator = Orchestrator(
         board, config, reactor,
         None if metrics is None else metrics.engine,
-        None if metrics is None else metrics.actions.ended,
+        observeAction=None if metrics is None else metrics.actions.ended,
     )
     orchestrator.setServiceParent(service)
     return orchestrator
-
-
-def buildInsight(
-    config: configuration.Config,
-    board: StatusBoard,
-    orchestrator: Orchestrator,
-    metrics: Optional[Metrics],
-    reactor: Any,
-    service: HubService,
-) -> InsightService:
-    """
-    Nodes' logs and resource use, read through the orchestrator's engine
-    and locator only while someone watches; a sink of the board (a node
-    whose container is gone ends its log); after the orchestrator in the
-    tree, so that its streams close before the engine stops.
-    """
-    from statushub.insight.service import InsightService
-
-    insight = InsightService(
-        orchestrator.calls, orchestrator.locator, reactor, config["logs"], config["feed"]
-    )
-    board.addSink(insight.logHub)
-    insight.setServiceParent(service)
-    if metrics is not None:
-        metrics.watchStreams(
-            log_streams=lambda: insight.logHub.streams,
-            log_followers=lambda: len(insight.logFeed),
-            stats_streams=lambda: insight.statsHub.streams,
-            stats_clients=lambda: len(insight.statsFeed),
-        )
-    return insight
 
 
 def buildWamp(
@@ -349,29 +417,28 @@ def buildWamp(
 
 def buildFeed(
     config: configuration.Config,
-    board: StatusBoard,
+    source: IStatusSource,
     reactor: Any,
     metrics: Optional[Metrics],
     history: Optional[IHistory],
     service: HubService,
 ) -> StatusHubFactory:
     """
-    The WebSocket hub, a sink of the board, and its keep-alive.
+    The WebSocket hub, a sink of the source, and its keep-alive.
     """
     from statushub.hub import StatusHubFactory
-    from statushub.insight.service import InsightService
     from statushub.hub.keepalive import KeepAlive
 
     feed = config["feed"]
     hub = StatusHubFactory(
-        board,
+        source,
         reactor,
         maxSendBuffer=feed["max_send_buffer"],
         maxMessageSize=feed["max_message_size"],
         metrics=None if metrics is None else metrics.feed,
         history=history,
     )
-    board.addSink(hub)
+    source.addSink(hub)
     KeepAlive(hub, reactor, feed["ping_interval"], feed["ping_timeout"]).setServiceParent(
         service
     )
@@ -380,14 +447,10 @@ def buildFeed(
 
 def buildSite(
     config: configuration.Config,
-    board: StatusBoard,
+    core: Core,
     hub: StatusHubFactory,
-    control: IDeploymentControl,
-    history: Optional[IHistory],
-    checks: list[IHealthCheck],
     metrics: Optional[Metrics],
     reactor: Any,
-    insight: InsightService,
 ) -> Site:
     """
     Every HTTP and WebSocket resource, on one site (statushub.web).
@@ -399,15 +462,14 @@ def buildSite(
     from statushub.web.roles import Roles
     from statushub.web.site import makeSite
 
-    readers = NodeReaders.of(insight, Roles.fromConfig(config["server"]).identify)
+    readers = NodeReaders.of(core.insight, Roles.fromConfig(config["server"]).identify)
+    policy = configuration.resourcePolicy(config)
     site = makeSite(
-        board,
+        core.source,
         hub,
         config,
-        api=deploymentsAPI(
-            control, board, history, configuration.resourcePolicy(config), readers
-        ),
-        healthChecks=checks,
+        api=deploymentsAPI(core.control, core.source, core.history, policy, readers),
+        healthChecks=core.healthChecks,
         reactor=reactor,
         metrics=None if metrics is None else metricsResource(metrics.registry),
         readers=readers,
@@ -429,43 +491,3 @@ def listenOn(config: configuration.Config, site: Site, reactor: Any, service: Hu
     # a port that cannot be bound stops twistd at start, with the reason
     server._raiseSynchronously = True
     server.setServiceParent(service)
-
-
-class AnnouncingEndpointService(StreamServerEndpointService):
-    """
-    Logs the address actually bound, so that C{tcp:0} (any free port) is
-    usable: the tests start the hub that way and read this line.
-
-    The line waits for the reactor to run: the port is bound before twistd
-    installs its signal handlers, and a process told "serving" must already
-    stop cleanly on SIGINT or SIGTERM.
-    """
-
-    log = Logger(namespace="statushub")
-
-    def __init__(
-        self,
-        endpoint: IStreamServerEndpoint,
-        factory: IProtocolFactory,
-        reactor: IReactorCore,
-        tls: bool = False,
-    ) -> None:
-        super().__init__(endpoint, factory)
-        self._reactor = reactor
-        self.scheme = "https" if tls else "http"
-
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()
-        self._waitingForPort.addCallback(self._announce)
-
-    def _announce(self, port: Any) -> Any:
-        self._reactor.callWhenRunning(self._logAddress, port.getHost())
-        return port
-
-    def _logAddress(self, address: Any) -> None:
-        self.log.info(
-            "statushub serving on {scheme}://{host}:{port}/",
-            scheme=self.scheme,
-            host=getattr(address, "host", address),
-            port=getattr(address, "port", ""),
-        )

@@ -81,3 +81,29 @@ async def test_stopsInTurnAndTheHistoryLast(tmp_path: Path) -> None:
         assert kept == 300
     finally:
         connection.close()
+
+
+def test_withClusterRedisTheTreeIsAClusters(tmp_path: Path) -> None:
+    """
+    One place chooses: with C{[cluster] redis} the history, the numbering
+    and the orchestrator are the cluster's (the orchestrator built each
+    term, while this hub leads); the feed and the port are the same.
+    Every hub of it, leader or not, reads logs and resource use from the
+    engine itself, where the pictures it shows say each node runs.
+    """
+    from statushub.cluster.mirror import Mirror
+    from statushub.cluster.service import ClusterService
+    from statushub.insight.locator import SourceLocator
+
+    parsed = options(tmp_path)
+    parsed.config.override("cluster", "redis", "redis://127.0.0.1:1/0")
+    service = makeService(parsed, reactor)
+    kinds = [type(child) for child in service]
+    assert kinds == [ClusterService, InsightService, KeepAlive, AnnouncingEndpointService]
+    hub = next(child for child in service if isinstance(child, KeepAlive))._hub
+    assert isinstance(hub._source, Mirror)
+    insight = next(child for child in service if isinstance(child, InsightService))
+    assert isinstance(insight.logHub.locator, SourceLocator)
+    assert insight.logHub.locator._source is hub._source
+    assert insight.logHub in hub._source._sinks  # a gone container ends its log
+    assert not (tmp_path / "h.db").exists()  # no SQLite

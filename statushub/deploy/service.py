@@ -7,7 +7,7 @@ L{IDeploymentControl} the API acts through.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
@@ -30,6 +30,20 @@ from statushub.metrics import EngineMetrics
 from statushub.status import StatusBoard
 
 
+def engineFromConfig(config: Config, reactor: Any) -> DockerEngine:
+    """
+    The engine C{[engine]} names: one Docker engine, or a Swarm through its
+    manager (with the engines of its other hosts, C{[engine] hosts}, for
+    resource use).
+    """
+    address, timeout = engineAddress(config), config["docker"]["timeout"]
+    if config["engine"]["kind"] == "swarm":
+        return SwarmEngine(
+            reactor, host=address, timeout=timeout, hostEngines=config["engine"]["hosts"]
+        )
+    return DockerEngine(reactor, host=address, timeout=timeout)
+
+
 class Orchestrator(MultiService):
     """
     The deployment side of the hub: its child is the L{DeploymentManager}
@@ -38,6 +52,8 @@ class Orchestrator(MultiService):
 
     @param metrics: where engine calls, events and polls are counted; L{None}:
         not counted.
+    @param fence: wraps the engine the manager acts on (several hubs: a
+        leader's calls stop with its leadership).
     @param observeAction: told how each node action ended (the metrics').
     @ivar control: what the API acts through.
     @ivar locator: where each node runs (the insight room reads logs and
@@ -51,24 +67,20 @@ class Orchestrator(MultiService):
         config: Config,
         reactor: Any,
         metrics: Optional[EngineMetrics] = None,
+        fence: Callable[[IContainerEngine], IContainerEngine] = lambda engine: engine,
         observeAction: Optional[ActionObserver] = None,
     ) -> None:
         super().__init__()
-        if config["engine"]["kind"] == "swarm":
-            self.engine: DockerEngine = SwarmEngine(
-                reactor, host=engineAddress(config), timeout=config["docker"]["timeout"],
-                hostEngines=config["engine"]["hosts"],
-            )
-        else:
-            self.engine = DockerEngine(
-                reactor, host=engineAddress(config), timeout=config["docker"]["timeout"]
-            )
-        #: the engine as the other rooms call it (counted, like the manager's calls)
+        self.engine = engineFromConfig(config, reactor)
+        #: the engine as the other rooms read it (counted, like the manager's
+        #: calls; never fenced: reading a log acts on nothing)
         self.calls: IContainerEngine = (
             self.engine if metrics is None else metrics.wrap(self.engine)
         )
+        # fence: of several hubs, every call fails once this one no longer leads
+        acting = fence(self.engine)
         self.manager = DeploymentManager(
-            self.calls,
+            acting if metrics is None else metrics.wrap(acting),
             board,
             reactor,
             pollInterval=config["polling"]["interval"],

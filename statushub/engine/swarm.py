@@ -102,8 +102,18 @@ def serviceName(spec: ContainerSpec) -> str:
     name in use rather than share it).
     """
     labels = dict(spec.labels)
-    deployment, node = labels[DEPLOYMENT_LABEL], labels[NODE_LABEL]
-    unique = containerName(labels.get(OWNER_LABEL, DEFAULT_OWNER), deployment, node)
+    return nodeServiceName(
+        labels.get(OWNER_LABEL, DEFAULT_OWNER), labels[DEPLOYMENT_LABEL], labels[NODE_LABEL]
+    )
+
+
+def nodeServiceName(owner: str, deployment: str, node: str) -> str:
+    """
+    The name of the service of C{node} of C{deployment}, made by a hub of
+    C{owner} (L{serviceName}); the engine's calls take it as they take the
+    service's id.
+    """
+    unique = containerName(owner, deployment, node)
     digest = hashlib.sha256(unique.encode()).hexdigest()[:_DIGEST]
     return f"{deployment[:_SHOWN]}_{node[:_SHOWN]}_{digest}"
 
