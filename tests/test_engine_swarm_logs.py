@@ -79,5 +79,13 @@ async def test_logsAndStats(swarm) -> None:
         sample = await deferToThread(stats.next)
         stats.close()
         assert sample is not None and sample.memoryBytes > 0
+
+        # by the service's name, as every hub of a cluster reads it (it
+        # knows a node's service by the name the deploying hub gave it)
+        assert len(await engine.readLogs("swarmlogs_w", 4)) == 4
+        stats = await engine.followStats("swarmlogs_w")
+        sample = await deferToThread(stats.next)
+        stats.close()
+        assert sample is not None and sample.memoryBytes > 0
     finally:
         engine.stop()
