@@ -2,7 +2,8 @@
 Logs and resource use on every hub of a cluster: two real hub processes on
 one real Redis and the private Docker engine.  The orchestrator runs only
 on the leader; a follower reads a node's log and resource use from the
-engine itself, where the pictures it shows say the node runs.
+engine itself, where the pictures it shows say the node runs; a third hub
+that cannot reach the engine answers with the engine's error.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+import treq
 
 from tests.hubapi import delete, getJSON
-from tests.test_cluster_hubs import startCluster, theLeader
+from tests.test_cluster_hubs import config, role, startCluster, theLeader
 from tests.test_insight_hub import COUNTER, consecutive, deploy, logsURL, metric, numbers
 from tests.waiting import waitUntil
 from tests.wsclient import connectFeed
@@ -25,7 +27,8 @@ pytestmark = pytest.mark.docker
 async def test_aFollowerServesLogsAndResourceUse(
     hub_process: Any, docker: Any, redis_server: Any
 ) -> None:
-    hubs = startCluster(hub_process, docker, redis_server(), count=2)
+    redis = redis_server()
+    hubs = startCluster(hub_process, docker, redis, count=2)
     leader = await theLeader(hubs)
     follower = next(h for h in hubs if h is not leader)
     await deploy(leader, "counting", {"counter": COUNTER})
@@ -48,6 +51,22 @@ async def test_aFollowerServesLogsAndResourceUse(
 
     [counter] = await waitUntil(sampled, timeout=30, what="a sample on the follower")
     assert counter["nodeId"] == "counter" and counter["memoryLimitBytes"] > 0
+
+    # a follower that cannot reach the engine: the engine's error, 503,
+    # while it shows the same pictures as the others
+    blind = hub_process(config=config(redis.url), env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+
+    async def shown() -> bool:
+        picture = await getJSON(blind, "/api/deployments/counting")
+        return bool(picture.get("nodeStatuses"))
+
+    await waitUntil(shown, timeout=30, what="the deployment on the blind hub")
+    assert await role(blind) == "follower"
+    answer = await treq.get(f"{blind.url}{path}")
+    assert answer.code == 503
+    error = (await answer.json())["error"]
+    assert error.startswith("the log of counter: "), error
+    assert "cannot reach the engine at unix:///nonexistent.sock" in error
 
     # its feed follows live; the stream is the follower's, not the leader's
     client = await connectFeed(logsURL(follower, "counting", "counter", 3))
