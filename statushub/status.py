@@ -59,6 +59,8 @@ class NodeStatus:
     exitCode: Optional[int] = None
     restartCount: Optional[int] = None
     healthOutput: Optional[str] = None
+    # an exited node the kernel's OOM killer ended: True, else not sent
+    oomKilled: Optional[bool] = None
     # node actions (PRODUCT.md, "Acting on one node"): "operator" while it
     # is stopped on purpose; the action under way; how the last one failed
     stoppedBy: Optional[str] = None
@@ -90,7 +92,7 @@ class NodeStatus:
 
 _OPTIONAL = (
     "health", "host", "hostStatus", "error", "since", "exitCode", "restartCount", "healthOutput",
-    "stoppedBy", "action", "actionError",
+    "oomKilled", "stoppedBy", "action", "actionError",
 )
 _FIELDS = frozenset(("nodeId", "containerId", "status") + _OPTIONAL)
 # what a failing check may say, at most (PRODUCT.md)

@@ -11,22 +11,22 @@ import os
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Optional
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IServiceCollection, MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
-from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
 
 from statushub import config as configuration
 from statushub import listen
+from statushub.listen import AnnouncingEndpointService
 
 if TYPE_CHECKING:
     from twisted.web.server import Site
 
     from statushub.deploy.service import Orchestrator
     from statushub.hub import StatusHubFactory
+    from statushub.insight.service import InsightService
     from statushub.interfaces import IDeploymentControl, IHealthCheck, IHistory, IStatusSource
     from statushub.metrics import Metrics
     from statushub.status import StatusBoard
@@ -201,9 +201,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
         metrics.gc.setServiceParent(service)  # GC pauses, timed while the hub runs
         # read at scrape time, from a thread: every deployment's current picture
         metrics.watch(hub.__len__, core.source.snapshot, core.healthChecks)
-    site = buildSite(
-        config, core.source, hub, core.control, core.history, core.healthChecks, metrics, reactor
-    )
+    site = buildSite(config, core, hub, metrics, reactor)
     listenOn(config, site, reactor, service)
     return service
 
@@ -218,14 +216,15 @@ class Core:
     """
     What the feeds, the API and the dashboard stand on (the pictures, the
     kept messages if any, what the API acts through, what C{/healthz}
-    reports), whoever provides it: one hub alone (L{buildOneHub}) or one of
-    several (L{buildCluster}).
+    reports, the nodes' logs and resource use), whoever provides it: one
+    hub alone (L{buildOneHub}) or one of several (L{buildCluster}).
     """
 
     source: IStatusSource
     history: Optional[IHistory]
     control: IDeploymentControl
     healthChecks: list[IHealthCheck]
+    insight: InsightService
 
 
 def buildOneHub(
@@ -233,14 +232,22 @@ def buildOneHub(
 ) -> Core:
     """
     One hub alone: the history in SQLite, the board numbered by it, the
-    orchestrator acting on the engine, the WAMP publisher.
+    orchestrator acting on the engine, the insight room reading through its
+    engine and locator (after it in the tree: its streams close before the
+    engine stops), the WAMP publisher.
     """
+    from statushub.insight.service import insightFromConfig
+
     history, board = buildHistoryAndBoard(config, reactor, metrics, service)
     orchestrator = buildOrchestrator(config, board, reactor, metrics, service)
+    insight = insightFromConfig(
+        orchestrator.calls, orchestrator.locator, board, config, reactor, metrics
+    )
+    insight.setServiceParent(service)
     wamp = buildWamp(config, board, reactor, service)
     checks = list(orchestrator.healthChecks)  # /healthz: the engine, then these
     checks += [check for check in (history, wamp) if check is not None]
-    return Core(board, history, orchestrator.control, checks)
+    return Core(board, history, orchestrator.control, checks, insight)
 
 
 def buildCluster(
@@ -249,7 +256,8 @@ def buildCluster(
     """
     One of several hubs on C{[cluster] redis}: pictures, history and
     numbering are the cluster's; the orchestrator (and the WAMP publisher)
-    run only while this hub leads, a new one each term.
+    run only while this hub leads, a new one each term; every hub reads
+    logs and resource use from the engine itself (L{buildClusterInsight}).
     """
     from statushub.cluster.service import ClusterService
     from statushub.deploy.service import Orchestrator
@@ -276,7 +284,33 @@ def buildCluster(
         # only the leader publishes
         cluster.leaderSinks.append(wamp)
         checks.append(wamp)
-    return Core(cluster.mirror, cluster.history, cluster.control, checks)
+    insight = buildClusterInsight(config, cluster.mirror, reactor, metrics)
+    insight.setServiceParent(service)
+    return Core(cluster.mirror, cluster.history, cluster.control, checks, insight)
+
+
+def buildClusterInsight(
+    config: configuration.Config, source: IStatusSource, reactor: Any, metrics: Optional[Metrics]
+) -> InsightService:
+    """
+    A hub of a cluster reads its nodes' logs and resource use from the
+    engine itself, leader or not, through an engine of its own (never
+    fenced: reading acts on nothing) and where the pictures it shows say
+    each node runs (on a swarm, the node's service, by its name).
+    """
+    from statushub.deploy.service import engineFromConfig
+    from statushub.engine.swarm import nodeServiceName
+    from statushub.insight.locator import SourceLocator, shownContainer
+    from statushub.insight.service import insightFromConfig
+
+    engine = engineFromConfig(config, reactor)
+    owner = config["deploy"]["owner"]
+    reference = shownContainer
+    if config["engine"]["kind"] == "swarm":
+        reference = lambda deployment, node, shown: nodeServiceName(owner, deployment, node)
+    locator = SourceLocator(source, reference)
+    calls = engine if metrics is None else metrics.engine.wrap(engine)
+    return insightFromConfig(calls, locator, source, config, reactor, metrics, owned=engine)
 
 
 def logOutput(
@@ -413,11 +447,8 @@ def buildFeed(
 
 def buildSite(
     config: configuration.Config,
-    source: IStatusSource,
+    core: Core,
     hub: StatusHubFactory,
-    control: IDeploymentControl,
-    history: Optional[IHistory],
-    checks: list[IHealthCheck],
     metrics: Optional[Metrics],
     reactor: Any,
 ) -> Site:
@@ -426,17 +457,22 @@ def buildSite(
     """
     from statushub.web.deployments import deploymentsAPI
     from statushub.web.examples import mountExamples
+    from statushub.web.insight import NodeReaders
     from statushub.web.metricsresource import metricsResource
+    from statushub.web.roles import Roles
     from statushub.web.site import makeSite
 
+    readers = NodeReaders.of(core.insight, Roles.fromConfig(config["server"]).identify)
+    policy = configuration.resourcePolicy(config)
     site = makeSite(
-        source,
+        core.source,
         hub,
         config,
-        api=deploymentsAPI(control, source, history, configuration.resourcePolicy(config)),
-        healthChecks=checks,
+        api=deploymentsAPI(core.control, core.source, core.history, policy, readers),
+        healthChecks=core.healthChecks,
         reactor=reactor,
         metrics=None if metrics is None else metricsResource(metrics.registry),
+        readers=readers,
     )
     mountExamples(site, config["wamp"])
     return site
@@ -455,43 +491,3 @@ def listenOn(config: configuration.Config, site: Site, reactor: Any, service: Hu
     # a port that cannot be bound stops twistd at start, with the reason
     server._raiseSynchronously = True
     server.setServiceParent(service)
-
-
-class AnnouncingEndpointService(StreamServerEndpointService):
-    """
-    Logs the address actually bound, so that C{tcp:0} (any free port) is
-    usable: the tests start the hub that way and read this line.
-
-    The line waits for the reactor to run: the port is bound before twistd
-    installs its signal handlers, and a process told "serving" must already
-    stop cleanly on SIGINT or SIGTERM.
-    """
-
-    log = Logger(namespace="statushub")
-
-    def __init__(
-        self,
-        endpoint: IStreamServerEndpoint,
-        factory: IProtocolFactory,
-        reactor: IReactorCore,
-        tls: bool = False,
-    ) -> None:
-        super().__init__(endpoint, factory)
-        self._reactor = reactor
-        self.scheme = "https" if tls else "http"
-
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()
-        self._waitingForPort.addCallback(self._announce)
-
-    def _announce(self, port: Any) -> Any:
-        self._reactor.callWhenRunning(self._logAddress, port.getHost())
-        return port
-
-    def _logAddress(self, address: Any) -> None:
-        self.log.info(
-            "statushub serving on {scheme}://{host}:{port}/",
-            scheme=self.scheme,
-            host=getattr(address, "host", address),
-            port=getattr(address, "port", ""),
-        )

@@ -41,12 +41,14 @@ from statushub.metrics.status import (
     StateCollector,
     StatusMetrics,
 )
+from statushub.metrics.streams import StreamsCollector
 
 __all__ = [
     "ACTION_OUTCOMES", "ActionMetrics", "BROADCAST_BUCKETS", "DEPLOY_STATUSES", "DROP_REASONS",
     "ENGINE_ERROR_KINDS", "ENGINE_EVENT_ACTIONS", "ENGINE_OPERATIONS", "GC_PAUSE_BUCKETS",
     "OUTCOMES", "POLL_BUCKETS", "PREFIX", "EngineMetrics", "FeedMetrics", "GCPauseMetrics",
     "MeteredEngine", "MeteredEventStream", "Metrics", "StateCollector", "StatusMetrics",
+    "StreamsCollector",
 ]
 
 
@@ -78,3 +80,11 @@ class Metrics:
         Read these when scraped (see L{StateCollector}).
         """
         self.registry.register(StateCollector(clients, pictures, healthChecks))
+
+    def watchStreams(self, **counts: Callable[[], int]) -> None:
+        """
+        Read the engine streams open (and their clients) when scraped: the
+        gauges C{statushub_log_streams}, C{statushub_stats_streams}, ...
+        (see L{StreamsCollector}).
+        """
+        self.registry.register(StreamsCollector(counts))

@@ -3,6 +3,8 @@ The site: which resource answers which path.
 
     /            the dashboard (statushub/static)
     /ws/status   the WebSocket feed (feed.py)         role, origin
+    /ws/logs     a node's log, live (insight.py)      role, origin ([logs] viewer)
+    /ws/stats    resource use, live (insight.py)      role, origin ([logs] viewer)
     /api/status  one deployment's picture (status.py) role
     /api/whoami  what the token may do (whoami.py)     role
     /api/...     the API's resources (deployments.py) role, audited
@@ -31,6 +33,7 @@ from statushub.web.audit import Audited
 from statushub.web.feed import feedResource
 from statushub.web.guard import Hosts, Origins, RequestGuard
 from statushub.web.health import HealthResource
+from statushub.web.insight import NodeReaders
 from statushub.web.jsonresource import JSONError
 from statushub.web.roles import Roles
 from statushub.web.status import StatusResource
@@ -84,6 +87,7 @@ def makeSite(
     staticDir: str = STATIC_DIR,
     reactor: Optional[Any] = None,
     metrics: Optional[IResource] = None,
+    readers: Optional[NodeReaders] = None,
 ) -> StatusHubSite:
     """
     Build the site.  C{api} maps names to resources mounted under C{/api}
@@ -92,6 +96,8 @@ def makeSite(
 
     @param reactor: the clock of the connections' time-out (default: the
         global reactor).
+    @param readers: the insight room's feeds, mounted at C{/ws/logs} and
+        C{/ws/stats} (its API children come through C{api}).
     """
     server = config["server"]
     roles = Roles.fromConfig(server)
@@ -109,6 +115,9 @@ def makeSite(
 
     feeds = Resource()
     feeds.putChild(b"status", feedResource(hub, origins, config["feed"]["max_clients"]))
+    if readers is not None:
+        for path, resource in readers.feeds(origins, config["feed"]["max_clients"]).items():
+            feeds.putChild(path, resource)
     root.putChild(b"ws", roles.guard(feeds))
 
     root.putChild(b"healthz", HealthResource(hub, healthChecks))
