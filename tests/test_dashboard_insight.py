@@ -15,6 +15,7 @@ import pytest
 
 from tests.blockingapi import api
 from tests.fixtures.docker import IMAGE
+from tests.test_dashboard import screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
 
@@ -40,17 +41,6 @@ def deploy(hub, name: str, nodes: dict[str, str]) -> None:
 def lineNumbers(page) -> list[int]:
     texts = page.locator("#log-lines [data-log-line] .text").all_text_contents()
     return [int(text.split()[1]) for text in texts]
-
-
-def screenshot(page, name: str) -> None:
-    """
-    Save the page as C{name} in the directory C{STATUSHUB_SCREENSHOT} names
-    (see L{test_theDemo}).
-    """
-    directory = os.environ.get("STATUSHUB_SCREENSHOT")
-    if directory:
-        page.set_viewport_size({"width": 1100, "height": 900})
-        page.screenshot(path=os.path.join(directory, name), full_page=True)
 
 
 def test_logFollowsLiveAndCellsFill(hub_process, docker, page) -> None:
@@ -155,9 +145,8 @@ def test_theDemo(hub_process, docker, page) -> None:
     """
     The demo topology (etc/demo-topology.json): web's log following, a
     slow request on stderr among its lines, the worker's bursts of CPU.
-    With C{STATUSHUB_SCREENSHOT=docs}, docs/dashboard-logs.png is taken
-    here: C{STATUSHUB_SCREENSHOT=docs .venv/bin/python -m pytest
-    tests/test_dashboard_insight.py -k theDemo}.
+    With C{STATUSHUB_SCREENSHOT=docs/dashboard.png}, docs/dashboard-logs.png
+    is taken here, as the other pages' (L{tests.test_dashboard.screenshot}).
     """
     from playwright.sync_api import expect
 
@@ -180,7 +169,7 @@ def test_theDemo(hub_process, docker, page) -> None:
     )
     expect(page.locator('#nodes tr[data-node="web"]')).to_have_attribute(
         "data-health", "healthy")
-    screenshot(page, "dashboard-logs.png")
+    screenshot(page, "-logs")
     assert page.recorder.errors == []
 
 
