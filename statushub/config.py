@@ -141,6 +141,27 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             "serve on an address other than loopback without an operator token "
             "(protected mode refuses to start otherwise)",
         ),
+        "max_body": Setting(
+            (int,),
+            256 * 1024,
+            "largest request body, in bytes: a larger declared Content-Length gets "
+            "413 before the body is read; a chunked body is read up to it, then 413",
+            _positive,
+        ),
+        "request_timeout": Setting(
+            NUMBER,
+            30.0,
+            "seconds a connection has to send a whole request (headers and body), "
+            "however slowly it trickles in; also how long an idle keep-alive "
+            "connection is kept",
+            _positive,
+        ),
+        "max_pending": Setting(
+            (int,),
+            1000,
+            "connections waiting for their request at most; beyond, the oldest is closed",
+            _positive,
+        ),
     },
     "feed": {
         "ping_interval": Setting(NUMBER, 20.0, "seconds between server pings", _positive),

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 from twisted.web.static import File
 
 from statushub.config import Config
@@ -31,17 +31,10 @@ from statushub.web.audit import Audited
 from statushub.web.clientlimit import ClientLimit
 from statushub.web.guard import Hosts, Origins, OriginGuard, RequestGuard
 from statushub.web.jsonresource import JSONError, JSONResource, respondJSON
+from statushub.web.limits import LimitedSite, RequestLimits
 from statushub.web.roles import Roles
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "static")
-
-# Seconds a connection may sit without a complete request (a half-sent
-# request, or nothing after the last response) before it is dropped: a
-# client cannot hold a connection open for free.  Twisted's default today,
-# set here so that a change of that default cannot remove the protection.
-# An upgraded feed connection is not an HTTP request any more: its keep-alive
-# is the hub's pings.
-REQUEST_TIMEOUT = 60.0
 
 
 class StatusResource(JSONResource):
@@ -115,17 +108,20 @@ class APIRoot(Resource):
         return NotFound()
 
 
-class StatusHubSite(Site):
+class StatusHubSite(LimitedSite):
     """
-    The hub's site.
+    The hub's site, whose connections keep the request limits of
+    C{[server]} (L{statushub.web.limits}).
 
     @ivar roles: the L{Roles} guarding it, for what is mounted later: with
         C{site.resource.putChild(b"metrics", site.roles.guard(resource))}
         C{/metrics} is readable by a viewer or the operator.
     """
 
-    def __init__(self, resource: IResource, roles: Roles, **kwargs: Any) -> None:
-        super().__init__(resource, **kwargs)
+    def __init__(
+        self, resource: IResource, roles: Roles, limits: RequestLimits, **kwargs: Any
+    ) -> None:
+        super().__init__(resource, limits, roles.identify, **kwargs)
         self.roles = roles
 
 
@@ -144,7 +140,7 @@ def makeSite(
     (the orchestrator's C{deployment}, for one); C{metrics}, when given, is
     served at C{/metrics}.
 
-    @param reactor: the clock of the connections' time-out (default: the
+    @param reactor: the clock of the requests' deadlines (default: the
         global reactor).
     """
     server = config["server"]
@@ -178,7 +174,7 @@ def makeSite(
     site = StatusHubSite(
         RequestGuard(root, Hosts(server["allowed_hosts"]), origins, roles.identify),
         roles,
-        timeout=REQUEST_TIMEOUT,
+        RequestLimits.fromConfig(server),
         reactor=reactor,
     )
     # no access log line per request: the feed and the dashboard poll
