@@ -16,7 +16,7 @@ to change.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web.resource import IResource, Resource
@@ -32,7 +32,7 @@ from statushub.web.clientlimit import ClientLimit
 from statushub.web.guard import Hosts, Origins, OriginGuard, RequestGuard
 from statushub.web.jsonresource import JSONError, JSONResource, respondJSON
 from statushub.web.limits import LimitedSite, RequestLimits
-from statushub.web.roles import Roles
+from statushub.web.roles import Roles, TokenFailures
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "static")
 
@@ -134,17 +134,21 @@ def makeSite(
     staticDir: str = STATIC_DIR,
     reactor: Optional[Any] = None,
     metrics: Optional[IResource] = None,
+    countAuthFailure: Optional[Callable[[], None]] = None,
 ) -> StatusHubSite:
     """
     Build the site.  C{api} maps names to resources mounted under C{/api}
     (the orchestrator's C{deployment}, for one); C{metrics}, when given, is
     served at C{/metrics}.
 
-    @param reactor: the clock of the requests' deadlines (default: the
-        global reactor).
+    @param reactor: the clock of the requests' deadlines and of the wrong
+        tokens' window (default: the global reactor).
+    @param countAuthFailure: called for every wrong token (a metric).
     """
+    if reactor is None:
+        from twisted.internet import reactor
     server = config["server"]
-    roles = Roles.fromConfig(server)
+    roles = Roles.fromConfig(server, TokenFailures(reactor, countAuthFailure))
     origins = Origins(server["allowed_origins"])
 
     root = File(staticDir)
