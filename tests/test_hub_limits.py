@@ -111,12 +111,12 @@ NO_ENGINE = '[docker]\nhost = "unix:///nonexistent/docker.sock"\n'
 @pytest_twisted.ensureDeferred
 async def test_with_a_token_the_hub_serves_other_hosts(hub_process) -> None:
     hub = hub_process(
-        config='[server]\ntoken = "s3cret"\n' + NO_ENGINE,
+        config='[server]\ntoken = "s3cret-s3cret-s3cret"\n' + NO_ENGINE,
         listen="tcp:{port}:interface=0.0.0.0",
     )
     url = f"http://127.0.0.1:{hub.port}/api/status"
     assert (await treq.get(url)).code == 401
-    authorised = await treq.get(url, headers={"Authorization": "Bearer s3cret"})
+    authorised = await treq.get(url, headers={"Authorization": "Bearer s3cret-s3cret-s3cret"})
     assert authorised.code == 200
 
 
