@@ -450,10 +450,41 @@ class StateCollector:
             yield family
 
 
+class WebMetrics:
+    """
+    What the HTTP side counts: wrong tokens, and connections closed by the
+    request limits (L{statushub.web.limits}).
+    """
+
+    CLOSE_REASONS = ("request_timeout", "max_pending")
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.authFailures = Counter(
+            f"{PREFIX}_auth_failures",
+            "Requests with a wrong token (one without a token is not counted).",
+            registry=registry,
+        )
+        closed = Counter(
+            f"{PREFIX}_http_connections_closed",
+            "HTTP connections closed before their request was in, by reason: "
+            "request_timeout ([server] request_timeout passed), max_pending (the "
+            "oldest of too many waiting for their request).",
+            ["reason"],
+            registry=registry,
+        )
+        self._closed = {reason: closed.labels(reason=reason) for reason in self.CLOSE_REASONS}
+
+    def authFailed(self) -> None:
+        self.authFailures.inc()
+
+    def connectionClosed(self, reason: str) -> None:
+        self._closed[reason].inc()
+
+
 class Metrics:
     """
     Every metric of one hub, on a registry of its own: the parts that count
-    take theirs from here (C{feed}, C{engine}, C{status}); L{watch} adds
+    take theirs from here (C{feed}, C{engine}, C{status}, C{web}); L{watch} adds
     what is read at scrape time; the process's own figures come with it.
     """
 
@@ -462,6 +493,7 @@ class Metrics:
         self.feed = FeedMetrics(self.registry)
         self.engine = EngineMetrics(self.registry)
         self.status = StatusMetrics(self.registry)
+        self.web = WebMetrics(self.registry)
         # CPU, memory, open files, start time: statushub_process_*
         ProcessCollector(namespace=PREFIX, registry=self.registry)
 

@@ -267,6 +267,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
         healthChecks=healthChecks,
         reactor=reactor,
         metrics=None if metrics is None else metrics.resource(),
+        webMetrics=None if metrics is None else metrics.web,
     )
     mountExamples(site, config["wamp"])
     # the backlog is raised here, so every way of naming the endpoint gets it

@@ -22,6 +22,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from statushub import config as configuration
 from statushub.hub import StatusHubFactory
+from statushub.metrics import Metrics
 from statushub.status import StatusBoard
 from statushub.web.limits import LINGER, PendingConnections
 from statushub.web.site import makeSite
@@ -67,7 +68,7 @@ class Site:
     The hub's site on a fake clock, with a recorder at C{/api/thing}.
     """
 
-    def __init__(self, **server: Any) -> None:
+    def __init__(self, webMetrics: Any = None, **server: Any) -> None:
         config = configuration.defaults()
         for key, value in server.items():
             config.override("server", key, value)
@@ -76,7 +77,7 @@ class Site:
         self.recorder = Recorder()
         self.site = makeSite(
             board, StatusHubFactory(board, self.clock), config,
-            api={"thing": self.recorder}, reactor=self.clock,
+            api={"thing": self.recorder}, reactor=self.clock, webMetrics=webMetrics,
         )
 
     def connect(self, port: int = 40000) -> "Connection":
@@ -429,3 +430,18 @@ def test_a_closed_connection_is_no_longer_pending() -> None:
     assert len(site.pending) == 1
     connection.channel.connectionLost(None)
     assert len(site.pending) == 0
+
+
+def test_the_connections_the_limits_close_are_counted() -> None:
+    metrics = Metrics()
+    site = Site(webMetrics=metrics.web, max_pending=1, request_timeout=30)
+    site.connect(40001)
+    site.connect(40002)
+    site.clock.advance(30.1)
+
+    def closed(reason: str) -> float:
+        return metrics.registry.get_sample_value(
+            "statushub_http_connections_closed_total", {"reason": reason}
+        )
+
+    assert (closed("max_pending"), closed("request_timeout")) == (1, 1)

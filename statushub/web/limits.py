@@ -267,7 +267,12 @@ class LimitedChannel(HTTPChannel):
         """
         Closed because too many connections wait for their request.
         """
+        self.site.closedConnection("max_pending")
         self._closeNow()
+
+    def timeoutConnection(self) -> None:
+        self.site.closedConnection("request_timeout")
+        super().timeoutConnection()
 
     def connectionLost(self, reason: Any) -> None:
         self.site.pending.done(self)
@@ -291,11 +296,14 @@ class LimitedSite(Site):
         resource: IResource,
         limits: RequestLimits,
         identify: Callable[[Request], str],
+        metrics: Optional[Any] = None,
         **kwargs: Any,
     ) -> None:
         """
         @param identify: names the role of a request, for the audit line of
             a change request refused here.
+        @param metrics: counts the connections closed by the limits
+            (C{connectionClosed(reason)}: a L{statushub.metrics.WebMetrics}).
         """
         super().__init__(
             resource,
@@ -307,6 +315,15 @@ class LimitedSite(Site):
         self.limits = limits
         self.pending = PendingConnections(limits.maxPending)
         self._identify = identify
+        self._metrics = metrics
+
+    def closedConnection(self, reason: str) -> None:
+        """
+        A connection was closed by the limits: C{request_timeout} or
+        C{max_pending}.
+        """
+        if self._metrics is not None:
+            self._metrics.connectionClosed(reason)
 
     def answerBeforeBody(self, request: LimitedRequest, length: Optional[int]) -> Optional[IResource]:
         """

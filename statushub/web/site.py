@@ -16,7 +16,7 @@ to change.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web.resource import IResource, Resource
@@ -134,7 +134,7 @@ def makeSite(
     staticDir: str = STATIC_DIR,
     reactor: Optional[Any] = None,
     metrics: Optional[IResource] = None,
-    countAuthFailure: Optional[Callable[[], None]] = None,
+    webMetrics: Optional[Any] = None,
 ) -> StatusHubSite:
     """
     Build the site.  C{api} maps names to resources mounted under C{/api}
@@ -143,12 +143,15 @@ def makeSite(
 
     @param reactor: the clock of the requests' deadlines and of the wrong
         tokens' window (default: the global reactor).
-    @param countAuthFailure: called for every wrong token (a metric).
+    @param webMetrics: what counts wrong tokens and the connections the
+        request limits close (a L{statushub.metrics.WebMetrics}).
     """
     if reactor is None:
         from twisted.internet import reactor
     server = config["server"]
-    roles = Roles.fromConfig(server, TokenFailures(reactor, countAuthFailure))
+    roles = Roles.fromConfig(
+        server, TokenFailures(reactor, None if webMetrics is None else webMetrics.authFailed)
+    )
     origins = Origins(server["allowed_origins"])
 
     root = File(staticDir)
@@ -180,6 +183,7 @@ def makeSite(
         roles,
         RequestLimits.fromConfig(server),
         reactor=reactor,
+        metrics=webMetrics,
     )
     # no access log line per request: the feed and the dashboard poll
     site.log = lambda request: None
