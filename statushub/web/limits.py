@@ -246,6 +246,7 @@ class LimitedChannel(HTTPChannel):
             self._closeNow()
 
     def _closeNow(self) -> None:
+        self.setTimeout(None)
         if self.transport is not None:
             self.transport.abortConnection()
 
