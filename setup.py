@@ -27,6 +27,8 @@ setup(
             "pytest-twisted>=1.14",
             "treq>=24.9",
             "playwright>=1.49",
+            # property-based tests: generated bodies, headers and queries
+            "hypothesis>=6.100",
         ],
     },
     entry_points={"console_scripts": ["statushub = statushub.cli:main"]},

@@ -418,4 +418,4 @@ def test_healthz_names_no_file_and_no_error_text(hub_process, tmp_path: Path) ->
     text = answer.body.decode()
     assert str(blocked) not in text and "not-a-directory" not in text
     assert "statushub.db" not in text and "Errno" not in text
-    assert answer.json()["history"] == "unavailable"
+    assert answer.json()["history"] == "cannot open"
