@@ -57,11 +57,15 @@ class RawConnection:
             ("127.0.0.1", port), timeout=TIMEOUT, source_address=(source, 0) if source else None
         )
         self.sent = 0
+        self.method = ""
 
     def send(self, data: bytes) -> bool:
         """
         Send C{data}; L{False} if the hub has closed the connection.
         """
+        if not self.method:
+            # an answer to HEAD has no body, whatever its Content-Length says
+            self.method = data.partition(b" ")[0].decode("latin-1")
         try:
             self.sock.sendall(data)
         except OSError:
@@ -73,7 +77,7 @@ class RawConnection:
         """
         Read one answer (whatever else is still unsent).
         """
-        response = http.client.HTTPResponse(self.sock)
+        response = http.client.HTTPResponse(self.sock, method=self.method or "GET")
         response.begin()
         body = response.read()
         return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, body)

@@ -5,6 +5,7 @@ One connected feed client.
 from __future__ import annotations
 
 import json
+import re
 from typing import Optional
 
 from autobahn.twisted.websocket import WebSocketServerProtocol
@@ -14,6 +15,11 @@ from statushub.deploy.topology import SAFE_NAME
 
 from statushub.hub import closecodes
 from statushub.hub.sendwindow import SendWindow
+
+
+#: a seq as a client sends it back: ASCII digits (str.isdigit() takes "²",
+#: which int() refuses), small enough for SQLite's integers
+SEQ = re.compile(r"[0-9]{1,18}")
 
 
 class StatusProtocol(WebSocketServerProtocol):
@@ -48,9 +54,11 @@ class StatusProtocol(WebSocketServerProtocol):
             return None
         since, epoch = request.params.get("since"), request.params.get("epoch")
         if since or epoch:
-            if not (since and epoch and len(since) == len(epoch) == 1 and since[0].isdigit()):
+            if not (since and epoch and len(since) == len(epoch) == 1
+                    and SEQ.fullmatch(since[0])):
                 raise ConnectionDeny(
-                    400, "since, epoch: give both, once each; since a whole number"
+                    400, "since, epoch: give both, once each; since a whole number "
+                    "(0-9, at most 18 digits)"
                 )
             self.resumeFrom = (int(since[0]), epoch[0])
         if len(names) > 1:

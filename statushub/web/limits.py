@@ -40,6 +40,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Request, Site, version
 
 from statushub.web.audit import Refusal
+from statushub.web.jsonresource import AnyMethodAnswered
 
 #: seconds a connection answered before its body is read goes on being read
 #: (and what it sends discarded) before it is closed
@@ -132,6 +133,9 @@ class LimitedRequest(Request):
             self.answerBeforeBody = site.bodyTooLarge(self, None)
             return
         super().handleContentChunk(data)
+
+    def render(self, resrc: IResource) -> None:
+        super().render(AnyMethodAnswered(resrc))
 
     def process(self) -> None:
         if self.answerBeforeBody is None:
