@@ -390,17 +390,60 @@ def test_a_request_being_answered_has_no_deadline() -> None:
 # ---- max_pending ----------------------------------------------------------------
 
 
+def letTheHubReadThem(site: Site) -> None:
+    """
+    Past the grace, and two turns of the reactor: what may be closed is.
+    """
+    site.clock.advance(PendingConnections.GRACE)
+    site.clock.advance(0)
+    site.clock.advance(0)
+
+
 def test_past_max_pending_the_oldest_waiting_connection_is_closed() -> None:
     site = Site(max_pending=3)
     first, second, third = (site.connect(port) for port in (40001, 40002, 40003))
     assert len(site.pending) == 3
-    # a fourth: the oldest one goes
+    # a fourth: the oldest one goes, once it has had its chance
     fourth = site.connect(40004)
+    assert not first.aborted
+    letTheHubReadThem(site)
     assert (first.aborted, second.aborted, third.aborted, fourth.aborted) == (
         True, False, False, False
     )
     assert len(site.pending) == 3
     assert site.pending.closed == 1
+
+
+def test_a_crowd_that_sends_its_requests_is_read_not_closed() -> None:
+    """
+    A reconnect storm: more connections than max_pending at once, each
+    with its request on the way.  None is closed for the others.
+    """
+    site = Site(max_pending=3)
+    crowd = [site.connect(40000 + n) for n in range(10)]
+    site.clock.advance(0.5)
+    for connection in crowd:
+        connection.send(head("GET", "/api/status", "Connection: close"))
+    letTheHubReadThem(site)
+    assert [c.aborted for c in crowd] == [False] * 10
+    assert all(c.answer()[0] == 200 for c in crowd)
+    assert len(site.pending) == 0
+
+
+def test_a_connection_older_than_the_grace_is_closed_only_after_a_poll() -> None:
+    """
+    The hub may be slow to get to a socket (a busy reactor): a connection
+    is closed for the others only after the reactor has turned twice
+    since it began to wait, so its request, had it been there, was read.
+    """
+    site = Site(max_pending=1)
+    old = site.connect(40001)
+    site.clock.advance(5)
+    site.connect(40002)
+    # not at once: at a later turn (the fake clock runs both turns at once)
+    assert not old.aborted
+    site.clock.advance(0)
+    assert old.aborted
 
 
 def test_a_connection_being_answered_or_upgraded_is_not_pending() -> None:
@@ -415,13 +458,14 @@ def test_a_connection_being_answered_or_upgraded_is_not_pending() -> None:
     assert feed.transport.value().startswith(b"HTTP/1.1 101 ")
     assert len(site.pending) == 0
     waiting = [site.connect(port) for port in (40003, 40004, 40005)]
+    letTheHubReadThem(site)
     assert [c.aborted for c in waiting] == [True, False, False]
     assert not answering.aborted and not feed.aborted
     # answered: it waits for its next request again, the youngest
     [request] = site.recorder.waiting
     request.finish()
-    assert len(site.pending) == 2
     assert waiting[1].aborted
+    assert len(site.pending) == 2
 
 
 def test_a_closed_connection_is_no_longer_pending() -> None:
@@ -437,6 +481,7 @@ def test_the_connections_the_limits_close_are_counted() -> None:
     site = Site(webMetrics=metrics.web, max_pending=1, request_timeout=30)
     site.connect(40001)
     site.connect(40002)
+    letTheHubReadThem(site)
     site.clock.advance(30.1)
 
     def closed(reason: str) -> float:

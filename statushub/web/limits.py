@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Optional
 
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel, datetimeToString, parse_qs, unquote
@@ -64,14 +65,26 @@ class RequestLimits:
 
 class PendingConnections:
     """
-    The connections waiting for their request, oldest first; past
-    C{maximum} the oldest are closed.
+    The connections waiting for their request, oldest first.  Past
+    C{maximum} the oldest are closed, each one only once the hub has had a
+    chance to read it: it has waited L{GRACE} seconds, and the reactor has
+    polled its socket since.  A crowd of clients that come at once (a
+    reconnect storm) has its requests in the sockets already, waiting for
+    a busy hub to get to them: they are read, not reset.
     """
 
-    def __init__(self, maximum: int) -> None:
+    #: seconds a connection waits at least before it can be closed for others
+    GRACE = 1.0
+
+    def __init__(self, maximum: int, clock: IReactorTime) -> None:
         self.maximum = maximum
-        # a dict keeps its keys in insertion order, and moves none of them
-        self._waiting: dict["LimitedChannel", None] = {}
+        self._clock = clock
+        # each one's start of waiting (seconds, turn); a dict keeps the
+        # order they came in
+        self._waiting: dict["LimitedChannel", tuple[float, int]] = {}
+        # turns of the reactor counted while there are too many
+        self._turn = 0
+        self._trimming: Optional[IDelayedCall] = None
         #: connections closed because too many were waiting
         self.closed = 0
 
@@ -86,18 +99,44 @@ class PendingConnections:
         C{channel} waits for a request from now on (it is the youngest).
         """
         self._waiting.pop(channel, None)
-        self._waiting[channel] = None
-        while len(self._waiting) > self.maximum:
-            oldest = next(iter(self._waiting))
-            del self._waiting[oldest]
-            self.closed += 1
-            oldest.tooManyPending()
+        self._waiting[channel] = (self._clock.seconds(), self._turn)
+        if len(self._waiting) > self.maximum:
+            self._trim()
 
     def done(self, channel: "LimitedChannel") -> None:
         """
         C{channel} waits no more: its request is in, or it is gone.
         """
         self._waiting.pop(channel, None)
+
+    def _trim(self) -> None:
+        """
+        Close the oldest while there are too many, as far as they may be
+        closed; come back when the next one may.
+        """
+        now = self._clock.seconds()
+        while len(self._waiting) > self.maximum:
+            oldest, (since, turn) = next(iter(self._waiting.items()))
+            if now - since < self.GRACE:
+                self._later(since + self.GRACE - now)
+                return
+            if self._turn - turn < 2:
+                # two turns later, its socket has been polled (and read, had
+                # its request been there) since it began to wait
+                self._later(0)
+                return
+            del self._waiting[oldest]
+            self.closed += 1
+            oldest.tooManyPending()
+
+    def _later(self, delay: float) -> None:
+        if self._trimming is None or not self._trimming.active():
+            self._trimming = self._clock.callLater(delay, self._nextTurn)
+
+    def _nextTurn(self) -> None:
+        # each call runs at a later turn of the reactor than the one before
+        self._turn += 1
+        self._trim()
 
 
 class LimitedRequest(Request):
@@ -318,7 +357,7 @@ class LimitedSite(Site):
             **kwargs,
         )
         self.limits = limits
-        self.pending = PendingConnections(limits.maxPending)
+        self.pending = PendingConnections(limits.maxPending, self.reactor)
         self._identify = identify
         self._metrics = metrics
 
