@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Union
 
 #: levels of nesting at most (a topology needs four)
@@ -101,11 +102,21 @@ def _badText(text: str) -> str:
     return ""
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def _name(path: Path) -> str:
     """
-    C{nodes[0].command[1]}, as the topology's errors name a field.
+    C{nodes[0].command[1]}, as the topology's errors name a field; a key
+    that is not a plain word is quoted and cut, so that the message (and
+    the log line it goes to) holds no control character and no essay.
     """
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        if isinstance(part, int):
+            text += f"[{part}]"
+            continue
+        if not _PLAIN_KEY.fullmatch(part):
+            part = json.dumps(part[:32] + ("..." if len(part) > 32 else ""))
+        text += f".{part}" if text else part
     return text or "the body"
