@@ -9,13 +9,19 @@ BIN := $(VENV)/bin
 CONFIG ?= etc/statushub.toml
 PYTEST_ARGS ?=
 
-.PHONY: run test deps system-deps venv plugin-cache node-deps crossbar bench clean
+.PHONY: run test lint-imports deps system-deps venv plugin-cache node-deps crossbar bench clean
 
 run: deps
 	$(BIN)/twistd -n --pidfile= statushub --config $(CONFIG)
 
+# lint-imports first: an import that runs back up a layer (.importlinter,
+# docs/HACKING.md) fails the build before any test runs
 test: deps
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint-imports: venv
+	$(BIN)/lint-imports
 
 deps: system-deps venv plugin-cache node-deps crossbar
 

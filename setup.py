@@ -29,6 +29,8 @@ setup(
             "playwright>=1.49",
             # property-based tests: generated bodies, headers and queries
             "hypothesis>=6.100",
+            # lint-imports: the layers of .importlinter, run by make test
+            "import-linter>=2.1",
         ],
     },
     entry_points={"console_scripts": ["statushub = statushub.cli:main"]},

@@ -120,11 +120,11 @@ async def size(messages: int, scratch: str) -> dict:
              for i in range(1, messages + 1)]
     started = time.perf_counter()
     for message in batch:
-        store.broadcast(message)  # all the reactor thread does per message
+        store.append(message)  # all the reactor thread does per message
     queued = time.perf_counter()
     kept = await store.count()
     written = time.perf_counter()
-    store.close()  # checkpoints the WAL into the file
+    await store.stop()  # checkpoints the WAL into the file
     files = [path + suffix for suffix in ("", "-wal", "-shm")]
     total = sum(os.path.getsize(f) for f in files if os.path.exists(f))
     return {

@@ -75,7 +75,7 @@ def main() -> None:
     def broadcast(message: dict) -> None:
         # the board's order: the history first, then the clients
         if history is not None:
-            history.broadcast(message)
+            history.append(message)
         hub.broadcast(message)
 
     site = next(s for s in service if isinstance(s, StreamServerEndpointService))

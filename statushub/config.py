@@ -8,10 +8,12 @@ the section and the key.  Command-line options override the file.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
+
+from statushub import resources
+from statushub.names import HOST_NAME, SAFE_NAME, checkWampPrefix, checkWampURL
 
 
 class ConfigError(Exception):
@@ -49,27 +51,15 @@ def _hostNames(value: Any) -> Optional[str]:
     if problem:
         return problem
     for name in value:
-        if name != "*" and not _HOST_NAME.fullmatch(name):
+        if name != "*" and not HOST_NAME.fullmatch(name):
             return f"{name!r} is not a host name (with or without :port, no scheme or path)"
     return None
-
-
-# a name or an IP literal, with an optional port: what a Host header carries
-_HOST_NAME = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?")
 
 
 def _wampURL(value: Any) -> Optional[str]:
     if value == "":
         return None
-    from statushub.wamp.sink import checkURL
-
-    return checkURL(value)
-
-
-def _wampPrefix(value: Any) -> Optional[str]:
-    from statushub.wamp.sink import checkPrefix
-
-    return checkPrefix(value)
+    return checkWampURL(value)
 
 
 def _engineKind(value: Any) -> Optional[str]:
@@ -88,6 +78,28 @@ def _endpoint(value: Any) -> Optional[str]:
     except EndpointError as e:
         return str(e)
     return None
+
+
+def _memory(value: Any) -> Optional[str]:
+    try:
+        resources.checkMemory(value)
+    except resources.ResourceError as e:
+        return str(e)
+    return None
+
+
+def _cpus(value: Any) -> Optional[str]:
+    try:
+        resources.checkCpus(value)
+    except resources.ResourceError as e:
+        return str(e)
+    return None
+
+
+def _name(value: Any) -> Optional[str]:
+    if SAFE_NAME.fullmatch(value):
+        return None
+    return f"{value!r} is not a name: 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit"
 
 
 LOG_FORMATS = ("text", "json")
@@ -188,6 +200,31 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "max_deployments": Setting(
             (int,), 20, "how many deployments may exist at once", _positive
         ),
+        "default_memory": Setting(
+            (str, int),
+            resources.DEFAULT_MEMORY,
+            "memory (swap included) of a node that sets none: bytes, or a number "
+            "with k, m or g (binary)",
+            _memory,
+        ),
+        "default_cpus": Setting(
+            NUMBER, resources.DEFAULT_CPUS, "CPUs (cores' time) of a node that sets none", _cpus
+        ),
+        "max_memory": Setting(
+            (str, int),
+            resources.MAX_MEMORY,
+            "the most memory a node may ask for; a topology above gets 400",
+            _memory,
+        ),
+        "max_cpus": Setting(
+            NUMBER, resources.MAX_CPUS, "the most CPUs a node may ask for; above: 400", _cpus
+        ),
+        "owner": Setting(
+            (str,),
+            "statushub",
+            "the name this hub labels its containers with; it sees only its owner's",
+            _name,
+        ),
     },
     "polling": {
         "interval": Setting(NUMBER, 2.0, "seconds between health polls", _positive),
@@ -276,7 +313,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             (str,),
             "io.statushub",
             "URI prefix: publish on <prefix>.status, register <prefix>.get_status",
-            _wampPrefix,
+            checkWampPrefix,
         ),
         "authid": Setting(
             (str,), "statushub", "authid for WAMP-ticket authentication", _nonEmpty
@@ -310,6 +347,10 @@ def checkTogether(config: "Config") -> None:
             f"{config.source}: [server] viewer_token is the same as [server] token: "
             "the viewer would be the operator; give them different tokens"
         )
+    try:
+        resourcePolicy(config).check()
+    except resources.ResourceError as e:
+        raise ConfigError(f"{config.source}: [deploy] {e}") from None
     url, host = config["engine"]["url"], config["docker"]["host"]
     if url and host and url != host:
         raise ConfigError(
@@ -325,6 +366,22 @@ def engineAddress(config: "Config") -> str:
     C{[docker] host}; empty means C{DOCKER_HOST}, else the local socket.
     """
     return config["engine"]["url"] or config["docker"]["host"]
+
+
+def resourcePolicy(config: "Config") -> resources.ResourcePolicy:
+    """
+    A node's memory and CPUs as C{[deploy]} sets them: the defaults and the
+    maxima.
+    """
+    deploy = config["deploy"]
+    return resources.ResourcePolicy(
+        default=resources.Resources(
+            memory=resources.parseMemory(deploy["default_memory"]),
+            cpus=deploy["default_cpus"],
+        ),
+        maxMemory=resources.parseMemory(deploy["max_memory"]),
+        maxCpus=deploy["max_cpus"],
+    )
 
 
 class Config:

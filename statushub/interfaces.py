@@ -253,7 +253,7 @@ class IDeploymentControl(Interface):
     def deploy(topology):
         """
         Start deploying a validated topology (a
-        L{statushub.deploy.topology.Topology}).
+        L{statushub.topology.Topology}).
         """
 
     def teardown(name: str):

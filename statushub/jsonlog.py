@@ -8,7 +8,8 @@ Each line is one L{twisted.logger} event:
      "host": "127.0.0.1", "port": 8080}
 
 C{time} (UTC, ISO 8601), C{level}, C{namespace} and C{text} (the event's
-message, formatted as the text log shows it) come first, then C{system} when
+message, formatted as the text log shows it, its fields escaped:
+L{statushub.logtext}) come first, then C{system} when
 Twisted names one, C{traceback} for a failure, and then the event's own
 fields, as they were logged.  An own field whose name is already taken is
 kept as C{field_<name>}.  Values JSON does not know are written as their
@@ -33,8 +34,10 @@ import sys
 from datetime import datetime, timezone
 from typing import IO, Any, Mapping, Optional
 
-from twisted.logger import FileLogObserver, ILogObserver, LogEvent, formatEvent
+from twisted.logger import FileLogObserver, ILogObserver, LogEvent
 from twisted.python.logfile import LogFile
+
+from statushub.logtext import formatEvent
 
 # twisted.python.log's keys, which its bridge to twisted.logger repeats as
 # log_* keys: written once, not twice
@@ -106,3 +109,22 @@ def twistdLogFile(twistdOptions: Optional[Mapping[str, Any]]) -> IO[Any]:
     if logfile == "-" or (twistdOptions.get("nodaemon") and not logfile):
         return sys.stdout
     return LogFile.fromFullPath(logfile or "twistd.log")
+
+
+def rotateOnSIGUSR1(logFile: LogFile) -> None:
+    """
+    Rotate C{logFile} on SIGUSR1, as twistd does its own log file (unless
+    something else already handles that signal).  Call it once the
+    process runs as the hub (not when a test builds the service).
+    """
+    import signal
+
+    if signal.getsignal(signal.SIGUSR1):
+        return
+
+    def rotate(signum: int, frame: Any) -> None:
+        from twisted.internet import reactor
+
+        reactor.callFromThread(logFile.rotate)
+
+    signal.signal(signal.SIGUSR1, rotate)

@@ -19,7 +19,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from statushub.interfaces import IMessageNumbering, IStatusSink, IStatusSource
+from statushub.interfaces import IHistory, IMessageNumbering, IStatusSink, IStatusSource
 from statushub.numbering import MemoryNumbering
 
 DEPLOY_STATUSES = ("idle", "deploying", "deployed", "tearing_down", "failed")
@@ -261,3 +261,20 @@ class StatusBoard:
         changed.
         """
         return self.update(self.picture(deployment).evolve(**changes))
+
+
+@implementer(IStatusSink)
+class HistorySink:
+    """
+    The board's way to the history: every message it emits is appended to
+    an L{IHistory}, in the order emitted.
+    """
+
+    def __init__(self, history: IHistory) -> None:
+        self.history = history
+
+    def __repr__(self) -> str:
+        return f"<HistorySink {self.history!r}>"
+
+    def broadcast(self, message: dict) -> None:
+        self.history.append(message)

@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import gc
 import os
-from typing import Any, Optional
+from typing import IO, TYPE_CHECKING, Any, Optional
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService
+from twisted.application.service import IServiceCollection, MultiService, Service
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
+from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
 
 from statushub import config as configuration
 from statushub import listen
+
+if TYPE_CHECKING:
+    from twisted.web.server import Site
+
+    from statushub.deploy.service import Orchestrator
+    from statushub.hub import StatusHubFactory
+    from statushub.interfaces import IDeploymentControl, IHealthCheck, IHistory
+    from statushub.metrics import Metrics
+    from statushub.status import StatusBoard
 
 
 class Options(usage.Options):
@@ -169,10 +180,17 @@ def anyHostRefusal(config: configuration.Config) -> Optional[str]:
 
 class HubService(MultiService):
     """
-    The root of the hub's service tree.
+    The root of the hub's service tree.  Its children start in the order
+    they were added (the history, the orchestrator, the WAMP publisher,
+    keep-alive, the listening port) and stop one after another the other
+    way round, each waiting for the one before: the port stops accepting
+    and the feed its pings, then the orchestrator stops its work on the
+    engine, and the history goes last, so that every message emitted is
+    written.
 
-    @ivar logObserver: where twistd should send the log, if not where it
-        would by itself (C{[logging] format = "json"}).  twistd starts
+    @ivar logObserver: where twistd should send the log, if not as it
+        would by itself: JSON lines (C{[logging] format = "json"}), or its
+        own text with user text escaped (L{statushub.logtext}).  twistd starts
         logging after it has built the service and made it a child of its
         application, and then logs to the application's C{ILogObserver}
         component when there is one (C{twistd --logger} still wins); this
@@ -180,96 +198,230 @@ class HubService(MultiService):
     """
 
     logObserver: Optional[ILogObserver] = None
+    #: the file it writes to, when that is a file twistd would rotate on SIGUSR1
+    logFile: Optional[Any] = None
+    log = Logger(namespace="statushub")
 
-    def setServiceParent(self, parent: Any) -> None:
+    def startService(self) -> None:
+        super().startService()
+        from twisted.python.logfile import LogFile
+
+        from statushub.jsonlog import rotateOnSIGUSR1
+
+        if isinstance(self.logFile, LogFile):
+            rotateOnSIGUSR1(self.logFile)
+
+    def setServiceParent(self, parent: IServiceCollection) -> None:
         super().setServiceParent(parent)
         if self.logObserver is not None and isinstance(parent, Componentized):
             parent.setComponent(ILogObserver, self.logObserver)
 
+    def stopService(self) -> "Deferred[None]":
+        Service.stopService(self)
+        return ensureDeferred(self._stopInTurn())
+
+    async def _stopInTurn(self) -> None:
+        for child in reversed(list(self)):
+            try:
+                await maybeDeferred(child.stopService)
+            except Exception:
+                self.log.failure("stopping {service!r} failed", service=child)
+
 
 def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     """
-    The hub's service tree: the site on its endpoint, keep-alive, and what
-    the orchestrator adds.
+    The hub's service tree, one builder per concern.
     """
     if reactor is None:
         from twisted.internet import reactor
 
-    # imported when the service is built, not when twistd parses options:
-    # --help and config errors stay fast and import no reactor
-    from statushub.deploy.service import Orchestrator
-    from statushub.history.service import historyFromConfig
-    from statushub.hub import StatusHubFactory
-    from statushub.hub.keepalive import KeepAlive
-    from statushub.jsonlog import jsonLogObserver, twistdLogFile
-    from statushub.metrics import Metrics
-    from statushub.status import StatusBoard
-    from statushub.wamp import fromConfig as wampSink
-    from statushub.wamp.examples import mountExamples
-    from statushub.web.site import makeSite
-
     config = options.config
-    feed = config["feed"]
-
     service = HubService()
-    if config["logging"]["format"] == "json":
-        # twistd's own options, when twistd runs us: where it would log
-        service.logObserver = jsonLogObserver(twistdLogFile(getattr(options, "parent", None)))
+    service.logObserver, service.logFile = logOutput(config, options)
+    metrics = buildMetrics(config)
+    history, board = buildHistoryAndBoard(config, reactor, metrics, service)
+    orchestrator = buildOrchestrator(config, board, reactor, metrics, service)
+    wamp = buildWamp(config, board, reactor, service)
+    hub = buildFeed(config, board, reactor, metrics, history, service)
+    checks = list(orchestrator.healthChecks)  # /healthz: the engine, then these
+    checks += [check for check in (history, wamp) if check is not None]
+    if metrics is not None:
+        # read at scrape time, from a thread: every deployment's current picture
+        metrics.watch(hub.__len__, board.snapshot, checks)
+    site = buildSite(config, board, hub, orchestrator.control, history, checks, metrics, reactor)
+    listenOn(config, site, reactor, service)
+    # What start-up built (modules, the service tree) lives as long as the
+    # process: move it out of the cyclic GC's sight, so that full
+    # collections, which pause every broadcast, only walk what came later.
+    reactor.callWhenRunning(gc.freeze)
+    return service
 
-    # a registry of this hub's own, not prometheus_client's global one
-    metrics = Metrics() if config["metrics"]["enabled"] else None
-    # opened now: the numbering goes on from what the database holds
-    history, numbering = historyFromConfig(config["history"], reactor)
+
+# The builders.  Each imports what it builds when it is called, not when
+# twistd parses options: --help and config errors stay fast and import no
+# reactor.
+
+
+def logOutput(
+    config: configuration.Config, options: Options
+) -> tuple[Optional[ILogObserver], Optional[IO[Any]]]:
+    """
+    Where and how the hub logs: the JSON log observer C{[logging] format =
+    "json"} asks for, else twistd's text format with user text escaped
+    (L{statushub.logtext}), each to where twistd would log, with that
+    file; L{None} twice with twistd's C{--syslog} (twistd logs as it would,
+    and the syslog daemon escapes).
+    """
+    from statushub.jsonlog import jsonLogObserver, twistdLogFile
+    from statushub.logtext import textLogObserver
+
+    # twistd's own options, when twistd runs us: where it would log
+    twistdOptions = getattr(options, "parent", None)
+    if config["logging"]["format"] == "json":
+        logFile = twistdLogFile(twistdOptions)
+        return jsonLogObserver(logFile), logFile
+    if twistdOptions is not None and twistdOptions.get("syslog"):
+        return None, None
+    logFile = twistdLogFile(twistdOptions)
+    return textLogObserver(logFile), logFile
+
+
+def buildMetrics(config: configuration.Config) -> Optional[Metrics]:
+    """
+    A registry of this hub's own (not prometheus_client's global one), or
+    L{None} when C{[metrics]} is off.
+    """
+    if not config["metrics"]["enabled"]:
+        return None
+    from statushub.metrics import Metrics
+
+    return Metrics()
+
+
+def buildHistoryAndBoard(
+    config: configuration.Config, reactor: Any, metrics: Optional[Metrics], service: HubService
+) -> tuple[Optional[IHistory], StatusBoard]:
+    """
+    The history (opened now: the numbering goes on from what it holds; its
+    service first in the tree, so it stops last) and the board numbered by
+    it, which tells the metrics and the history every message first.
+    """
+    from statushub.history.service import historyFromConfig
+    from statushub.status import HistorySink, StatusBoard
+
+    historyService, numbering = historyFromConfig(config["history"], reactor)
     board = StatusBoard(reactor, numbering)
     if metrics is not None:
         board.addSink(metrics.status)
-    if history is not None:
-        board.addSink(history.store)
-        history.setServiceParent(service)
+    if historyService is None:
+        return None, board
+    historyService.setServiceParent(service)
+    board.addSink(HistorySink(historyService.store))
+    return historyService.store, board
+
+
+def buildOrchestrator(
+    config: configuration.Config,
+    board: StatusBoard,
+    reactor: Any,
+    metrics: Optional[Metrics],
+    service: HubService,
+) -> Orchestrator:
+    """
+    Deployments on the engine: polls and events feed the board.
+    """
+    from statushub.deploy.service import Orchestrator
+
+    orchestrator = Orchestrator(board, config, reactor, None if metrics is None else metrics.engine)
+    orchestrator.setServiceParent(service)
+    return orchestrator
+
+
+def buildWamp(
+    config: configuration.Config, board: StatusBoard, reactor: Any, service: HubService
+) -> Optional[IHealthCheck]:
+    """
+    The status on a WAMP router too, when C{[wamp]} or C{--wamp-url} says
+    where; L{None} otherwise.
+    """
+    from statushub.wamp import fromConfig
+
+    wamp = fromConfig(config["wamp"], reactor, board)
+    if wamp is None:
+        return None
+    board.addSink(wamp)
+    wamp.setServiceParent(service)
+    return wamp
+
+
+def buildFeed(
+    config: configuration.Config,
+    board: StatusBoard,
+    reactor: Any,
+    metrics: Optional[Metrics],
+    history: Optional[IHistory],
+    service: HubService,
+) -> StatusHubFactory:
+    """
+    The WebSocket hub, a sink of the board, and its keep-alive.
+    """
+    from statushub.hub import StatusHubFactory
+    from statushub.hub.keepalive import KeepAlive
+
+    feed = config["feed"]
     hub = StatusHubFactory(
         board,
         reactor,
         maxSendBuffer=feed["max_send_buffer"],
         maxMessageSize=feed["max_message_size"],
         metrics=None if metrics is None else metrics.feed,
-        history=None if history is None else history.store,
+        history=history,
     )
     board.addSink(hub)
     KeepAlive(hub, reactor, feed["ping_interval"], feed["ping_timeout"]).setServiceParent(
         service
     )
+    return hub
 
-    # deployments on the engine: polls and events feed the board
-    orchestrator = Orchestrator(
-        board, config, reactor, None if metrics is None else metrics.engine
-    )
-    orchestrator.setServiceParent(service)
 
-    healthChecks = list(orchestrator.healthChecks)
-    if history is not None:
-        healthChecks.append(history.store)
-        orchestrator.api["deployments"].putHistory(history.store)
-    # the status on a WAMP router too, when [wamp] or --wamp-url says where
-    wamp = wampSink(config["wamp"], reactor, board)
-    if wamp is not None:
-        board.addSink(wamp)
-        wamp.setServiceParent(service)
-        healthChecks.append(wamp)
+def buildSite(
+    config: configuration.Config,
+    board: StatusBoard,
+    hub: StatusHubFactory,
+    control: IDeploymentControl,
+    history: Optional[IHistory],
+    checks: list[IHealthCheck],
+    metrics: Optional[Metrics],
+    reactor: Any,
+) -> Site:
+    """
+    Every HTTP and WebSocket resource, on one site (statushub.web).
+    """
+    from statushub.web.deployments import deploymentsAPI
+    from statushub.web.examples import mountExamples
+    from statushub.web.metricsresource import metricsResource
+    from statushub.web.site import makeSite
 
-    if metrics is not None:
-        # read at scrape time, from a thread: every deployment's current picture
-        metrics.watch(hub.__len__, board.snapshot, healthChecks)
     site = makeSite(
         board,
         hub,
         config,
-        api=orchestrator.api,
-        healthChecks=healthChecks,
+        api=deploymentsAPI(control, board, history, configuration.resourcePolicy(config)),
+        healthChecks=checks,
         reactor=reactor,
-        metrics=None if metrics is None else metrics.resource(),
+        metrics=None if metrics is None else metricsResource(metrics.registry),
         webMetrics=None if metrics is None else metrics.web,
     )
     mountExamples(site, config["wamp"])
+    return site
+
+
+def listenOn(config: configuration.Config, site: Site, reactor: Any, service: HubService) -> None:
+    """
+    Serve C{site} on C{[server] listen}, last in the tree: the port is
+    bound before anything starts (twistd's privileged start), accepts once
+    everything else runs, and stops accepting first.
+    """
     # the backlog is raised here, so every way of naming the endpoint gets it
     description = config["server"]["listen"]
     endpoint = listen.serverEndpoint(reactor, description)
@@ -277,11 +429,6 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     # a port that cannot be bound stops twistd at start, with the reason
     server._raiseSynchronously = True
     server.setServiceParent(service)
-    # What start-up built (modules, the service tree) lives as long as the
-    # process: move it out of the cyclic GC's sight, so that full
-    # collections, which pause every broadcast, only walk what came later.
-    reactor.callWhenRunning(gc.freeze)
-    return service
 
 
 class AnnouncingEndpointService(StreamServerEndpointService):
@@ -296,7 +443,13 @@ class AnnouncingEndpointService(StreamServerEndpointService):
 
     log = Logger(namespace="statushub")
 
-    def __init__(self, endpoint: Any, factory: Any, reactor: Any, tls: bool = False) -> None:
+    def __init__(
+        self,
+        endpoint: IStreamServerEndpoint,
+        factory: IProtocolFactory,
+        reactor: IReactorCore,
+        tls: bool = False,
+    ) -> None:
         super().__init__(endpoint, factory)
         self._reactor = reactor
         self.scheme = "https" if tls else "http"

@@ -160,6 +160,7 @@ class FakeEngine:
             "hasHealthcheck": spec.healthcheck is not None,
             "labels": dict(spec.labels),
             "restart": spec.restart,
+            "resources": spec.resources,
             "restartCount": 0,
             "exitCode": None,
         }

@@ -24,7 +24,7 @@ def topology(name: str = "itest", nodes: int = 3, image: str = IMAGE, **extra: A
                 "id": f"n{i}",
                 "image": image,
                 "command": ["sleep", "infinity"],
-                "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 0.5},
+                "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 1.0},
                 **extra,
             }
             for i in range(nodes)

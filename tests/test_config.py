@@ -5,12 +5,13 @@ stop a start.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from twisted.python.usage import UsageError
 
-from statushub import config
+from statushub import config, resources
 from statushub.tap import Options
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +64,14 @@ def test_defaults_fill_missing_keys(tmp_path: Path) -> None:
          "[server] allow_anonymous_remote: expected true or false"),
         ('[engine]\nkind = "kubernetes"\n', "[engine] kind: 'kubernetes' is not docker or swarm"),
         ("[feed\n", "not valid TOML"),
+        ('[deploy]\ndefault_memory = "lots"\n', "[deploy] default_memory: 'lots' is not a size"),
+        ('[deploy]\nmax_memory = "1m"\n', "[deploy] max_memory: must be at least 6m"),
+        ("[deploy]\nmax_memory = 1.5\n", "[deploy] max_memory: expected a string or an integer"),
+        ("[deploy]\ndefault_cpus = 0\n", "[deploy] default_cpus: must be a number of CPUs"),
+        ("[deploy]\nmax_cpus = nan\n", "[deploy] max_cpus: must be a number of CPUs"),
+        ('[deploy]\nowner = "Ops!"\n', "[deploy] owner: 'Ops!' is not a name"),
+        ('[deploy]\nowner = "ops\\n"\n', "[deploy] owner: 'ops\\n' is not a name"),
+        ('[deploy]\nowner = ""\n', "[deploy] owner: '' is not a name"),
     ],
 )
 def test_invalid_file_names_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -71,6 +80,29 @@ def test_invalid_file_names_file_and_key(tmp_path: Path, text: str, expected: st
         config.load(path)
     assert path in str(e.value)
     assert expected in str(e.value)
+
+
+def test_resources(tmp_path: Path) -> None:
+    """
+    A node's defaults and maxima, read as sizes; defaults above the maxima
+    are a config error naming both keys.
+    """
+    assert config.resourcePolicy(config.defaults()) == resources.ResourcePolicy(
+        resources.Resources(512 * resources.MIB, 1.0), 4 * resources.GIB, 2.0
+    )
+    loaded = config.load(write(
+        tmp_path, '[deploy]\ndefault_memory = 67108864\ndefault_cpus = 1\nmax_memory = "1g"\n'
+    ))
+    assert config.resourcePolicy(loaded) == resources.ResourcePolicy(
+        resources.Resources(64 * resources.MIB, 1.0), resources.GIB, 2.0
+    )
+    for text, keys in [
+        ('[deploy]\nmax_memory = "256m"\n', "default_memory (512m) is above max_memory (256m)"),
+        ("[deploy]\ndefault_cpus = 3\n", "default_cpus (3) is above max_cpus (2)"),
+    ]:
+        path = write(tmp_path, text)
+        with pytest.raises(UsageError, match=r"\[deploy\] " + re.escape(keys)):
+            Options().parseOptions(["--config", path])
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

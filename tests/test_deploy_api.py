@@ -1,24 +1,33 @@
 """
 The deployments' HTTP API (C{/api/deployments}, C{/api/deployment},
-C{/api/status}) on the fake engine: status codes and bodies, with zero, one
-and several deployments.
+C{/api/status}) on the fake engine, through the site the hub builds (its
+guards included), with treq's StubTreq: status codes and bodies, with zero,
+one and several deployments; a control that answers later.
 """
 
 from __future__ import annotations
 
 import json
-from io import BytesIO
+from typing import Any, Iterator
 
 import pytest
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
-from twisted.web.resource import getChildForRequest
-from twisted.web.test.requesthelper import DummyRequest
+from twisted.logger import globalLogPublisher
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
-from statushub.deploy.api import MAX_BODY, DeploymentResource, DeploymentsResource
+from statushub import config as configuration
+from statushub.deploy.control import ManagerControl
 from statushub.deploy.manager import DeploymentManager
+from statushub.errors import DeploymentConflict, RequestError
+from statushub.hub import StatusHubFactory
+from statushub.interfaces import IDeploymentControl
 from statushub.status import StatusBoard
-from statushub.web.site import APIRoot, StatusResource
+from statushub.web.deployments import MAX_BODY, deploymentsAPI
+from statushub.web.site import makeSite
 from tests.fakeengine import FakeEngine, callNow
+from tests.siteclient import SiteClient, answered, fired
 
 GOOD = {"name": "demo", "nodes": [{"id": "web", "image": "statushub/busybox"}]}
 
@@ -27,31 +36,38 @@ def named(name: str) -> bytes:
     return json.dumps(dict(GOOD, name=name)).encode()
 
 
+def siteWith(control: IDeploymentControl, board: StatusBoard, clock: Clock) -> SiteClient:
+    """
+    The hub's site, as tap.py composes it, around C{control}.
+    """
+    site = makeSite(
+        board, StatusHubFactory(board, clock), configuration.defaults(),
+        api=deploymentsAPI(control, board), reactor=clock,
+    )
+    return SiteClient(site)
+
+
+class API:
+    def __init__(self) -> None:
+        clock = Clock()
+        self.engine = FakeEngine()
+        self.board = StatusBoard(clock)
+        self.manager = DeploymentManager(self.engine, self.board, clock, 2.0,
+                                         followEvents=False, runInThread=callNow)
+        self.client = siteWith(ManagerControl(self.manager, self.board), self.board, clock)
+
+    def call(self, method: bytes, path: str, body: bytes = None) -> tuple[int, Any]:
+        return self.client.call(method.decode(), "/api" + path, body)
+
+
 @pytest.fixture
 def api():
-    clock = Clock()
-    engine = FakeEngine()
-    board = StatusBoard(clock)
-    manager = DeploymentManager(engine, board, clock, 2.0, followEvents=False,
-                                runInThread=callNow)
-    root = APIRoot()
-    root.putChild(b"status", StatusResource(board))
-    root.putChild(b"deployment", DeploymentResource(manager, board))
-    root.putChild(b"deployments", DeploymentsResource(manager, board))
-    return root, engine, board, manager
+    world = API()
+    return world, world.engine, world.board, world.manager
 
 
-def call(root, method: bytes, path: str, body: bytes = b"") -> tuple[int, dict]:
-    path, _, query = path.partition("?")
-    request = DummyRequest([part.encode() for part in path.strip("/").split("/")])
-    request.method = method
-    request.content = BytesIO(body)
-    for pair in filter(None, query.split("&")):
-        key, _, value = pair.partition("=")
-        request.args.setdefault(key.encode(), []).append(value.encode())
-    resource = getChildForRequest(root, request)
-    written = resource.render(request)
-    return request.responseCode or 200, json.loads(written)
+def call(world: API, method: bytes, path: str, body: bytes = None) -> tuple[int, Any]:
+    return world.call(method, path, body)
 
 
 # One deployment, the singular paths (as before several existed).
@@ -200,3 +216,137 @@ def test_aMethodAPathDoesNotTakeIsAJSON405(api, method: bytes, path: str, allowe
     assert code == 405
     assert method.decode() in body["error"] and allowed in body["error"]
     assert engine.containers == {}
+
+
+# The API acts through an IDeploymentControl: one hub's answers at once,
+# another (a follower handing the request on) later.
+
+
+def test_managerControlAnswersAtOnce(api) -> None:
+    world, engine, board, manager = api
+    control = ManagerControl(manager, board)
+    verifyObject(IDeploymentControl, control)
+    picture = fired(control.deploy(validate(GOOD)))
+    assert picture == board.current("demo") and picture["deployStatus"] == "deployed"
+    refused = control.deploy(validate(GOOD))
+    with pytest.raises(DeploymentConflict):
+        fired(refused)
+    assert fired(control.teardown("demo"))["deployment"] == "demo"
+
+
+def validate(data: dict) -> Any:
+    from statushub.topology import validateTopology
+
+    return validateTopology(data)
+
+
+@implementer(IDeploymentControl)
+class LaterControl:
+    """
+    Answers when the test says: every call waits in C{calls}.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any, Deferred]] = []
+
+    def deploy(self, topology: Any) -> Deferred:
+        d: Deferred = Deferred()
+        self.calls.append(("deploy", topology, d))
+        return d
+
+    def teardown(self, name: str) -> Deferred:
+        d: Deferred = Deferred()
+        self.calls.append(("teardown", name, d))
+        return d
+
+
+@pytest.fixture
+def audit() -> Iterator[list[dict]]:
+    events: list[dict] = []
+
+    def observe(event: dict) -> None:
+        if event.get("log_namespace") == "statushub.audit":
+            events.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    yield events
+    globalLogPublisher.removeObserver(observe)
+
+
+def test_answeredWhenTheControlFires(audit: list[dict]) -> None:
+    """
+    A change the control accepts or refuses later is answered then, with
+    its picture or its refusal, and audited with the reason.
+    """
+    clock = Clock()
+    board = StatusBoard(clock)
+    control = LaterControl()
+    client = siteWith(control, board, clock)
+
+    deploying = client.send("POST", "/api/deployments", named("alpha"))
+    [(what, topology, d)] = control.calls
+    assert (what, topology.name) == ("deploy", "alpha")
+    assert not answered(deploying) and audit == []
+    d.callback({"deployment": "alpha", "deployStatus": "deploying"})
+    client.flush()
+    answer = fired(deploying)
+    assert (answer.code, answer.json()["deployment"]) == (202, "alpha")
+    assert answer.headers["content-type"] == "application/json"
+    assert [(e["outcome"], e["deployment"], e["code"]) for e in audit] == [
+        ("accepted", "alpha", 202)
+    ]
+
+    refused = client.send("POST", "/api/deployment", named("alpha"))
+    control.calls[-1][2].errback(
+        DeploymentConflict("the leader says: deployment 'alpha' exists", ["alpha"])
+    )
+    client.flush()
+    answer = fired(refused)
+    assert answer.code == 409
+    assert answer.json() == {
+        "error": "the leader says: deployment 'alpha' exists", "deployments": ["alpha"]
+    }
+    assert (audit[-1]["outcome"], audit[-1]["code"], audit[-1]["reason"]) == (
+        "refused", 409, "the leader says: deployment 'alpha' exists"
+    )
+
+
+def test_refusalCarriesItsCode() -> None:
+    """
+    Any L{RequestError} is answered with its own code (503: nobody can
+    carry the request out now).
+    """
+
+    class Unavailable(RequestError):
+        code = 503
+
+    @implementer(IDeploymentControl)
+    class NoLeader:
+        def deploy(self, topology: Any) -> Deferred:
+            return fail(Unavailable("no leader"))
+
+        def teardown(self, name: str) -> Deferred:
+            return fail(Unavailable("no leader"))
+
+    clock = Clock()
+    board = StatusBoard(clock)
+    client = siteWith(NoLeader(), board, clock)
+    assert client.call("POST", "/api/deployments", named("alpha")) == (
+        503, {"error": "no leader"}
+    )
+
+
+def test_unexpectedFailureIsA500(api) -> None:
+    @implementer(IDeploymentControl)
+    class Broken:
+        def deploy(self, topology: Any) -> Deferred:
+            return fail(RuntimeError("a bug"))
+
+        def teardown(self, name: str) -> Deferred:
+            return fail(RuntimeError("a bug"))
+
+    clock = Clock()
+    board = StatusBoard(clock)
+    client = siteWith(Broken(), board, clock)
+    code, body = client.call("POST", "/api/deployments", named("alpha"))
+    assert code == 500 and "deploy failed" in body["error"]

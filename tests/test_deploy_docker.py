@@ -271,7 +271,7 @@ async def test_healthFlipThroughEvents(hub_process, docker) -> None:
         body = {"name": "flip", "nodes": [{
             "id": "web", "image": IMAGE,
             "command": ["sh", "-c", "touch /tmp/ok; exec sleep infinity"],
-            "healthcheck": {"test": ["CMD", "test", "-f", "/tmp/ok"], "interval": 0.3,
+            "healthcheck": {"test": ["CMD", "test", "-f", "/tmp/ok"], "interval": 1.0,
                             "retries": 1},
         }]}
         code, _ = await post(hub, body)

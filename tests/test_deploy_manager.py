@@ -16,7 +16,7 @@ from statushub.deploy.manager import (
     EngineHealth,
     UnknownDeployment,
 )
-from statushub.deploy.topology import validateTopology
+from statushub.topology import validateTopology
 from statushub.engine import DEPLOYMENT_LABEL, EngineError, EngineEvent
 from statushub.interfaces import IContainerEngine, IHealthCheck
 from statushub.status import StatusBoard
@@ -58,7 +58,14 @@ def world():
     sink = Recorder()
     board.addSink(sink)
     manager = DeploymentManager(engine, board, clock, INTERVAL, runInThread=callNow)
+    manager.startService()
+    # the start's own message (the engine's word on the idle picture) is
+    # not what the tests look at
+    sink.messages.clear()
+    engine.calls.clear()
     yield clock, engine, board, sink, manager
+    if manager.running:
+        manager.stopService()
     engine.assertStreamsClosed()
 
 
@@ -76,7 +83,7 @@ def test_deployAndTeardown(world) -> None:
     clock, engine, board, sink, manager = world
     manager.deploy(topology("web", "db", "cache"))
     assert board.picture("demo").deployStatus == "deployed"
-    assert manager.poller.started
+    assert manager.polling
     assert [n.status for n in board.picture("demo").nodeStatuses] == ["running"] * 3
     assert [n.health for n in board.picture("demo").nodeStatuses] == ["starting"] * 3
     assert sink.statuses[0] == "deploying"
@@ -88,7 +95,7 @@ def test_deployAndTeardown(world) -> None:
     assert [n.health for n in board.picture("demo").nodeStatuses] == ["healthy"] * 3
 
     assert manager.teardown("demo") is not None
-    assert not manager.poller.started
+    assert not manager.polling
     assert engine.containers == {}
     assert "tearing_down" in sink.statuses
     final = sink.messages[-1]
@@ -192,7 +199,7 @@ def test_missingImageRemovesEverything(world) -> None:
     assert board.picture("demo").deployStatus == "failed"
     assert "'bad'" in board.picture("demo").error and "no such image" in board.picture("demo").error
     assert board.picture("demo").nodeStatuses == ()
-    assert not manager.poller.started
+    assert not manager.polling
     # failed allows a fresh deploy
     manager.deploy(topology("web"))
     assert board.picture("demo").deployStatus == "deployed"
@@ -223,7 +230,7 @@ def test_engineErrorDoesNotStopPolling(world) -> None:
     assert health.health() == "unreachable"
     assert board.picture("demo").deployStatus == "deployed"
     clock.advance(INTERVAL * 3)
-    assert manager.poller.started
+    assert manager.polling
     engine.reachable = True
     clock.advance(INTERVAL)
     assert [n.status for n in board.picture("demo").nodeStatuses] == ["running", "running"]
@@ -245,29 +252,29 @@ def test_recoverAdopts(world) -> None:
     clock, engine, board, sink, manager = world
     manager.deploy(topology("web", "db", "cache"))
     mapping = manager.get("demo").mapping
-    manager.stop()
+    manager.stopService()
 
     board2 = StatusBoard(clock)
     manager2 = DeploymentManager(engine, board2, clock, INTERVAL, runInThread=callNow)
-    manager2.start()
+    manager2.startService()
     assert board2.picture("demo").deployStatus == "deployed"
     assert board2.picture("demo").deployment == "demo"
     assert manager2.get("demo").mapping == mapping  # node order kept
-    assert manager2.poller.started
+    assert manager2.polling
     manager2.teardown("demo")
     assert engine.containers == {}
     assert board2.picture("demo").deployStatus == "idle"
-    assert manager2.stop().called
+    assert manager2.stopService().called
 
 
 def test_recoverWaitsForEngine(world) -> None:
     clock, engine, board, sink, manager = world
     manager.deploy(topology("web"))
-    manager.stop()
+    manager.stopService()
     engine.reachable = False
     board2 = StatusBoard(clock)
     manager2 = DeploymentManager(engine, board2, clock, INTERVAL, runInThread=callNow)
-    manager2.start()
+    manager2.startService()
     assert board2.picture("demo").engine == "unreachable"
     assert board2.picture("demo").deployStatus == "idle"
     clock.advance(INTERVAL * 3)  # events reconnect with backoff meanwhile
@@ -275,7 +282,7 @@ def test_recoverWaitsForEngine(world) -> None:
     clock.advance(INTERVAL)
     assert board2.picture("demo").deployStatus == "deployed"
     assert board2.picture("demo").engine == "reachable"
-    manager2.stop()
+    manager2.stopService()
 
 
 def event(engine: FakeEngine, node: str, action: str) -> EngineEvent:
@@ -290,7 +297,6 @@ def test_eventsBeatThePoll(world) -> None:
     back; once the list agrees the event's word is dropped.
     """
     clock, engine, board, sink, manager = world
-    manager.start()
     manager.deploy(topology("web", "db"))
     [stream] = engine.streams
     stream.push(event(engine, "db", "die"))
@@ -302,27 +308,25 @@ def test_eventsBeatThePoll(world) -> None:
     engine.set(engine.idsByNode()["db"], status="exited", health=None)
     clock.advance(INTERVAL)
     assert manager.get("demo")._overlay == {}
-    manager.stop()
+    manager.stopService()
     assert stream.closed
 
 
 def test_healthEvent(world) -> None:
     clock, engine, board, sink, manager = world
-    manager.start()
     manager.deploy(topology("web"))
     engine.streams[0].push(event(engine, "web", "health_status: unhealthy"))
     assert board.picture("demo").nodeStatuses[0].health == "unhealthy"
-    manager.stop()
+    manager.stopService()
 
 
 def test_eventsOfStrangersIgnored(world) -> None:
     clock, engine, board, sink, manager = world
-    manager.start()
     manager.deploy(topology("web"))
     count = len(sink.messages)
     engine.streams[0].push(EngineEvent("f" * 64, "die", {DEPLOYMENT_LABEL: "other"}))
     assert len(sink.messages) == count
-    manager.stop()
+    manager.stopService()
 
 
 def test_eventWordExpires(world) -> None:
@@ -331,18 +335,16 @@ def test_eventWordExpires(world) -> None:
     while the stream was down) stops counting after a while: polling wins.
     """
     clock, engine, board, sink, manager = world
-    manager.start()
     manager.deploy(topology("web"))
     engine.streams[0].push(event(engine, "web", "die"))
     assert board.picture("demo").nodeStatuses[0].status == "exited"
     clock.advance(max(5.0, 3 * INTERVAL) + INTERVAL)
     assert board.picture("demo").nodeStatuses[0].status == "running"
-    manager.stop()
+    manager.stopService()
 
 
 def test_eventStreamReconnectsWithBackoff(world) -> None:
     clock, engine, board, sink, manager = world
-    manager.start()
     assert manager.events.connections == 1
     engine.reachable = False
     engine.streams[0].push(None)  # the stream breaks
@@ -353,7 +355,7 @@ def test_eventStreamReconnectsWithBackoff(world) -> None:
     engine.reachable = True
     clock.advance(2.0)
     assert manager.events.connected and manager.events.connections == 2
-    manager.stop()
+    manager.stopService()
     assert engine.streams[1].closed
 
 
@@ -385,7 +387,6 @@ def test_execEventsCostNothing(world) -> None:
     Every health check run is an exec_* event; none of them costs a poll.
     """
     clock, engine, board, sink, manager = world
-    manager.start()
     manager.deploy(topology("web"))
     engine.calls.clear()
     for action in ("exec_create: true", "exec_start: true", "exec_die"):
@@ -395,7 +396,7 @@ def test_execEventsCostNothing(world) -> None:
     engine.streams[0].push(event(engine, "web", "oom"))
     clock.advance(0)
     assert engine.calls == ["listContainers"]
-    manager.stop()
+    manager.stopService()
 
 
 def test_eventAboutNoContainerPolls(world) -> None:
@@ -404,10 +405,9 @@ def test_eventAboutNoContainerPolls(world) -> None:
     for a poll at once: the list says what changed.
     """
     clock, engine, board, sink, manager = world
-    manager.start()
     manager.deploy(topology("web"))
     engine.calls.clear()
     engine.streams[0].push(EngineEvent("", "node update"))
     clock.advance(0)
     assert engine.calls == ["listContainers"]
-    manager.stop()
+    manager.stopService()

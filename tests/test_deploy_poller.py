@@ -4,6 +4,7 @@ The health poller and the event follower on their own, with a L{task.Clock}.
 
 from __future__ import annotations
 
+from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
@@ -22,11 +23,11 @@ def test_failingPollDoesNotStopTheLoop() -> None:
         raise RuntimeError("boom")
 
     poller = HealthPoller(poll, clock, 1.0)
-    poller.start()
+    poller.startService()
     clock.pump([1.0] * 5)
     assert len(calls) == 6
-    assert poller.started
-    poller.stop()
+    assert poller.running
+    poller.stopService()
     clock.pump([1.0] * 3)
     assert len(calls) == 6
 
@@ -49,12 +50,12 @@ def test_slowPollIsNotOverlapped() -> None:
         active.pop()
 
     poller = HealthPoller(poll, clock, 1.0)
-    poller.start()
+    poller.startService()
     clock.pump([1.0] * 5)
     poller.pollSoon(0)
     clock.advance(0)
     assert len(pending) == 1
-    stopped = poller.stop()
+    stopped = poller.stopService()
     assert not stopped.called  # waits for the running poll
     pending[0].callback(None)
     assert stopped.called
@@ -68,12 +69,35 @@ def test_pollSoon() -> None:
     poller.pollSoon(0)
     clock.advance(0)
     assert calls == []  # not started: nothing to poll
-    poller.start()
+    poller.startService()
     poller.pollSoon(0.5)
     poller.pollSoon(0.5)  # folded into the one already asked for
     clock.advance(0.5)
     assert len(calls) == 2
-    poller.stop()
+    poller.stopService()
+
+
+def test_nothingToPollCostsNothing() -> None:
+    """
+    While C{active()} says there is nothing to poll, the loop's ticks and
+    on-demand polls call nothing and count nothing; they poll again once
+    it says there is.
+    """
+    clock = Clock()
+    calls = []
+    active = [False]
+    durations = []
+    poller = HealthPoller(lambda: succeed(calls.append(1)), clock, 1.0,
+                          observeDuration=durations.append, active=lambda: active[0])
+    poller.startService()
+    poller.pollSoon(0)
+    clock.pump([1.0] * 3)
+    assert (calls, poller.polls, durations) == ([], 0, [])
+    active[0] = True
+    poller.pollNow()
+    clock.advance(1.0)
+    assert len(calls) == poller.polls == len(durations) == 2
+    poller.stopService()
 
 
 def test_followerHandsEventsOnAndSurvivesABadHandler() -> None:
@@ -87,13 +111,13 @@ def test_followerHandsEventsOnAndSurvivesABadHandler() -> None:
             raise ValueError("handler bug")
 
     follower = EventFollower(engine, {}, onEvent, clock, runInThread=callNow)
-    follower.start()
+    follower.startService()
     [stream] = engine.streams
     for action in ("start", "bad", "die"):
         stream.push(EngineEvent("c", action))
     assert seen == ["start", "bad", "die"]
     assert follower.connected
-    done = follower.stop()
+    done = follower.stopService()
     assert done.called and stream.closed
 
 
@@ -104,8 +128,9 @@ def test_followerBacksOffThenReconnects() -> None:
     connected = []
     follower = EventFollower(engine, {}, lambda e: None, clock,
                              onConnected=lambda: connected.append(clock.seconds()),
-                             runInThread=callNow, initialBackoff=1.0, maxBackoff=4.0)
-    follower.start()
+                             runInThread=callNow,
+                             retryPolicy=backoffPolicy(1.0, 4.0, 2.0, jitter=lambda: 0.0))
+    follower.startService()
     attempts = lambda: engine.calls.count("events")  # noqa: E731
     assert attempts() == 1
     clock.advance(1.0)
@@ -121,7 +146,7 @@ def test_followerBacksOffThenReconnects() -> None:
     engine.reachable = True
     clock.advance(4.0)
     assert follower.connected and connected == [clock.seconds()]
-    follower.stop()
+    follower.stopService()
     assert engine.streams[0].closed
 
 
@@ -130,8 +155,8 @@ def test_stopWhileWaitingToReconnect() -> None:
     engine = FakeEngine()
     engine.reachable = False
     follower = EventFollower(engine, {}, lambda e: None, clock, runInThread=callNow)
-    follower.start()
-    done = follower.stop()
+    follower.startService()
+    done = follower.stopService()
     assert done.called
     clock.advance(60)
     assert engine.calls.count("events") == 1

@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 
 from statushub.deploy.adoption import foundDeployments
 from statushub.deploy.manager import DeploymentManager
-from statushub.deploy.topology import validateTopology
+from statushub.topology import validateTopology
 from statushub.engine import (
     DEPLOYMENT_LABEL,
     INDEX_LABEL,
@@ -59,12 +59,13 @@ def world():
         return manager
 
     manager = makeManager()
-    manager.start()
+    manager.startService()
     for name in NAMES:
         manager.deploy(topology(name))
     yield clock, engine, board, sink, manager, makeManager
     for each in managers:
-        each.stop()
+        if each.running:
+            each.stopService()
     engine.assertStreamsClosed()
 
 
@@ -162,13 +163,13 @@ def test_teardownLeavesTheOthersAlone(world) -> None:
     assert manager.names() == ["alpha", "charlie"] == board.names()
     final = sink.about("bravo")[-1]
     assert (final["deployStatus"], final["nodeStatuses"]) == ("idle", [])
-    assert manager.poller.started  # the others are still polled
+    assert manager.polling  # the others are still polled
     engine.set(containerOf(engine, "alpha", "web"), status="exited")
     clock.advance(INTERVAL)
     assert statuses(board, "alpha") == ["exited", "running"]
     manager.teardown("alpha")
     manager.teardown("charlie")
-    assert engine.containers == {} and not manager.poller.started
+    assert engine.containers == {} and not manager.polling
 
 
 def test_failedDeployRemovesOnlyItsOwn(world) -> None:
@@ -184,28 +185,28 @@ def test_failedDeployRemovesOnlyItsOwn(world) -> None:
 def test_restartedHubAdoptsEveryDeploymentInOneCall(world) -> None:
     clock, engine, board, sink, manager, makeManager = world
     mappings = {name: manager.get(name).mapping for name in NAMES}
-    manager.stop()
+    manager.stopService()
     board2 = StatusBoard(clock)
     manager2 = makeManager(board2)
     engine.calls.clear()
-    manager2.start()
+    manager2.startService()
     assert engine.calls == ["listContainers", "events"]
     assert manager2.names() == list(NAMES) == board2.names()
     for name in NAMES:
         assert manager2.get(name).mapping == mappings[name]
         assert board2.picture(name).deployStatus == "deployed"
         assert statuses(board2, name) == ["running", "running"]
-    assert manager2.poller.started
-    manager2.stop()
+    assert manager2.polling
+    manager2.stopService()
 
 
 def test_partlyGoneDeploymentIsAdoptedWithMissingNodes(world) -> None:
     clock, engine, board, sink, manager, makeManager = world
-    manager.stop()
+    manager.stopService()
     del engine.containers[containerOf(engine, "bravo", "web")]
     board2 = StatusBoard(clock)
     manager2 = makeManager(board2)
-    manager2.start()
+    manager2.startService()
     picture = board2.picture("bravo")
     assert picture.deployStatus == "deployed"
     assert [(n.nodeId, n.status) for n in picture.nodeStatuses] == [
@@ -215,7 +216,7 @@ def test_partlyGoneDeploymentIsAdoptedWithMissingNodes(world) -> None:
     manager2.teardown("bravo")
     assert "bravo" not in board2.names()
     assert all(c["labels"][DEPLOYMENT_LABEL] != "bravo" for c in engine.containers.values())
-    manager2.stop()
+    manager2.stopService()
 
 
 def test_unreachableEngineMakesEveryNodeUnknown(world) -> None:
@@ -265,15 +266,15 @@ def test_adoptionStillHappensWhenADeployCameFirst(world) -> None:
     adopted, beside the new one.
     """
     clock, engine, board, sink, manager, makeManager = world
-    manager.stop()
+    manager.stopService()
     engine.reachable = False
     board2 = StatusBoard(clock)
     manager2 = makeManager(board2)
-    manager2.start()
+    manager2.startService()
     assert manager2.names() == [] and manager2.engineState == "unreachable"
     engine.reachable = True
     manager2.deploy(topology("delta"))
-    assert manager2.poller.started
+    assert manager2.polling
     clock.advance(INTERVAL)
     assert manager2.names() == ["alpha", "bravo", "charlie", "delta"]
     assert statuses(board2, "bravo") == ["running", "running"]

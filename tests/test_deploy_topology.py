@@ -3,11 +3,13 @@ Topology validation: an allow-list, errors that name the field.
 """
 
 import copy
+import re
 
 import pytest
 
-from statushub.deploy.topology import MAX_NODES, TopologyError, validateTopology
-from statushub.engine import DEPLOYMENT_LABEL, NODE_LABEL
+from statushub.engine import DEPLOYMENT_LABEL, NODE_LABEL, OWNER_LABEL
+from statushub.resources import GIB, MIB, NO_MAXIMA, ResourcePolicy, Resources
+from statushub.topology import MAX_NODES, TopologyError, validateTopology
 
 GOOD = {
     "name": "demo",
@@ -44,7 +46,7 @@ def test_good() -> None:
     assert web.healthcheck.test == ("CMD-SHELL", "true")
     assert web.healthcheck.interval == 1.0
     specs = topology.containerSpecs()
-    assert specs[1][1].name == "statushub-demo-db"
+    assert specs[1][1].name == "statushub.demo.db"
     labels = dict(specs[1][1].labels)
     assert labels[DEPLOYMENT_LABEL] == "demo" and labels[NODE_LABEL] == "db"
     assert specs[1][1].env == (("MODE", "x"),)
@@ -88,6 +90,46 @@ def test_good() -> None:
         (changed("nodes.0", "web"), "nodes[0]"),
         (changed("owner", "me"), "owner"),
         ([GOOD], "topology"),
+        # patterns match in full: $ would let a final newline through
+        (changed("name", "abc\n"), "name"),
+        (changed("nodes.0.id", "a\n"), "nodes[0].id"),
+        (changed("nodes.0.image", "statushub/busybox\n"), "nodes[0].image"),
+        (changed("nodes.1.env", {"MODE\n": "x"}), "nodes[1].env.MODE\n"),
+        (changed("nodes.0.constraints", ["node.hostname==b\n"]), "nodes[0].constraints[0]"),
+        (changed("nodes.0.constraints", ["node.hostname\n==b"]), "nodes[0].constraints[0]"),
+        # numbers that are not finite, anywhere
+        (changed("nodes.0.healthcheck.interval", float("nan")), "nodes[0].healthcheck.interval"),
+        (changed("nodes.0.healthcheck.timeout", float("inf")), "nodes[0].healthcheck.timeout"),
+        (changed("nodes.0.healthcheck.start_period", float("-inf")),
+         "nodes[0].healthcheck.start_period"),
+        (changed("nodes.0.healthcheck.retries", float("nan")), "nodes[0].healthcheck.retries"),
+        (changed("nodes.0.colour", [1, {"x": float("nan")}]), "nodes[0].colour[1].x"),
+        # NUL characters, in values and in keys
+        (changed("nodes.1.env", {"MODE": "x\x00y"}), "nodes[1].env.MODE"),
+        (changed("nodes.0.command", ["sleep", "1\x00"]), "nodes[0].command[1]"),
+        (changed("name", "demo\x00"), "name"),
+        (changed("nodes.1.env", {"A\x00": "x"}), "nodes[1].env.A\x00"),
+        # a health check more often than once a second
+        (changed("nodes.0.healthcheck.interval", 0.5), "nodes[0].healthcheck.interval"),
+        (changed("nodes.0.healthcheck.interval", 0.999), "nodes[0].healthcheck.interval"),
+        # a node's resources: sizes, CPUs, within the hub's maxima
+        (changed("nodes.0.resources", "64m"), "nodes[0].resources"),
+        (changed("nodes.0.resources", {"memory": "64m", "disk": "1g"}), "nodes[0].resources.disk"),
+        (changed("nodes.0.resources", {"memory": "64x"}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": "-64m"}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": "1m"}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": 1024}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": 64.5}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": True}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": "64m\n"}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": "5g"}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"memory": 4 * GIB + 1}), "nodes[0].resources.memory"),
+        (changed("nodes.0.resources", {"cpus": 2.5}), "nodes[0].resources.cpus"),
+        (changed("nodes.0.resources", {"cpus": 0}), "nodes[0].resources.cpus"),
+        (changed("nodes.0.resources", {"cpus": -1}), "nodes[0].resources.cpus"),
+        (changed("nodes.0.resources", {"cpus": "1"}), "nodes[0].resources.cpus"),
+        (changed("nodes.0.resources", {"cpus": float("nan")}), "nodes[0].resources.cpus"),
+        (changed("nodes.0.resources", {"cpus": float("inf")}), "nodes[0].resources.cpus"),
     ],
 )
 def test_invalidNamesField(data, field: str) -> None:
@@ -122,3 +164,81 @@ def test_constraints() -> None:
     assert topology.nodes[0].constraints == tuple(pins)
     assert topology.nodes[1].constraints == ()
     assert topology.containerSpecs()[0][1].constraints == tuple(pins)
+
+
+def test_deepDataIsNoRecursion() -> None:
+    """
+    Data as deep as a parser allows is refused, not a RecursionError.
+    """
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(TopologyError) as caught:
+        validateTopology(changed("nodes.0.colour", deep))
+    assert caught.value.field == "nodes[0].colour"
+
+
+def test_oneSecondChecks() -> None:
+    topology = validateTopology(changed("nodes.0.healthcheck.interval", 1))
+    assert topology.nodes[0].healthcheck.interval == 1.0
+
+
+def test_resourcesDefaultToThePolicy() -> None:
+    """
+    A node that sets no resources gets the hub's defaults; one that sets
+    one of the two gets the default of the other.
+    """
+    topology = validateTopology(changed("nodes.1.resources", {"memory": "64m"}))
+    assert topology.nodes[0].resources == Resources(memory=512 * MIB, cpus=1.0)
+    assert topology.nodes[1].resources == Resources(memory=64 * MIB, cpus=1.0)
+    assert [spec.resources for _, spec in topology.containerSpecs()] == [
+        Resources(512 * MIB, 1.0), Resources(64 * MIB, 1.0)]
+    policy = ResourcePolicy(default=Resources(memory=128 * MIB, cpus=0.25), maxMemory=GIB,
+                            maxCpus=0.5)
+    topology = validateTopology(changed("nodes.1.resources", {"cpus": 0.5}), policy)
+    assert topology.nodes[0].resources == Resources(128 * MIB, 0.25)
+    assert topology.nodes[1].resources == Resources(128 * MIB, 0.5)
+
+
+@pytest.mark.parametrize("written, size", [
+    ("64m", 64 * MIB), ("64M", 64 * MIB), ("1g", GIB), ("1.5g", 3 * GIB // 2),
+    ("65536k", 64 * MIB), (67108864, 64 * MIB), ("67108864", 64 * MIB), ("4g", 4 * GIB),
+])
+def test_memorySizes(written, size: int) -> None:
+    topology = validateTopology(changed("nodes.0.resources", {"memory": written}))
+    assert topology.nodes[0].resources.memory == size
+
+
+def test_maximaAreTheHubs() -> None:
+    """
+    Above the maxima is refused with the key that sets them named; a hub
+    with higher maxima (or the command line, which leaves them to the hub)
+    takes it.
+    """
+    big = changed("nodes.0.resources", {"memory": "6g", "cpus": 4})
+    with pytest.raises(TopologyError, match=r"max_memory"):
+        validateTopology(big)
+    roomy = ResourcePolicy(maxMemory=8 * GIB, maxCpus=4.0)
+    assert validateTopology(big, roomy).nodes[0].resources == Resources(6 * GIB, 4.0)
+    assert validateTopology(big, NO_MAXIMA).nodes[0].resources == Resources(6 * GIB, 4.0)
+    with pytest.raises(TopologyError, match=r"max_cpus") as caught:
+        validateTopology(changed("nodes.0.resources", {"cpus": 4}))
+    assert caught.value.field == "nodes[0].resources.cpus"
+
+
+def test_namesNeverCollide() -> None:
+    """
+    A container's name says its owner, deployment and node unambiguously:
+    C{a-b}/C{c} and C{a}/C{b-c} are two containers, and so are two owners'.
+    """
+    def name(owner: str, deployment: str, node: str) -> str:
+        topology = validateTopology({"name": deployment, "nodes": [{"id": node, "image": "i"}]})
+        [(_, spec)] = topology.containerSpecs(owner)
+        assert dict(spec.labels)[OWNER_LABEL] == owner
+        return spec.name
+
+    assert name("statushub", "a-b", "c") == "statushub.a-b.c"
+    assert len({name("statushub", "a-b", "c"), name("statushub", "a", "b-c"),
+                name("ops", "a-b", "c"), name("statushub-a", "b", "c")}) == 4
+    # a valid Docker container name, however long
+    assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", name("o" * 32, "d" * 32, "n" * 32))

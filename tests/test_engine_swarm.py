@@ -6,12 +6,14 @@ a stand-in client (the real swarm is tests/test_swarm.py's).
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
 from statushub.deploy.bridge import nodeStatuses
-from statushub.engine import DEPLOYMENT_LABEL, NODE_LABEL, ContainerSpec, EngineError
+from statushub.engine import DEPLOYMENT_LABEL, NODE_LABEL, OWNER_LABEL, ContainerSpec, EngineError
 from statushub.engine.docker import DockerEngine
 from statushub.engine.swarm import (
     SwarmEngine,
@@ -136,9 +138,35 @@ def test_swarmStates() -> None:
     assert json["containerId"] == "new" and json["health"] == "healthy"
 
 
+# Swarm's rule for a service's name (swarmkit: at most 63, no dot, a letter
+# or digit at both ends)
+SWARM_NAME = re.compile(r"[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*")
+
+
+def named(owner: str, deployment: str, node: str) -> str:
+    labels = ((OWNER_LABEL, owner), (DEPLOYMENT_LABEL, deployment), (NODE_LABEL, node))
+    return serviceName(ContainerSpec(name="x", image="i", labels=labels))
+
+
 def test_serviceName() -> None:
+    """
+    Readable as far as it fits, never shared: not between deployments whose
+    names join alike, not between owners, whatever the names' lengths and
+    ends (a node may end in - or _, which a service's name may not).
+    """
+    assert re.fullmatch(r"demo_web_[0-9a-f]{20}", named("statushub", "demo", "web"))
+    names = {
+        named("statushub", "a-b", "c"), named("statushub", "a", "b-c"),
+        named("statushub", "a_b", "c"), named("statushub", "a", "b_c"),
+        named("ops", "a-b", "c"), named("statushub-a", "b", "c"),
+    }
+    assert len(names) == 6
+    longest = named("o" * 32, "d" * 32, "n" * 31 + "-")
+    assert len(longest) <= 63 and SWARM_NAME.fullmatch(longest)
+    assert SWARM_NAME.fullmatch(named("o", "d_", "n-"))
+    # one without an owner label is the default owner's
     spec = ContainerSpec(name="x", image="i", labels=((DEPLOYMENT_LABEL, "demo"), (NODE_LABEL, "web")))
-    assert serviceName(spec) == "demo_web"
+    assert serviceName(spec) == named("statushub", "demo", "web")
 
 
 class CountingClient:
@@ -195,7 +223,7 @@ async def test_dockerRefusesConstraints() -> None:
     the way out, before the engine is asked anything.
     """
     engine = DockerEngine(reactor, host="unix:///nonexistent.sock")
-    spec = ContainerSpec(name="statushub-d-web", image="i", constraints=("node.hostname==b",))
+    spec = ContainerSpec(name="statushub.d.web", image="i", constraints=("node.hostname==b",))
     try:
         with pytest.raises(EngineError, match=r'node.hostname==b.*\[engine\] kind = "swarm"'):
             await engine.createContainer(spec)

@@ -21,7 +21,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from statushub import config as configuration
-from statushub.deploy.api import DeploymentResource, DeploymentsResource
+from statushub.deploy.control import ManagerControl
 from statushub.deploy.manager import DeploymentManager
 from statushub.hub import StatusHubFactory
 from statushub.status import StatusBoard
@@ -29,6 +29,7 @@ from statushub.tap import Options
 from statushub.web.audit import Audited
 from statushub.web.guard import Hosts, Origin, parseAuthority
 from statushub.web.roles import Roles
+from statushub.web.deployments import deploymentsAPI
 from statushub.web.site import makeSite
 from tests.fakeengine import FakeEngine, callNow
 
@@ -617,8 +618,8 @@ def test_refusedTeardownOfANamedDeploymentNamesIt(twoRoles: Hub, audit: list[dic
 
 def test_answerGivenLaterIsAuditedWhenFinished(audit: list[dict]) -> None:
     """
-    A resource that answers later (C{NOT_DONE_YET}) is audited when it does
-    (with its code: its body is not kept).
+    A resource that answers later (C{NOT_DONE_YET}) is audited when it does,
+    with the reason its answer gives.
     """
 
     class Later(Resource):
@@ -641,7 +642,7 @@ def test_answerGivenLaterIsAuditedWhenFinished(audit: list[dict]) -> None:
     assert _parseResponse(transport.value()).code == 409
     event = only(audit)
     assert (event["role"], event["outcome"], event["code"], event["reason"]) == (
-        "operator", "refused", 409, "HTTP 409"
+        "operator", "refused", 409, "busy"
     )
 
 
@@ -670,8 +671,7 @@ def deploymentsHub() -> Hub:
     config.override("server", "viewer_token", "view")
     hub.site = makeSite(
         board, StatusHubFactory(board, clock), config,
-        api={"deployment": DeploymentResource(manager, board),
-             "deployments": DeploymentsResource(manager, board)},
+        api=deploymentsAPI(ManagerControl(manager, board), board),
     )
     return hub
 

@@ -16,11 +16,11 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
-from statushub.history.store import HistoryStore, Page
+from statushub.history.store import HistoryStore, Page, openDatabase
 from statushub.hub import StatusHubFactory
-from statushub.interfaces import IHealthCheck, IMessageNumbering, IStatusSink
+from statushub.interfaces import IHealthCheck, IHistory, IMessageNumbering
 from statushub.numbering import PersistentNumbering
-from statushub.status import NodeStatus, Picture, StatusBoard
+from statushub.status import HistorySink, NodeStatus, Picture, StatusBoard
 from tests.memoryclient import MemoryClient
 
 
@@ -37,7 +37,7 @@ def openBoard(path: Path, **kwargs) -> tuple[HistoryStore, StatusBoard]:
     assert opened is not None
     store.start()
     board = StatusBoard(Clock(), PersistentNumbering(opened.epoch, opened.lastByName()))
-    board.addSink(store)
+    board.addSink(HistorySink(store))
     return store, board
 
 
@@ -48,7 +48,7 @@ def flip(board: StatusBoard, name: str, count: int) -> None:
 
 def test_interfaces(tmp_path: Path) -> None:
     store = HistoryStore(str(tmp_path / "h.db"), reactor)
-    verifyObject(IStatusSink, store)
+    verifyObject(IHistory, store)
     verifyObject(IHealthCheck, store)
     verifyObject(IMessageNumbering, PersistentNumbering("e", {}))
 
@@ -66,7 +66,7 @@ async def test_keptInOrderAndReadBack(tmp_path: Path) -> None:
         assert (await store.page("never")).last == 0
         assert store.health() == "ok"
     finally:
-        store.close()
+        await store.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -79,21 +79,21 @@ async def test_seqGoesOnAcrossReopens(tmp_path: Path) -> None:
     store, board = openBoard(path)
     epoch = board.epoch
     flip(board, "alpha", 3)
-    store.close()
+    await store.stop()
     for round in (1, 2):
         store, board = openBoard(path)
         assert board.epoch == epoch
         assert board.current("alpha")["seq"] == 3 * round
         flip(board, "alpha", 3)
-        store.close()
+        await store.stop()
     store, board = openBoard(path)
     page = await store.page("alpha")
     assert [json.loads(b)["seq"] for b in page.bodies] == list(range(1, 10))
-    store.close()
+    await store.stop()
     other, fresh = openBoard(tmp_path / "other.db")
     assert fresh.epoch != epoch
     assert fresh.current("alpha")["seq"] == 0
-    other.close()
+    await other.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -111,7 +111,7 @@ async def test_retentionByCount(tmp_path: Path) -> None:
         assert [json.loads(b)["seq"] for b in page.bodies] == list(range(page.first, 251))
         assert await store.count() <= 2 * 10  # pruned every tenth write
     finally:
-        store.close()
+        await store.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -120,14 +120,14 @@ async def test_retentionByAge(tmp_path: Path) -> None:
     store, board = openBoard(tmp_path / "h.db", keepDays=1, clock=lambda: now[0])
     flip(board, "alpha", 3)
     await store.count()  # written
-    store.close()
+    await store.stop()
     now[0] += 2 * 86400
     store, board = openBoard(tmp_path / "h.db", keepDays=1, clock=lambda: now[0])
     try:
         page = await store.page("alpha")
         assert (page.first, page.last, page.bodies) == (0, 3, [])
     finally:
-        store.close()
+        await store.stop()
 
 
 def test_cannotOpen(tmp_path: Path) -> None:
@@ -140,8 +140,27 @@ def test_cannotOpen(tmp_path: Path) -> None:
     store = HistoryStore(str(blocker / "h.db"), reactor)
     assert store.open() is None
     assert "cannot open" in store.health()
-    store.broadcast({"deployment": "alpha", "seq": 1})
-    store.close()
+    store.append({"deployment": "alpha", "seq": 1})
+    assert store.stop().called
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopWritesEverythingWithoutBlocking(tmp_path: Path) -> None:
+    """
+    L{HistoryStore.stop} returns at once; its Deferred fires once every
+    message handed over before it is written and the database is closed.
+    """
+    store, board = openBoard(tmp_path / "h.db")
+    flip(board, "alpha", 500)
+    stopped = store.stop()
+    assert not stopped.called  # the writer thread tells the reactor later
+    await stopped
+    connection, opened = openDatabase(str(tmp_path / "h.db"))
+    try:
+        assert connection.execute("SELECT count(*) FROM messages").fetchone()[0] == 500
+        assert opened.lastByName() == {"alpha": 500}
+    finally:
+        connection.close()
 
 
 @pytest_twisted.ensureDeferred
@@ -153,13 +172,13 @@ async def test_cannotWrite(tmp_path: Path) -> None:
     store.open()
     store.start()
     try:
-        store.broadcast({"deployment": "alpha"})  # no seq: cannot be filed
-        store.broadcast({"deployment": "alpha", "seq": 1, "x": 1})
+        store.append({"deployment": "alpha"})  # no seq: cannot be filed
+        store.append({"deployment": "alpha", "seq": 1, "x": 1})
         page = await store.page("alpha")
         assert [json.loads(b)["seq"] for b in page.bodies] == [1]
         assert store.health() == "ok"
     finally:
-        store.close()
+        await store.stop()
 
 
 class AnsweredHistory:

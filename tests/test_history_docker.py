@@ -73,7 +73,7 @@ async def test_failingCheckShowsItsOutput(hub_process, docker) -> None:
     feed = await connectFeed(hub.wsUrl + "?deployment=sick")
     check = "test ! -f /tmp/fail || { echo 'disk on fire:' $(cat /tmp/fail); exit 1; }"
     nodes = topology(name="sick", nodes=1)
-    nodes["nodes"][0]["healthcheck"] = {"test": ["CMD-SHELL", check], "interval": 0.5,
+    nodes["nodes"][0]["healthcheck"] = {"test": ["CMD-SHELL", check], "interval": 1.0,
                                         "retries": 1}
     code, body = await post(hub, nodes, path="/api/deployments")
     assert code == 202, body

@@ -148,11 +148,27 @@ def test_json_format_becomes_the_applications_log_observer(tmp_path, fromConfig)
     assert json.loads(logPath.read_text())["text"] == "hello json"
 
 
-def test_text_format_leaves_twistd_alone() -> None:
-    options = Options()
-    options.parseOptions(["--listen", "tcp:0:interface=127.0.0.1"])
+def test_text_format_is_twistds_text_escaped(tmp_path) -> None:
+    """
+    The text log is written as twistd writes it, where it would, with the
+    events' fields escaped; with --syslog it is twistd's own.
+    """
+    logPath = tmp_path / "twistd.log"
+    twistdOptions = ServerOptions()
+    twistdOptions.parseOptions(
+        ["-n", "--logfile", str(logPath), "statushub", "--listen", "tcp:0:interface=127.0.0.1"])
     application = Application("statushub")
-    makeService(options, reactor).setServiceParent(application)
+    makeService(twistdOptions.subOptions, reactor).setServiceParent(application)
+    observer = application.getComponent(ILogObserver)
+    observer({"log_format": "hello {who}", "who": "te\r\x1b[2Kxt", "log_level": LogLevel.info,
+              "log_namespace": "t", "log_time": 0.0})
+    # the time is the local zone's, as twistd's
+    assert re.fullmatch(r"1970-01-0\dT\S+ \[t#info\] hello te\\r\\x1b\[2Kxt\n", logPath.read_text())
+
+    twistdOptions = ServerOptions()
+    twistdOptions.parseOptions(["--syslog", "statushub", "--listen", "tcp:0:interface=127.0.0.1"])
+    application = Application("statushub")
+    makeService(twistdOptions.subOptions, reactor).setServiceParent(application)
     assert application.getComponent(ILogObserver) is None
 
 

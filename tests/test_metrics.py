@@ -17,7 +17,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from statushub.deploy.manager import DeploymentManager, EngineHealth
-from statushub.deploy.topology import validateTopology
+from statushub.topology import validateTopology
 from statushub.engine import EngineError, EngineEvent
 from statushub.hub import StatusHubFactory
 from statushub.hub.keepalive import KeepAlive
@@ -177,7 +177,8 @@ def engineWorld():
     )
     metrics.watch(lambda: 0, board.snapshot, [EngineHealth(manager)])
     yield metrics, clock, engine, board, manager
-    manager.stop()
+    if manager.running:
+        manager.stopService()
     engine.assertStreamsClosed()
 
 
@@ -197,7 +198,7 @@ def test_metered_engine_is_an_engine(engineWorld) -> None:
 
 def test_engine_calls_errors_and_up(engineWorld) -> None:
     metrics, clock, engine, board, manager = engineWorld
-    manager.start()
+    manager.startService()
     assert value(metrics, "statushub_engine_up") == 1
     # the first contact is the adoption's list call
     assert value(metrics, "statushub_engine_calls_total", operation="list") == 1
@@ -219,7 +220,7 @@ def test_engine_calls_errors_and_up(engineWorld) -> None:
 
 def test_engine_refusal_is_an_error_not_unreachable(engineWorld) -> None:
     metrics, clock, engine, board, manager = engineWorld
-    manager.start()
+    manager.startService()
     manager.deploy(topology("bad"))
     assert board.picture("demo").deployStatus == "failed"
     assert value(metrics, "statushub_engine_errors_total", operation="create", kind="error") == 1
@@ -229,7 +230,7 @@ def test_engine_refusal_is_an_error_not_unreachable(engineWorld) -> None:
 
 def test_events_counted_by_action(engineWorld) -> None:
     metrics, clock, engine, board, manager = engineWorld
-    manager.start()
+    manager.startService()
     manager.deploy(topology("web"))
     [stream] = engine.streams
     containerId = engine.idsByNode()["web"]
@@ -244,7 +245,7 @@ def test_events_counted_by_action(engineWorld) -> None:
 
 def test_poll_duration_is_observed_on_the_clock(engineWorld) -> None:
     metrics, clock, engine, board, manager = engineWorld
-    manager.start()
+    manager.startService()
     manager.deploy(topology("web"))
     polls = value(metrics, "statushub_poll_duration_seconds_count")
     assert polls >= 1
@@ -259,7 +260,7 @@ def test_poll_duration_is_observed_on_the_clock(engineWorld) -> None:
 
 def test_deploys_and_teardowns_by_outcome(engineWorld) -> None:
     metrics, clock, engine, board, manager = engineWorld
-    manager.start()
+    manager.startService()
     manager.deploy(topology("web"))
     manager.teardown("demo")
     assert board.picture("demo").deployStatus == "idle"
@@ -328,7 +329,7 @@ def test_wamp_joined_only_when_wamp_is_configured() -> None:
 
 def test_names_units_and_bounded_labels(engineWorld) -> None:
     metrics, clock, engine, board, manager = engineWorld
-    manager.start()
+    manager.startService()
     manager.deploy(topology("web", "db"))
     text = generate_latest(metrics.registry).decode()
     families = re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE)

@@ -6,12 +6,14 @@ that fail, a hub restarted; real hub process, real WebSocket clients.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
+from statushub.resources import MIB
 from tests.fixtures.docker import IMAGE
 from tests.fixtures.swarm import HOST_LABEL
 from tests.hubapi import delete, getJSON, post, topology
@@ -85,7 +87,9 @@ async def test_spreadAndPinned(hub_process, swarm) -> None:
         lambda: swarm.manager.docker("service", "ls", "--format", "{{.Name}}").split()
     )
     assert len(services) == 5
-    assert sorted(names) == ["pinned_n0", "spread_n0", "spread_n1", "spread_n2", "spread_n3"]
+    # <deployment>_<node>_<digest of the owner, deployment and node>
+    assert sorted(name.rsplit("_", 1)[0] for name in names) == [
+        "pinned_n0", "spread_n0", "spread_n1", "spread_n2", "spread_n3"]
     # the node's containerId is its task's container, on the host it names
     for node in spread["nodeStatuses"]:
         engine = swarm.manager if node["host"] == "manager" else swarm.worker
@@ -239,3 +243,65 @@ async def test_managerEvents(swarm) -> None:
     finally:
         stream.close()
         engine.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_limitsOnTheSwarm(hub_process, swarm) -> None:
+    """
+    A service's task runs under the same limits as a container on one
+    engine: the defaults, or the node's own; a node past its memory is
+    killed by the OOM killer on its host while the other runs on.
+    """
+    hub = startHub(hub_process, swarm)
+    feed = await connectFeed(hub.wsUrl)
+    body = {"name": "capped", "nodes": [
+        {"id": "calm", "image": IMAGE, "command": ["sleep", "infinity"]},
+        # after a while: a task that fails before it is seen running fails
+        # the deploy
+        {"id": "hog", "image": IMAGE, "command": ["sh", "-c", "sleep 2; exec tail /dev/zero"],
+         "resources": {"memory": "16m", "cpus": 0.5}},
+    ]}
+    assert (await post(hub, body, path="/api/deployments"))[0] == 202
+
+    def hogDied(message: dict) -> bool:
+        nodes = {n["nodeId"]: n for n in message["nodeStatuses"]}
+        return (
+            message["deployment"] == "capped"
+            and message["deployStatus"] == "deployed"
+            and nodes.get("hog", {}).get("status") == "failed"
+        )
+
+    died = await feed.waitFor(hogDied, timeout=90)
+    nodes = {n["nodeId"]: n for n in died["nodeStatuses"]}
+    assert nodes["calm"]["status"] == "running"
+    assert "137" in nodes["hog"]["error"], nodes["hog"]
+
+    def inspectOn(hostName: str, *what: str) -> dict:
+        engine = swarm.manager if hostName == "manager" else swarm.worker
+        return json.loads(engine.docker("inspect", *what))[0]
+
+    def containerOf(serviceLabel: str) -> tuple[str, str]:
+        for engine, name in ((swarm.manager, "manager"), (swarm.worker, "worker")):
+            ids = engine.docker(
+                "ps", "-aq", "--filter", f"label=io.statushub.node={serviceLabel}"
+            ).split()
+            if ids:
+                return name, ids[0]
+        raise AssertionError(f"no container of {serviceLabel}")
+
+    for nodeId, memory, nanoCpus in (("calm", 512 * MIB, 10**9), ("hog", 16 * MIB, 5 * 10**8)):
+        host, containerId = await deferToThread(containerOf, nodeId)
+        found = await deferToThread(inspectOn, host, containerId)
+        assert (found["HostConfig"]["Memory"], found["HostConfig"]["NanoCpus"]) == (
+            memory, nanoCpus)
+        assert found["HostConfig"]["LogConfig"] == {
+            "Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
+        if nodeId == "hog":
+            assert found["State"]["OOMKilled"] is True
+            assert found["State"]["ExitCode"] == 137
+        else:
+            assert found["State"]["Running"] is True
+
+    assert (await delete(hub, "capped"))[0] == 202
+    await feed.waitFor(status("capped", "idle"), timeout=60)
+    await nothingLeft(swarm)

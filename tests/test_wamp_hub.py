@@ -14,7 +14,7 @@ import pytest
 import pytest_twisted
 import treq
 
-from statushub.wamp.examples import AUTOBAHN_MIN_JS_SHA256
+from statushub.web.examples import AUTOBAHN_MIN_JS_SHA256
 from tests.fixtures.docker import IMAGE
 from tests.hubapi import post
 from tests.waiting import waitUntil

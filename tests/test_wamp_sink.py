@@ -421,7 +421,7 @@ def test_command_line_rejects_a_bad_wamp_url() -> None:
 def test_example_page_is_told_the_clients_router_address() -> None:
     from twisted.web.test.requesthelper import DummyRequest
 
-    from statushub.wamp.examples import RouterInfo
+    from statushub.web.examples import RouterInfo
 
     def told(section: dict) -> dict:
         wamp = configuration.parse({"wamp": section}, "test.toml")["wamp"]

@@ -11,22 +11,12 @@ import io
 import json
 
 import pytest
+from twisted.internet.defer import ensureDeferred, fail
 from twisted.internet.task import Clock
 
-from statushub.cli.watch import (
-    EXIT_USAGE,
-    Backoff,
-    JSONLines,
-    NodeClock,
-    SeqGaps,
-    Table,
-    Watcher,
-    addArguments,
-    feedURL,
-    main,
-    renderTable,
-    run,
-)
+from statushub.cli.displays import JSONLines, NodeClock, Table, renderTable
+from statushub.cli.feed import RECONNECT_POLICY, SeqGaps, Watcher, feedURL
+from statushub.cli.watch import EXIT_USAGE, addArguments, main, run
 
 
 def message(seq=1, deployStatus="deployed", nodes=None, **extra):
@@ -68,16 +58,45 @@ def test_feedURLRefusesWhatIsNotAHub(url):
         feedURL(url)
 
 
-def test_backoffDoublesUpToTheMaximumAndResets():
-    backoff = Backoff(initial=0.5, maximum=4.0, random=lambda: 1.0)
-    assert [backoff.next() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
-    backoff.reset()
-    assert backoff.next() == 0.5
+def test_reconnectPolicyIsTwistedsBackoffWithJitter():
+    """
+    Doubling from half a second up to ten, plus up to a second at random.
+    """
+    for attempt, base in enumerate([0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]):
+        assert base <= RECONNECT_POLICY(attempt) <= base + 1.0
 
 
-def test_backoffJitterStaysWithinHalfAndAll():
-    low = Backoff(initial=2.0, random=lambda: 0.0)
-    assert low.next() == 1.0
+class Refusing:
+    def connect(self, factory):
+        return fail(ConnectionRefusedError("no hub here"))
+
+
+def test_watcherRetriesByItsPolicyAndStartsAfreshOnceLive():
+    """
+    Each failed connection waits for the policy's next delay; a message
+    received means the connection works, and the next drop starts again
+    from the first delay.
+    """
+    clock = Clock()
+    asked = []
+
+    def policy(attempt):
+        asked.append(attempt)
+        return 1.0
+
+    display = Recorder()
+    watcher = Watcher(clock, "http://127.0.0.1:1", None, display, retryPolicy=policy)
+    watcher._endpoint = Refusing
+    running = ensureDeferred(watcher.run())
+    clock.advance(1.0)
+    clock.advance(1.0)
+    assert asked == [0, 1, 2]
+    watcher._received(json.dumps(message(1, deployment="a", epoch="e")).encode())
+    clock.advance(1.0)
+    assert asked == [0, 1, 2, 0]
+    assert ("connection", "reconnecting") in display.events
+    watcher.stop()
+    assert running.called
 
 
 def test_nodeClockKeepsTheTimeWhileNothingChanges():

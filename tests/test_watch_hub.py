@@ -243,7 +243,7 @@ def test_everyChangeOfADeployment(hub_process, docker, watch) -> None:
         "name": "watched",
         "nodes": [
             {"id": f"n{i}", "image": "statushub/busybox", "command": ["sleep", "infinity"],
-             "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 0.5}}
+             "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 1.0}}
             for i in range(2)
         ],
     }
@@ -331,7 +331,7 @@ def sleepers(name: str, nodes: int) -> dict:
         "name": name,
         "nodes": [
             {"id": f"n{i}", "image": "statushub/busybox", "command": ["sleep", "infinity"],
-             "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 0.5}}
+             "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 1.0}}
             for i in range(nodes)
         ],
     }

@@ -41,7 +41,8 @@ def loadTopology(path: str) -> Any:
     @raise CommandError: it cannot be read or parsed, or is not a valid
         topology (the error names the field).
     """
-    from statushub.deploy.topology import TopologyError, validateTopology
+    from statushub.resources import NO_MAXIMA
+    from statushub.topology import TopologyError, validateTopology
 
     try:
         with open(path, "rb") as f:
@@ -58,7 +59,8 @@ def loadTopology(path: str) -> Any:
         raise CommandError(f"{path}: not valid {kind}: {e}", EXIT_USAGE)
     try:
         # checked here too so that a mistake is named before anything is sent
-        validateTopology(data)
+        # (all but the hub's maxima of a node's resources, which it checks)
+        validateTopology(data, NO_MAXIMA)
     except TopologyError as e:
         raise CommandError(f"{path}: {e}", EXIT_USAGE)
     return data

@@ -1,5 +1,6 @@
 """
-Deployments: topology validation, the deployment manager, the health poller,
-the bridge from poll results to node statuses, the engine's event stream,
-and the HTTP API.
+Deployments on a container engine: the deployment manager and each
+deployment's state machine, the health poller, the bridge from poll results
+to node statuses, the engine's event stream, adoption, and the
+L{statushub.interfaces.IDeploymentControl} the API acts through.
 """

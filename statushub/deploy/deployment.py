@@ -7,8 +7,9 @@ removes what it created and ends C{failed} (with the reason), from which a
 teardown (or a new deploy of the same name) is allowed.  C{idle} is the end:
 its message is the deployment's last, and the manager forgets it.
 
-Everything here touches only containers carrying this deployment's label, so
-one deployment's failure or teardown never reaches another's.
+Everything here touches only containers carrying this deployment's label and
+this hub's owner, so one deployment's failure or teardown never reaches
+another's, nor another hub's.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from statushub.deploy.bridge import nodeStatuses
-from statushub.deploy.topology import Topology
+from statushub.deploy.owner import Owner
+from statushub.topology import Topology
 from statushub.engine import (
-    DEPLOYMENT_LABEL,
     ContainerDetail,
     ContainerState,
     EngineError,
@@ -70,6 +72,7 @@ class Deployment:
     @param eventTTL: how long (seconds) an event's word about a container is
         believed over a poll that still shows the old state; a poll that
         agrees ends it sooner.
+    @param owner: whose containers it makes and may remove.
     @ivar working: the Deferred of the deploy or teardown under way; it
         never fails (the picture says how it ended).
     """
@@ -81,11 +84,13 @@ class Deployment:
         name: str,
         engine: IContainerEngine,
         board: StatusBoard,
-        clock: Any,
+        clock: IReactorTime,
         eventTTL: float,
         pollSoon: Callable[[float], None] = lambda delay: None,
+        owner: Owner = Owner(),
     ) -> None:
         self.name = name
+        self.owner = owner
         self._engine = engine
         self._board = board
         self._clock = clock
@@ -179,7 +184,7 @@ class Deployment:
         created: list[tuple[str, str]] = []
         nodeId = ""
         try:
-            for node, spec in topology.containerSpecs():
+            for node, spec in topology.containerSpecs(self.owner.name):
                 nodeId = node.id
                 containerId = await self._engine.createContainer(spec)
                 created.append((node.id, containerId))
@@ -210,8 +215,9 @@ class Deployment:
 
     async def _removeAll(self, containerIds: list[str]) -> Optional[EngineError]:
         """
-        Remove the given containers and any other carrying this deployment's
-        label (one whose create answer was lost, say), and no other.
+        Remove the given containers and any other of this owner carrying
+        this deployment's label (one whose create answer was lost, say), and
+        no other.
 
         @return: L{None}, or the error that says why something may remain.
         """
@@ -222,7 +228,8 @@ class Deployment:
             # the engine may still be removing one (a removal that outlived
             # our timeout shows as "removing"): look until none is left
             for attempt in range(REMOVAL_CHECKS):
-                remaining = await self._engine.listContainers({DEPLOYMENT_LABEL: self.name})
+                listed = await self._engine.listContainers(self.owner.selector(self.name))
+                remaining = [state for state in listed if self.owner.owns(state.labels)]
                 if not remaining:
                     return None
                 for state in remaining:
@@ -246,7 +253,9 @@ class Deployment:
         @raise DeploymentConflict: a deploy or teardown is under way.
         """
         if self.status in ("deploying", "tearing_down"):
-            raise DeploymentConflict(f"deployment {self.name!r} is {self.status}: wait for it")
+            raise DeploymentConflict(
+                f"deployment {self.name!r} is {self.status}: wait for it", [self.name]
+            )
         self._change(deployStatus="tearing_down")
         self.working = ensureDeferred(self._teardown())
         return self.working

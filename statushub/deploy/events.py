@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
+from twisted.application.internet import backoffPolicy
+from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -18,19 +21,24 @@ from statushub.interfaces import IContainerEngine, IEventStream
 
 RunInThread = Callable[[Callable[[], Any]], "Deferred[Any]"]
 
+#: seconds to wait before reconnect attempt C{n} (from 0): doubling from half
+#: a second up to ten, as Twisted's ClientService would
+RECONNECT_POLICY = backoffPolicy(initialDelay=0.5, maxDelay=10.0, factor=2.0, jitter=lambda: 0.0)
 
-class EventFollower:
+
+class EventFollower(Service):
     """
-    Read the engine's container events (filtered by C{labels}, and by
-    C{actions} when given) and hand each to C{onEvent} in the reactor thread.
+    While running, read the engine's container events (filtered by
+    C{labels}, and by C{actions} when given) and hand each to C{onEvent} in
+    the reactor thread.
 
     Reading blocks, so it happens in a thread of its own (C{runInThread}; by
     default a one-thread pool of the follower's, so it never takes a thread
     the engine's calls need).  When the stream cannot be opened or breaks,
-    the follower waits and reconnects, the wait doubling from
-    C{initialBackoff} up to C{maxBackoff}; C{onConnected} is called each
-    time the stream is (re)opened, so the caller can catch up on whatever
-    happened while it was down.  L{stop} closes the stream.
+    the follower waits C{retryPolicy(failures)} seconds and reconnects;
+    C{onConnected} is called each time the stream is (re)opened, so the
+    caller can catch up on whatever happened while it was down.  Stopping
+    the service closes the stream.
     """
 
     log = Logger()
@@ -40,12 +48,11 @@ class EventFollower:
         engine: IContainerEngine,
         labels: dict[str, Optional[str]],
         onEvent: Callable[[EngineEvent], Any],
-        clock: Any,
+        clock: IReactorTime,
         onConnected: Callable[[], Any] = lambda: None,
         runInThread: Optional[RunInThread] = None,
         actions: tuple[str, ...] = (),
-        initialBackoff: float = 0.5,
-        maxBackoff: float = 10.0,
+        retryPolicy: Callable[[int], float] = RECONNECT_POLICY,
     ) -> None:
         self._engine = engine
         self._labels = labels
@@ -53,36 +60,34 @@ class EventFollower:
         self._onEvent = onEvent
         self._onConnected = onConnected
         self._clock = clock
-        self._initialBackoff = initialBackoff
-        self._maxBackoff = maxBackoff
+        self._retryPolicy = retryPolicy
         self._pool: Optional[ThreadPool] = None
         if runInThread is None:
             self._pool = ThreadPool(minthreads=0, maxthreads=1, name="statushub-events")
             pool = self._pool
             runInThread = lambda f: deferToThreadPool(clock, pool, f)  # noqa: E731
         self._runInThread = runInThread
-        self._running = False
         self._stream: Optional[IEventStream] = None
         self._waiting: Optional[Deferred] = None
         self._done: Optional[Deferred] = None
         self.connected = False
         self.connections = 0
 
-    def start(self) -> None:
-        if self._running:
+    def startService(self) -> None:
+        if self.running:
             return
-        self._running = True
+        super().startService()
         if self._pool is not None:
             self._pool.start()
         self._done = ensureDeferred(self._follow())
 
-    def stop(self) -> "Deferred[None]":
+    def stopService(self) -> "Deferred[None]":
         """
         Close the stream and stop reconnecting; fire when the reader is done.
         """
-        if not self._running:
+        if not self.running:
             return succeed(None)
-        self._running = False
+        super().stopService()
         if self._stream is not None:
             self._stream.close()
         if self._waiting is not None:
@@ -107,30 +112,31 @@ class EventFollower:
             self._waiting = None
 
     async def _follow(self) -> None:
-        backoff = self._initialBackoff
-        while self._running:
+        failures = 0
+        while self.running:
             try:
                 stream = await self._engine.events(self._labels, self._actions)
             except Exception as e:
+                delay = self._retryPolicy(failures)
+                failures += 1
                 self.log.warn(
                     "cannot open the engine's event stream ({error}); retrying in {delay} s",
                     error=e if isinstance(e, EngineError) else repr(e),
-                    delay=backoff,
+                    delay=delay,
                 )
-                await self._pause(backoff)
-                backoff = min(backoff * 2, self._maxBackoff)
+                await self._pause(delay)
                 continue
-            if not self._running:
+            if not self.running:
                 stream.close()
                 break
             self._stream = stream
             self.connected = True
             self.log.info("following the engine's container events")
             self.connections += 1
-            backoff = self._initialBackoff
+            failures = 0
             self._call(self._onConnected)
             try:
-                while self._running:
+                while self.running:
                     event = await self._runInThread(stream.next)
                     if event is None:
                         break
@@ -141,11 +147,12 @@ class EventFollower:
                 self._stream = None
                 self.connected = False
                 stream.close()
-            if self._running:
+            if self.running:
+                delay = self._retryPolicy(failures)
+                failures += 1
                 self.log.info("the engine's event stream ended; reconnecting in {delay} s",
-                              delay=backoff)
-                await self._pause(backoff)
-                backoff = min(backoff * 2, self._maxBackoff)
+                              delay=delay)
+                await self._pause(delay)
 
     def _call(self, function: Callable[..., Any], *args: Any) -> None:
         try:

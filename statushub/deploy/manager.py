@@ -6,14 +6,20 @@ The manager owns what the deployments share: one poller, whose every poll is
 a single list call for all of them (routed to each by the deployment
 label), one event stream (each event routed by label, then container id),
 the engine's reachability, and adoption of everything labelled at start.
+All of it is limited to the containers of the hub's owner
+(L{statushub.deploy.owner}).
+It is a L{MultiService}: the poller and the engine monitor are
+L{TimerService} children, the event follower a third child.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
-from twisted.internet.task import LoopingCall
+from twisted.application.internet import TimerService
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -24,30 +30,46 @@ from statushub.deploy.deployment import (
     DeploymentConflict,
 )
 from statushub.deploy.events import EventFollower, RunInThread
+from statushub.deploy.owner import Owner
 from statushub.deploy.poller import HealthPoller
-from statushub.deploy.topology import Topology
 from statushub.errors import UnknownDeployment
-from statushub.engine import DEPLOYMENT_LABEL, EngineError, EngineEvent
+from statushub.engine import (
+    DEPLOYMENT_LABEL,
+    OWNER_LABEL,
+    ContainerState,
+    EngineError,
+    EngineEvent,
+)
 from statushub.interfaces import IContainerEngine, IHealthCheck
 from statushub.status import StatusBoard
+from statushub.topology import Topology
 
 __all__ = ["DeploymentConflict", "DeploymentManager", "EngineHealth", "UnknownDeployment"]
 
 DEFAULT_MAX_DEPLOYMENTS = 20
 
 
-class DeploymentManager:
+class DeploymentManager(MultiService):
     """
-    Deploy and tear down topologies by name; poll (and follow events for)
-    every deployed one; adopt those found on the engine at start.
+    Deploy and tear down topologies by name; while running, poll (and
+    follow events for) every deployed one, and check the engine (adopting
+    the deployments found there once it answers).
 
     @param pollInterval: seconds between health polls.
     @param followEvents: follow the engine's event stream (polling stays).
     @param maxDeployments: how many deployments may exist at once.
     @param eventTTL: see L{Deployment}.
     @param observePoll: told how long each poll took (seconds).
+    @param owner: C{[deploy] owner}: the containers made are labelled with
+        it, and only those so labelled are seen.
     @ivar engineState: C{"reachable"}, C{"unreachable"} or C{"unknown"} (no
         contact yet), as the last poll or check found the engine.
+    @ivar polling: whether anything deployed is polled now (the engine
+        monitor covers the rest).
+    @ivar poller: the polls, a L{HealthPoller}.
+    @ivar monitor: the engine check, a L{TimerService} (every poll
+        interval, from the start; it does nothing while there are polls).
+    @ivar events: the event follower, when events are followed.
     """
 
     log = Logger()
@@ -56,68 +78,52 @@ class DeploymentManager:
         self,
         engine: IContainerEngine,
         board: StatusBoard,
-        clock: Any,
+        clock: IReactorTime,
         pollInterval: float,
         followEvents: bool = True,
         maxDeployments: int = DEFAULT_MAX_DEPLOYMENTS,
         eventTTL: Optional[float] = None,
         runInThread: Optional[RunInThread] = None,
         observePoll: Optional[Callable[[float], None]] = None,
+        owner: Owner = Owner(),
     ) -> None:
+        super().__init__()
         self._engine = engine
+        self.owner = owner
         self._board = board
         self._clock = clock
         self.maxDeployments = maxDeployments
-        self.poller = HealthPoller(self._pollOnce, clock, pollInterval, observePoll)
         self._eventTTL = eventTTL if eventTTL is not None else max(5.0, 3 * pollInterval)
         self._deployments: dict[str, Deployment] = {}
         self.engineState = "unknown"
+        self.polling = False
         self._recovered = False
-        self._monitor: Optional[LoopingCall] = None
-        self._monitorInterval = pollInterval
+        # Started in this order: the poller's first tick finds nothing to
+        # poll; the monitor's first check adopts what the engine holds (that
+        # list is the first poll); then the events.  Stopping (the services
+        # the other way round, at once) leaves the containers: a hub
+        # started later adopts them.
+        self.poller = HealthPoller(
+            self._pollOnce, clock, pollInterval, observePoll, active=lambda: self.polling
+        )
+        self.poller.setServiceParent(self)
+        self.monitor = TimerService(pollInterval, self._checkEngine)
+        self.monitor.clock = clock
+        self.monitor.setServiceParent(self)
         self.events: Optional[EventFollower] = None
         if followEvents:
             self.events = EventFollower(
                 engine,
-                {DEPLOYMENT_LABEL: None},
+                owner.selector(),
                 self._onEvent,
                 clock,
                 onConnected=lambda: self.poller.pollSoon(0),
                 actions=FOLLOWED_ACTIONS,
                 runInThread=runInThread,
             )
+            self.events.setServiceParent(self)
         # the Deferred of the last deploy or teardown started (tests wait on it)
         self.working: Deferred[None] = succeed(None)
-
-    # -- life cycle ----------------------------------------------------
-
-    def start(self) -> None:
-        """
-        Begin: check the engine (and adopt the deployments found there) now
-        and every poll interval while nothing is polled; follow events.
-        """
-        self._monitor = LoopingCall(self._checkEngine)
-        self._monitor.clock = self._clock
-        self._monitor.start(self._monitorInterval, now=True)
-        if self.events is not None:
-            self.events.start()
-
-    def stop(self) -> "Deferred[None]":
-        """
-        Stop polling, checking and following; the containers stay (a hub
-        restarted later adopts them).
-        """
-        if self._monitor is not None and self._monitor.running:
-            self._monitor.stop()
-        waits = [self.poller.stop()]
-        if self.events is not None:
-            waits.append(self.events.stop())
-
-        async def allStopped() -> None:
-            for d in waits:
-                await d
-
-        return ensureDeferred(allStopped())
 
     # -- the deployments -----------------------------------------------
 
@@ -132,9 +138,6 @@ class DeploymentManager:
             return self._deployments[name]
         except KeyError:
             raise UnknownDeployment(name) from None
-
-    def __len__(self) -> int:
-        return len(self._deployments)
 
     def _setEngine(self, word: str) -> None:
         if word == "unreachable" and self.engineState != "unreachable":
@@ -169,13 +172,16 @@ class DeploymentManager:
                 "tear one down first ([deploy] max_deployments)",
                 self.names(),
             )
-        deployment = Deployment(
-            name, self._engine, self._board, self._clock, self._eventTTL,
-            pollSoon=self.poller.pollSoon,
-        )
+        deployment = self._newDeployment(name)
         self._deployments[name] = deployment
         self.working = self._track(deployment, deployment.deploy(topology, self.engineState))
         return self.working
+
+    def _newDeployment(self, name: str) -> Deployment:
+        return Deployment(
+            name, self._engine, self._board, self._clock, self._eventTTL,
+            pollSoon=self.poller.pollSoon, owner=self.owner,
+        )
 
     def teardown(self, name: str) -> "Deferred[None]":
         """
@@ -206,13 +212,17 @@ class DeploymentManager:
 
     def _syncPolling(self, pollNow: bool = True) -> None:
         """
-        Poll while anything is deployed; the engine monitor covers the rest.
+        Poll while anything is deployed (at once when that begins, unless
+        C{pollNow} is false: the caller has just looked); the engine monitor
+        covers the rest.
         """
         wanted = any(d.status == "deployed" for d in self._deployments.values())
-        if wanted and not self.poller.started:
-            self.poller.start(now=pollNow)
-        elif not wanted and self.poller.started:
-            self.poller.stop()
+        if wanted and not self.polling:
+            self.polling = True
+            if pollNow:
+                self.poller.pollNow()
+        elif not wanted:
+            self.polling = False
 
     # -- engine reachability and adoption ------------------------------
 
@@ -222,7 +232,7 @@ class DeploymentManager:
             if not self._recovered:
                 await self.recover()
                 return
-            if self.poller.started:
+            if self.polling:
                 return  # the polls say how the engine is
             try:
                 await self._engine.ping()
@@ -234,40 +244,46 @@ class DeploymentManager:
         except Exception:
             self.log.failure("checking the engine failed; will check again")
 
+    async def _listOwn(self) -> list[ContainerState]:
+        listed = await self._engine.listContainers(self.owner.selector())
+        return [state for state in listed if self.owner.owns(state.labels)]
+
     async def recover(self) -> list[str]:
         """
-        Adopt every deployment whose labelled containers are on the engine
-        (one list call): each becomes C{deployed}, a node whose container is
-        gone C{missing}, and polling resumes.  Done once, when the engine
-        first answers.
+        Adopt every deployment whose containers, labelled with this hub's
+        owner, are on the engine (one list call): each becomes C{deployed},
+        a node whose container is gone C{missing}, and polling resumes.
+        Done once, when the engine first answers.
 
         @return: the names adopted.
         """
         try:
-            states = await self._engine.listContainers({DEPLOYMENT_LABEL: None})
+            anyOwners = await self._engine.listContainers({DEPLOYMENT_LABEL: None})
         except EngineError:
             self._setEngine("unreachable")
             return []
         self._recovered = True
         self._setEngine("reachable")
+        states = [s for s in anyOwners if self.owner.owns(s.labels)]
         seen = {s.containerId: s for s in states}
+        unlabelled = {s.containerId for s in states if OWNER_LABEL not in s.labels}
         adopted = []
         for name, mapping in sorted(foundDeployments(states).items()):
             if name in self._deployments:
                 continue  # deployed through us meanwhile
-            deployment = Deployment(
-                name, self._engine, self._board, self._clock, self._eventTTL,
-                pollSoon=self.poller.pollSoon,
-            )
+            deployment = self._newDeployment(name)
             self._deployments[name] = deployment
             deployment.adopt(mapping, seen)
             adopted.append(name)
             gone = [n for n, c in mapping if not c]
             self.log.info(
-                "adopted deployment {name} ({count} containers{gone})",
+                "adopted deployment {name} ({count} containers{gone}{unlabelled})",
                 name=name, count=len(mapping) - len(gone),
                 gone=f"; gone: {', '.join(gone)}" if gone else "",
+                unlabelled="; made before owners, without an owner label"
+                if any(c in unlabelled for _, c in mapping) else "",
             )
+        self._noteUnlabelled(anyOwners)
         if len(self._deployments) > self.maxDeployments:
             self.log.warn(
                 "adopted {count} deployments, more than [deploy] max_deployments "
@@ -276,6 +292,24 @@ class DeploymentManager:
             )
         self._syncPolling(pollNow=False)  # that list was the first poll
         return adopted
+
+    def _noteUnlabelled(self, states: list[ContainerState]) -> None:
+        """
+        Say which deployments made before owners this hub leaves alone (its
+        owner is not the default): their containers would otherwise seem
+        lost to a user who set an owner while upgrading.
+        """
+        if self.owner.takesUnlabelled:
+            return
+        names = sorted({
+            s.labels.get(DEPLOYMENT_LABEL, "") for s in states if OWNER_LABEL not in s.labels
+        })
+        if names:
+            self.log.warn(
+                "left alone: deployments made before owners, without an owner label "
+                "({names}): a hub whose [deploy] owner is \"statushub\" adopts them",
+                names=", ".join(names),
+            )
 
     # -- polling and events --------------------------------------------
 
@@ -288,7 +322,7 @@ class DeploymentManager:
         if not polled:
             return
         try:
-            states = await self._engine.listContainers({DEPLOYMENT_LABEL: None})
+            states = await self._listOwn()
         except EngineError as e:
             if self.engineState != "unreachable":
                 self.log.warn("poll: the engine is unreachable: {error}", error=e)
@@ -308,6 +342,8 @@ class DeploymentManager:
             self.poller.pollSoon(0)
             return
         name = event.labels.get(DEPLOYMENT_LABEL)
+        if name and not self.owner.owns(event.labels):
+            return  # another hub's container
         deployment = self._deployments.get(name) if name else None
         if deployment is None and not name:
             # an event without labels: find the container's deployment

@@ -1,32 +1,37 @@
 """
 The orchestrator as a twistd service: the engine (one Docker engine, or a
-Swarm through its manager: C{[engine] kind}), the deployment
-manager (polling, events, adoption at start), and what it adds to the site.
+Swarm through its manager: C{[engine] kind}), the deployment manager
+(polling, events, adoption at start: its child services), and the
+L{IDeploymentControl} the API acts through.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
-from twisted.application.service import Service
+from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
-from twisted.web.resource import IResource
 
 from statushub.config import Config, engineAddress
-from statushub.deploy.api import DeploymentResource, DeploymentsResource
+from statushub.deploy.control import ManagerControl
 from statushub.deploy.manager import DeploymentManager, EngineHealth
+from statushub.deploy.owner import Owner
 from statushub.engine.docker import DockerEngine
 from statushub.engine.swarm import SwarmEngine
-from statushub.interfaces import IHealthCheck
+from statushub.interfaces import IDeploymentControl, IHealthCheck
 from statushub.metrics import EngineMetrics
 from statushub.status import StatusBoard
 
 
-class Orchestrator(Service):
+class Orchestrator(MultiService):
     """
+    The deployment side of the hub: its child is the L{DeploymentManager}
+    (whose children poll, check the engine and follow its events); the
+    engine's own threads end after it has stopped.
+
     @param metrics: where engine calls, events and polls are counted; L{None}:
         not counted.
-    @ivar api: resources to mount under C{/api}.
+    @ivar control: what the API acts through.
     @ivar healthChecks: what C{/healthz} should report.
     """
 
@@ -37,6 +42,7 @@ class Orchestrator(Service):
         reactor: Any,
         metrics: Optional[EngineMetrics] = None,
     ) -> None:
+        super().__init__()
         kind = SwarmEngine if config["engine"]["kind"] == "swarm" else DockerEngine
         self.engine = kind(
             reactor, host=engineAddress(config), timeout=config["docker"]["timeout"]
@@ -49,26 +55,19 @@ class Orchestrator(Service):
             followEvents=config["events"]["enabled"],
             observePoll=None if metrics is None else metrics.observePoll,
             maxDeployments=config["deploy"]["max_deployments"],
+            owner=Owner(config["deploy"]["owner"]),
         )
-        self.api: dict[str, IResource] = {
-            "deployment": DeploymentResource(self.manager, board),
-            "deployments": DeploymentsResource(self.manager, board),
-        }
+        # checks the engine and adopts the deployments found there when it
+        # starts; an engine that is down is retried, the hub serves meanwhile
+        self.manager.setServiceParent(self)
+        self.control: IDeploymentControl = ManagerControl(self.manager, board)
         self.healthChecks: list[IHealthCheck] = [EngineHealth(self.manager)]
 
-    def startService(self) -> None:
-        super().startService()
-        # checks the engine and adopts the deployments found there; an engine
-        # that is down is retried, the hub serves meanwhile
-        self.manager.start()
-
     def stopService(self) -> "Deferred[None]":
-        super().stopService()
         # the containers stay: a hub started later adopts them
-        stopped = self.manager.stop()
+        stopped = super().stopService()
 
-        def stopEngine(result: Any) -> Any:
+        def stopEngine(result: Any) -> None:
             self.engine.stop()
-            return result
 
         return stopped.addBoth(stopEngine)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from statushub.resources import Resources
+
 # Every container statushub creates carries these labels: they are how the
 # hub finds its containers again after a restart, and how the tests clean up
 # only what is theirs.
@@ -18,6 +20,20 @@ INDEX_LABEL = "io.statushub.index"
 # every node id of the deployment, comma-separated, in topology order: a
 # restarted hub learns from any one surviving container which nodes are gone
 NODES_LABEL = "io.statushub.nodes"
+# the [deploy] owner of the hub that made it: a hub sees only its owner's
+OWNER_LABEL = "io.statushub.owner"
+DEFAULT_OWNER = "statushub"
+
+
+def containerName(owner: str, deployment: str, node: str) -> str:
+    """
+    The name of the container of C{node} of C{deployment}, made by a hub of
+    C{owner}: C{owner.deployment.node}.  Owners, deployments and nodes are
+    named without dots, so two containers never share a name: not
+    C{a-b}/C{c} and C{a}/C{b-c}, not two owners' deployments of one name.
+    (Swarm names its services after this: L{statushub.engine.swarm.serviceName}.)
+    """
+    return f"{owner}.{deployment}.{node}"
 
 
 class EngineError(Exception):
@@ -65,6 +81,8 @@ class ContainerSpec:
     restart: str = "none"
     # Swarm placement constraints ("node.labels.x==y"); one engine has none
     constraints: tuple[str, ...] = ()
+    # its memory and CPU limits: every container has some
+    resources: Resources = Resources()
 
 
 # a node's restart word, as the Docker engine calls it

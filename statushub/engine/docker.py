@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional, TypeVar
 import docker
 import docker.errors
 import requests.exceptions
+from docker.types import LogConfig
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
@@ -32,6 +33,12 @@ from statushub.engine import (
     ImageNotFound,
 )
 from statushub.interfaces import IContainerEngine, IEventStream
+from statushub.resources import LOG_FILE_SIZE, LOG_FILES
+
+# every container's log: json-file (the default driver, and one the engine
+# can read back), capped at LOG_FILES files of LOG_FILE_SIZE
+LOG_DRIVER = "json-file"
+LOG_OPTIONS = {"max-size": LOG_FILE_SIZE, "max-file": str(LOG_FILES)}
 
 T = TypeVar("T")
 
@@ -85,12 +92,21 @@ def exitCodeFromListStatus(status: str) -> Optional[int]:
     return None if match is None else int(match.group(1))
 
 
-def _labelFilter(labels: dict[str, Optional[str]]) -> list[str]:
+def labelFilter(labels: dict[str, Optional[str]]) -> list[str]:
+    """
+    The engine's C{label} filter for C{labels} (a value of L{None}: any
+    value); the Swarm engine filters its services with it too.
+    """
     return [key if value is None else f"{key}={value}" for key, value in labels.items()]
 
 
 @implementer(IEventStream)
-class _DockerEventStream:
+class DockerEventStream:
+    """
+    The engine's decoded event stream, as container events (the Swarm
+    engine's stream reads service and node events on top of it).
+    """
+
     def __init__(self, stream: Any) -> None:
         self._stream = stream
 
@@ -220,6 +236,13 @@ class DockerEngine:
                     security_opt=["no-new-privileges"],
                     pids_limit=PIDS_LIMIT,
                     restart_policy=_RESTART_POLICY[spec.restart],
+                    # and no more of the host than it was given: memory with
+                    # swap equal to it, so the limit is what it can use (not
+                    # twice as much in swap), CPU time, log files
+                    mem_limit=spec.resources.memory,
+                    memswap_limit=spec.resources.memory,
+                    nano_cpus=spec.resources.nanoCpus,
+                    log_config=LogConfig(type=LOG_DRIVER, config=LOG_OPTIONS),
                 ),
             )
             return created["Id"]
@@ -248,7 +271,7 @@ class DockerEngine:
     def listContainers(self, labels: dict[str, Optional[str]]) -> "Deferred[list[ContainerState]]":
         def listing() -> list[ContainerState]:
             # the low-level list: one request, no inspect per container
-            rows = self._client.containers(all=True, filters={"label": _labelFilter(labels)})
+            rows = self._client.containers(all=True, filters={"label": labelFilter(labels)})
             return [
                 ContainerState(
                     containerId=row["Id"],
@@ -279,12 +302,12 @@ class DockerEngine:
     def events(
         self, labels: dict[str, Optional[str]], actions: tuple[str, ...] = ()
     ) -> "Deferred[IEventStream]":
-        filters: dict[str, list[str]] = {"type": ["container"], "label": _labelFilter(labels)}
+        filters: dict[str, list[str]] = {"type": ["container"], "label": labelFilter(labels)}
         if actions:
             filters["event"] = list(actions)
 
         def openStream() -> IEventStream:
             stream = self._client.events(filters=filters, decode=True)
-            return _DockerEventStream(stream)
+            return DockerEventStream(stream)
 
         return self._call("open the event stream", openStream)

@@ -1,8 +1,8 @@
 """
 L{IContainerEngine} on a Docker Swarm, through a manager's API.
 
-A node of a topology becomes a service with one replica, named
-C{<deployment>_<node>} and labelled like a container: the deployment side
+A node of a topology becomes a service with one replica, named after its
+deployment and node (L{serviceName}) and labelled like a container: the deployment side
 keeps working in containers and this engine maps its calls onto services.
 Creating a container creates the service; starting it waits until its task
 runs (or says why it cannot); removing it removes the service and waits for
@@ -13,13 +13,16 @@ service the state of its current task, with the host it is on.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Iterable, Mapping, Optional
 
 import docker.errors
 from docker.types import (
     ContainerSpec as SwarmContainerSpec,
+    DriverConfig,
     Healthcheck,
     Placement,
+    Resources as SwarmResources,
     RestartPolicy,
     ServiceMode,
     TaskTemplate,
@@ -29,15 +32,24 @@ from twisted.internet.task import deferLater
 from zope.interface import implementer
 
 from statushub.engine import (
+    DEFAULT_OWNER,
     DEPLOYMENT_LABEL,
     NODE_LABEL,
+    OWNER_LABEL,
     ContainerSpec,
     ContainerState,
     EngineError,
     EngineEvent,
     ImageNotFound,
+    containerName,
 )
-from statushub.engine.docker import DockerEngine, _DockerEventStream, _labelFilter
+from statushub.engine.docker import (
+    LOG_DRIVER,
+    LOG_OPTIONS,
+    DockerEngine,
+    DockerEventStream,
+    labelFilter,
+)
 from statushub.interfaces import IContainerEngine, IEventStream
 
 # a Swarm node label that names the host readably (hostnames may repeat)
@@ -202,22 +214,38 @@ def listSwarm(client: Any, labels: dict[str, Optional[str]]) -> list[ContainerSt
     One list (see L{swarmStates}) from the Docker SDK's C{client}: three
     calls, whatever the number of services.  Blocks.
     """
-    filters = {"label": _labelFilter(labels)}
+    filters = {"label": labelFilter(labels)}
     services = client.services(filters=filters)
     tasks = client.tasks(filters=filters)
     nodes = client.nodes()
     return swarmStates(services, tasks, nodes)
 
 
+# how much of the deployment's and the node's names a service's name shows,
+# and how many hex digits of the digest follow: 20 + 1 + 20 + 1 + 20 = 62
+_SHOWN = 20
+_DIGEST = 20
+
+
 def serviceName(spec: ContainerSpec) -> str:
     """
-    C{<deployment>_<node>}, from the labels every node's spec carries.
+    C{<deployment>_<node>_<digest>}, from the labels every node's spec
+    carries: the names as far as they fit, then 80 bits of the SHA-256 of
+    the container's name (L{containerName}: owner, deployment and node,
+    unambiguous).  Swarm's rule for a service's name is at most 63 of
+    C{a-z A-Z 0-9 - _}, no dot, ending in a letter or digit, so the
+    container's name cannot serve as it is.  Two services whose owner,
+    deployment or node differ get different digests (and Swarm refuses a
+    name in use rather than share it).
     """
     labels = dict(spec.labels)
-    return f"{labels[DEPLOYMENT_LABEL]}_{labels[NODE_LABEL]}"
+    deployment, node = labels[DEPLOYMENT_LABEL], labels[NODE_LABEL]
+    unique = containerName(labels.get(OWNER_LABEL, DEFAULT_OWNER), deployment, node)
+    digest = hashlib.sha256(unique.encode()).hexdigest()[:_DIGEST]
+    return f"{deployment[:_SHOWN]}_{node[:_SHOWN]}_{digest}"
 
 
-class _SwarmEventStream(_DockerEventStream):
+class _SwarmEventStream(DockerEventStream):
     """
     The manager's C{service} and C{node} events, each told as an event
     without a container: something in the swarm changed, poll soon.
@@ -273,6 +301,12 @@ class SwarmEngine(DockerEngine):
                 # Swarm's own default is "any": say "none" when the node does
                 restart_policy=RestartPolicy(condition=_RESTART_CONDITION[spec.restart]),
                 placement=Placement(constraints=list(spec.constraints)) if spec.constraints else None,
+                # the same limits as on one engine (a service has no swap
+                # limit of its own to set)
+                resources=SwarmResources(
+                    cpu_limit=spec.resources.nanoCpus, mem_limit=spec.resources.memory
+                ),
+                log_driver=DriverConfig(LOG_DRIVER, LOG_OPTIONS),
             )
             created = self._client.create_service(
                 template, name=name, labels=dict(spec.labels), mode=ServiceMode("replicated", 1)

@@ -1,6 +1,6 @@
 """
 The history as a twistd service: opened when the hub is built, closed (what
-is queued written first) when it stops.
+is queued written first) when it stops, without holding up the reactor.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred
 
 from statushub.history.store import HistoryStore
 from statushub.interfaces import IMessageNumbering
@@ -15,6 +16,13 @@ from statushub.numbering import MemoryNumbering, PersistentNumbering
 
 
 class HistoryService(Service):
+    """
+    Starts the store's writer thread with the hub; stops it last.
+
+    @ivar store: the L{statushub.interfaces.IHistory} the rest of the hub
+        is given.
+    """
+
     def __init__(self, store: HistoryStore) -> None:
         self.store = store
 
@@ -22,9 +30,12 @@ class HistoryService(Service):
         super().startService()
         self.store.start()
 
-    def stopService(self) -> None:
+    def stopService(self) -> "Deferred[None]":
+        """
+        Fire once everything queued is written and the database is closed.
+        """
         super().stopService()
-        self.store.close()
+        return self.store.stop()
 
 
 def historyFromConfig(

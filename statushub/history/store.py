@@ -20,12 +20,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from statushub.historypage import HistoryUnavailable, Page
-from statushub.interfaces import IHealthCheck, IStatusSink
+from statushub.interfaces import IHealthCheck, IHistory
 
 __all__ = ["HistoryStore", "HistoryUnavailable", "Opened", "Page", "openDatabase"]
 
@@ -108,10 +108,11 @@ def openDatabase(path: str) -> tuple[sqlite3.Connection, Opened]:
     return connection, Opened(epoch, last, new)
 
 
-@implementer(IStatusSink, IHealthCheck)
+@implementer(IHistory, IHealthCheck)
 class HistoryStore:
     """
-    An L{IStatusSink} that keeps every message, and reads them back.
+    The L{IHistory} of one hub: keeps every message in SQLite, and reads
+    them back.
 
     @param reactor: where results are handed back (C{callFromThread}).
     @param keepDays: messages older than this are pruned.
@@ -144,7 +145,9 @@ class HistoryStore:
         self._problem: Optional[str] = None
         self._writes = 0
         self.opened: Optional[Opened] = None
-        self._started = False
+        # fired by the writer thread once it has written everything and
+        # closed the database
+        self._whenStopped: Optional[Deferred[None]] = None
 
     # -- life cycle ----------------------------------------------------
 
@@ -189,17 +192,20 @@ class HistoryStore:
         self._thread.start()
         self._queue.put(self._prune)
 
-    def close(self) -> None:
+    def stop(self) -> "Deferred[None]":
         """
-        Write what is queued, then close the database (blocks until done:
-        called when the hub stops).
+        Write what is queued, then close the database; nothing handed over
+        after this call is kept or read.  Returns at once: the Deferred
+        fires, in the reactor thread, when the writer thread is done.
         """
         thread, self._thread = self._thread, None
         if thread is None:
-            return
-        self._queue.put(_STOP)
-        thread.join()
+            return succeed(None)
         self.opened = None  # nothing more is queued or read
+        self._whenStopped = Deferred()
+        stopped = self._whenStopped
+        self._queue.put(_STOP)
+        return stopped
 
     def health(self) -> str:
         if self._problem is not None:
@@ -239,6 +245,8 @@ class HistoryStore:
                     self.log.failure("history: a job failed")
         connection.close()
         self._connection = None
+        if self._whenStopped is not None:
+            self._reactor.callFromThread(self._whenStopped.callback, None)
 
     def _write(self, connection: sqlite3.Connection, batch: list[dict]) -> None:
         now = self._now()
@@ -315,22 +323,27 @@ class HistoryStore:
         self._queue.put(job)
         return d
 
-    # -- IStatusSink ---------------------------------------------------
+    # -- IHistory ------------------------------------------------------
 
-    def broadcast(self, message: dict) -> None:
+    def append(self, message: dict) -> None:
         """
         Queue C{message} for writing; returns at once.
         """
         if self.opened is not None:
             self._queue.put(message)
 
-    # -- reading -------------------------------------------------------
-
-    def page(self, deployment: Optional[str], since: int = 0, limit: int = 1000) -> "Deferred[Page]":
+    def page(
+        self,
+        deployment: Optional[str],
+        since: int = 0,
+        limit: int = 1000,
+        after: Optional[float] = None,
+    ) -> "Deferred[Page]":
         """
         Up to C{limit} kept messages of C{deployment} with a seq above
         C{since}, oldest first (after every message emitted so far is
-        written).
+        written).  C{after} is taken but not applied yet: every kept
+        message counts.
         """
         key = _key(deployment)
 

@@ -16,11 +16,11 @@ from twisted.logger import Logger
 from twisted.python import threadable
 from zope.interface import implementer
 
+from statushub.historypage import Page
 from statushub.hub import closecodes
 from statushub.hub.directwrite import writeFrame
-from statushub.history.store import HistoryStore, Page
 from statushub.hub.protocol import StatusProtocol
-from statushub.interfaces import IStatusSink, IStatusSource
+from statushub.interfaces import IHistory, IStatusSink, IStatusSource
 
 if TYPE_CHECKING:
     from statushub.metrics import FeedMetrics
@@ -60,8 +60,8 @@ class StatusHubFactory(WebSocketServerFactory):
     @param metrics: where to count frames, broadcasts and drops; L{None}: no
         counting.
     @param history: where a client that resumes (C{?since=SEQ&epoch=E})
-        finds what it missed (a L{statushub.history.store.HistoryStore});
-        L{None}: every client gets the current picture.
+        finds what it missed; L{None}: every client gets the current
+        picture.
     """
 
     protocol = StatusProtocol
@@ -74,7 +74,7 @@ class StatusHubFactory(WebSocketServerFactory):
         maxSendBuffer: int = 1024 * 1024,
         maxMessageSize: int = 4096,
         metrics: Optional[FeedMetrics] = None,
-        history: Optional[HistoryStore] = None,
+        history: Optional[IHistory] = None,
     ) -> None:
         super().__init__(reactor=reactor)
         self.metrics = metrics

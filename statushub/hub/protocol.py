@@ -11,10 +11,9 @@ from typing import Optional
 from autobahn.twisted.websocket import WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 
-from statushub.deploy.topology import SAFE_NAME
-
 from statushub.hub import closecodes
 from statushub.hub.sendwindow import SendWindow
+from statushub.names import SAFE_NAME
 
 
 #: a seq as a client sends it back: ASCII digits (str.isdigit() takes "²",
@@ -124,5 +123,7 @@ class StatusProtocol(WebSocketServerProtocol):
         self.factory.unregister(self)
         metrics = self.factory.metrics
         if metrics is not None and self.state == self.STATE_OPEN and not isReply:
-            metrics.closing(code)  # a drop, if the code says why
+            reason = closecodes.DROP_REASONS.get(code) if code is not None else None
+            if reason is not None:
+                metrics.dropped(reason)  # a drop: the code says why
         super().sendCloseFrame(code, reasonUtf8, isReply)

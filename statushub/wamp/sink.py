@@ -26,7 +26,6 @@ from typing import Any, Callable, Optional
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.twisted.websocket import WampWebSocketClientFactory
-from autobahn.wamp import message as wampmessage
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import (
     CloseDetails,
@@ -37,8 +36,8 @@ from autobahn.wamp.types import (
 )
 from autobahn.websocket.util import parse_url
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred, gatherResults, succeed
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
@@ -46,7 +45,7 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from statushub.deploy.topology import SAFE_NAME
+from statushub.names import SAFE_NAME, checkWampPrefix, checkWampURL
 from statushub.interfaces import IHealthCheck, IStatusSink, IStatusSource
 
 DEFAULT_PREFIX = "io.statushub"
@@ -56,28 +55,6 @@ STOPPED = "stopped"
 CONNECTING = "connecting"
 JOINED = "joined"
 DISCONNECTED = "disconnected"
-
-
-def checkURL(url: str) -> Optional[str]:
-    """
-    Why C{url} cannot be a router address, or L{None} if it can.
-    """
-    try:
-        parse_url(url)
-    except Exception as e:
-        return f"not a ws:// or wss:// URL ({e})"
-    return None
-
-
-def checkPrefix(prefix: str) -> Optional[str]:
-    """
-    Why C{prefix} cannot start WAMP URIs, or L{None} if it can.
-    """
-    try:
-        wampmessage.check_or_raise_uri(prefix + ".status", strict=True)
-    except Exception:
-        return "must be dot-separated words of lowercase letters, digits and _"
-    return None
 
 
 class _HubSession(ApplicationSession):
@@ -114,9 +91,11 @@ class _HubSession(ApplicationSession):
 
 
 @implementer(IStatusSink, IHealthCheck)
-class WampStatusSink(Service):
+class WampStatusSink(MultiService):
     """
-    Publish the status on a WAMP realm; a child service of the hub.
+    Publish the status on a WAMP realm; a child service of the hub, whose
+    own child is the L{ClientService} that keeps the connection to the
+    router (reconnecting with backoff).
 
     @ivar name: the key of this sink's health in C{/healthz}.
     @ivar published: publications the router acknowledged.
@@ -153,10 +132,10 @@ class WampStatusSink(Service):
         @param maxInFlight: unacknowledged publications allowed at once.
         @param endpoint: connect here instead of the URL's host and port.
         """
-        problem = checkURL(url)
+        problem = checkWampURL(url)
         if problem:
             raise ValueError(f"WAMP url {url!r}: {problem}")
-        problem = checkPrefix(prefix)
+        problem = checkWampPrefix(prefix)
         if problem:
             raise ValueError(f"WAMP prefix {prefix!r}: {problem}")
         if not realm:
@@ -176,9 +155,9 @@ class WampStatusSink(Service):
         self._maxInFlight = maxInFlight
         self._endpoint = endpoint
         self._creatorThread = threading.get_ident()
+        super().__init__()
 
         self._state = STOPPED
-        self._client: Optional[ClientService] = None
         self._session: Optional[_HubSession] = None
         self._everJoined: set[int] = set()
         self._connectsWithoutJoin = 0
@@ -188,6 +167,7 @@ class WampStatusSink(Service):
         self.published = 0
         self.coalesced = 0
         self.joins = 0
+        self._clientService(self._endpoint or self._endpointFor(self.url)).setServiceParent(self)
 
     def __repr__(self) -> str:
         return f"<WampStatusSink {self.url} realm={self.realm} prefix={self.prefix}>"
@@ -220,8 +200,15 @@ class WampStatusSink(Service):
     # Service
 
     def startService(self) -> None:
-        super().startService()
         self._state = CONNECTING
+        super().startService()  # the ClientService connects
+
+    def stopService(self) -> "Deferred[Any]":
+        self._state = STOPPED
+        self._session = None
+        return super().stopService()
+
+    def _clientService(self, endpoint: IStreamClientEndpoint) -> ClientService:
         factory = WampWebSocketClientFactory(
             self._makeSession, url=self.url, reactor=self._reactor
         )
@@ -233,22 +220,7 @@ class WampStatusSink(Service):
             closeHandshakeTimeout=1,
         )
         factory.noisy = False
-        self._client = ClientService(
-            self._endpoint or self._endpointFor(self.url),
-            factory,
-            retryPolicy=self._retryDelay,
-            clock=self._reactor,
-        )
-        self._client.startService()
-
-    def stopService(self) -> Deferred:
-        super().stopService()
-        self._state = STOPPED
-        self._session = None
-        client, self._client = self._client, None
-        if client is None:
-            return succeed(None)
-        return client.stopService()
+        return ClientService(endpoint, factory, retryPolicy=self._retryDelay, clock=self._reactor)
 
     def _endpointFor(self, url: str) -> IStreamClientEndpoint:
         isSecure, host, port = parse_url(url)[:3]

@@ -165,18 +165,28 @@ class Audited(Resource):
     def render(self, request: Request) -> Any:
         if not isChange(request):
             return self._wrapped.render(request)
+        # An answer given later (NOT_DONE_YET) is written, not returned:
+        # keep what is written, so that its line says why as well.
+        written: list[bytes] = []
+        write = request.write
+
+        def keep(data: bytes) -> None:
+            written.append(data)
+            write(data)
+
+        request.write = keep  # type: ignore[method-assign]
         body = self._wrapped.render(request)
         if body is NOT_DONE_YET:
-            # answered later: the code is known when it is finished (the
-            # body is not kept, so the reason is the code)
-            request.notifyFinish().addBoth(self._recordFinished, request)
+            request.notifyFinish().addBoth(self._recordFinished, request, written)
         else:
             self._record(request, body)
         return body
 
-    def _recordFinished(self, result: Optional[Failure], request: Request) -> None:
+    def _recordFinished(
+        self, result: Optional[Failure], request: Request, written: list[bytes]
+    ) -> None:
         gone = "the client went away before the answer" if isinstance(result, Failure) else None
-        self._record(request, b"", gone)
+        self._record(request, b"".join(written), gone)
 
     def _record(self, request: Request, body: bytes, note: Optional[str] = None) -> None:
         try:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.python.components import proxyForInterface
 from twisted.web.error import UnsupportedMethod
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
 
 def respondJSON(request: Request, code: int, body: Any) -> bytes:
@@ -21,6 +22,32 @@ def respondJSON(request: Request, code: int, body: Any) -> bytes:
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-store")
     return json.dumps(body).encode("utf-8") + b"\n"
+
+
+def respondWhenFired(request: Request, answer: "Deferred[bytes]") -> Any:
+    """
+    What a render method returns for the body C{answer} fires with: the
+    body itself when it has fired already, else L{NOT_DONE_YET}, and the
+    body is written when it fires (unless the client has gone meanwhile).
+    C{answer} must not fail: it fires with the error's body instead.
+    """
+    rendered = False
+    now: list[bytes] = []
+    gone: list[bool] = []
+
+    def deliver(body: bytes) -> None:
+        if not rendered:
+            now.append(body)
+        elif not gone:
+            request.write(body)
+            request.finish()
+
+    answer.addCallback(deliver)
+    rendered = True
+    if now:
+        return now[0]
+    request.notifyFinish().addErrback(lambda _: gone.append(True))
+    return NOT_DONE_YET
 
 
 class JSONError(Resource):

@@ -2,11 +2,12 @@
 The site: which resource answers which path.
 
     /            the dashboard (statushub/static)
-    /ws/status   the WebSocket feed             role, origin
-    /api/status  the only deployment's picture  role
-    /api/...     resources the orchestrator adds role, audited
-    /healthz     the hub's own health           open: it tells nothing private
-    /metrics     Prometheus metrics             role (a viewer may read it)
+    /ws/status   the WebSocket feed (feed.py)         role, origin
+    /api/status  one deployment's picture (status.py) role
+    /api/...     the API's resources (deployments.py) role, audited
+    /healthz     the hub's own health (health.py)     open: it tells nothing private
+    /metrics     Prometheus metrics                   role (a viewer may read it)
+    /examples/   the WAMP example page (examples.py)  open
 
 Every request passes the L{RequestGuard} first (Host, cross-site, content
 type); "role" is L{statushub.web.roles}: any token to read, the operator's
@@ -18,80 +19,23 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Mapping, Optional
 
-from autobahn.twisted.resource import WebSocketResource
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 from twisted.web.static import File
 
 from statushub.config import Config
-from statushub.deploy.topology import SAFE_NAME
 from statushub.hub import StatusHubFactory
 from statushub.interfaces import IHealthCheck, IStatusSource
 from statushub.web.audit import Audited
-from statushub.web.clientlimit import ClientLimit
-from statushub.web.guard import Hosts, Origins, OriginGuard, RequestGuard
-from statushub.web.jsonresource import JSONError, JSONResource, respondJSON
+from statushub.web.feed import feedResource
+from statushub.web.guard import Hosts, Origins, RequestGuard
+from statushub.web.health import HealthResource
+from statushub.web.jsonresource import JSONError
 from statushub.web.limits import LimitedSite, RequestLimits
 from statushub.web.roles import Roles, TokenFailures
+from statushub.web.status import StatusResource
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "static")
-
-
-class StatusResource(JSONResource):
-    """
-    C{GET /api/status}: the same JSON as the feed's latest message about the
-    only deployment (the idle picture when there is none), or about the one
-    C{?deployment=NAME} names.  With several deployments and no name it is
-    ambiguous: 409, naming them.
-    """
-
-    isLeaf = True
-
-    def __init__(self, source: IStatusSource) -> None:
-        super().__init__()
-        self._source = source
-
-    def render_GET(self, request: Request) -> bytes:
-        asked = request.args.get(b"deployment")
-        if asked:
-            name = asked[0].decode("utf-8", "replace")
-            if len(asked) > 1 or not SAFE_NAME.match(name):
-                return respondJSON(
-                    request, 400,
-                    {"error": f"deployment: {name!r} is not one deployment name",
-                     "field": "deployment"},
-                )
-            return respondJSON(request, 200, self._source.current(name))
-        names = self._source.names()
-        if len(names) > 1:
-            return respondJSON(
-                request, 409,
-                {"error": f"several deployments ({', '.join(names)}): "
-                          "name one with ?deployment=NAME",
-                 "deployments": names},
-            )
-        return respondJSON(request, 200, self._source.current(names[0] if names else None))
-
-
-class HealthResource(JSONResource):
-    """
-    C{GET /healthz}: always 200 while the hub serves; each component says
-    how it is (C{"engine": "unreachable"} is news, not an outage of the hub).
-    """
-
-    isLeaf = True
-
-    def __init__(self, hub: StatusHubFactory, checks: Iterable[IHealthCheck]) -> None:
-        super().__init__()
-        self._hub = hub
-        self._checks = list(checks)
-
-    def render_GET(self, request: Request) -> bytes:
-        body: dict[str, object] = {"status": "ok"}
-        for check in self._checks:
-            body[check.name] = check.health()
-        body["clients"] = len(self._hub)
-        return respondJSON(request, 200, body)
 
 
 class NotFound(JSONError):
@@ -138,8 +82,8 @@ def makeSite(
 ) -> StatusHubSite:
     """
     Build the site.  C{api} maps names to resources mounted under C{/api}
-    (the orchestrator's C{deployment}, for one); C{metrics}, when given, is
-    served at C{/metrics}.
+    (L{statushub.web.deployments.deploymentsAPI}'s, for one); C{metrics},
+    when given, is served at C{/metrics}.
 
     @param reactor: the clock of the requests' deadlines and of the wrong
         tokens' window (default: the global reactor).
@@ -164,13 +108,7 @@ def makeSite(
     root.putChild(b"api", roles.guard(apiRoot))
 
     feeds = Resource()
-    feeds.putChild(
-        b"status",
-        OriginGuard(
-            ClientLimit(WebSocketResource(hub), hub, config["feed"]["max_clients"]),
-            origins,
-        ),
-    )
+    feeds.putChild(b"status", feedResource(hub, origins, config["feed"]["max_clients"]))
     root.putChild(b"ws", roles.guard(feeds))
 
     root.putChild(b"healthz", HealthResource(hub, healthChecks))

@@ -1,13 +1,13 @@
 """
 C{GET /api/deployments/NAME/history?since=SEQ&limit=N}: the kept messages of
-a deployment (current or torn down) after C{SEQ}, oldest first, read off the
-reactor thread.
+a deployment (current or torn down) after C{SEQ}, oldest first, read from
+the L{IHistory}.
 
     {"deployment": NAME, "epoch": E, "first": F, "last": L, "messages": [...]}
 
 C{first} is the oldest seq still kept (what came before it was pruned),
 C{last} the deployment's last seq.  404 for a name never seen; 503 while the
-database cannot be read.
+history cannot be read.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any, Optional
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.server import Request
 
-from statushub.history.store import HistoryStore, HistoryUnavailable, Page
-from statushub.web.jsonresource import JSONResource, respondJSON
+from statushub.historypage import HistoryUnavailable, Page
+from statushub.interfaces import IHistory
+from statushub.web.jsonresource import JSONResource, respondJSON, respondWhenFired
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
@@ -46,9 +47,9 @@ def _number(request: Request, name: str, default: int, highest: int) -> int:
 class HistoryResource(JSONResource):
     isLeaf = True
 
-    def __init__(self, store: HistoryStore, name: str, epoch: str) -> None:
+    def __init__(self, history: IHistory, name: str, epoch: str) -> None:
         super().__init__()
-        self._store = store
+        self._history = history
         self._name = name
         self._epoch = epoch
 
@@ -59,30 +60,21 @@ class HistoryResource(JSONResource):
         except ValueError as e:
             field = str(e).split(":", 1)[0]
             return respondJSON(request, 400, {"error": str(e), "field": field})
-        finished = [False]
-        request.notifyFinish().addErrback(lambda _: finished.__setitem__(0, True))
 
-        def answer(page: Page) -> None:
-            if finished[0]:
-                return  # the client went away meanwhile
+        def answer(page: Page) -> bytes:
             if page.last == 0:
-                body = respondJSON(request, 404, {"error": f"no deployment named {self._name!r}"})
-            else:
-                body = _pageJSON(request, self._name, self._epoch, page)
-            request.write(body)
-            request.finish()
+                return respondJSON(request, 404, {"error": f"no deployment named {self._name!r}"})
+            return _pageJSON(request, self._name, self._epoch, page)
 
-        def failed(failure: Failure) -> None:
+        def failed(failure: Failure) -> bytes:
             if not failure.check(HistoryUnavailable):
                 log.failure("reading the history of {name} failed", failure, name=self._name)
-            if not finished[0]:
-                request.write(respondJSON(
-                    request, 503, {"error": f"the history cannot be read: {failure.value}"}
-                ))
-                request.finish()
+            return respondJSON(
+                request, 503, {"error": f"the history cannot be read: {failure.value}"}
+            )
 
-        self._store.page(self._name, since, limit).addCallbacks(answer, failed)
-        return NOT_DONE_YET
+        read = self._history.page(self._name, since, limit)
+        return respondWhenFired(request, read.addCallbacks(answer, failed))
 
 
 def _pageJSON(request: Request, name: Optional[str], epoch: str, page: Page) -> bytes:

@@ -10,39 +10,44 @@ engine would accept.  Every error names the field, e.g. C{nodes[1].id}.
 
 from __future__ import annotations
 
-import re
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from statushub.engine import (
+    DEFAULT_OWNER,
     DEPLOYMENT_LABEL,
     INDEX_LABEL,
     NODE_LABEL,
     NODES_LABEL,
+    OWNER_LABEL,
     ContainerSpec,
     RESTART_POLICIES,
     HealthCheckSpec,
+    containerName,
 )
+from statushub.resources import (
+    ResourceError,
+    ResourcePolicy,
+    Resources,
+    checkCpus,
+    checkMemory,
+    formatMemory,
+)
+from statushub.names import CONSTRAINT, ENV_NAME, IMAGE_REFERENCE, SAFE_NAME
 
-# safe in a container name and a label value: short, no separators to abuse
-SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-# an image reference: registry/name:tag, no whitespace or shell characters
-IMAGE_REFERENCE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_NODES = 32
 MAX_ARGUMENT = 4096
 
 TOPOLOGY_FIELDS = {"name", "nodes"}
-NODE_FIELDS = {"id", "image", "command", "env", "healthcheck", "restart", "constraints"}
-# Swarm's placement constraint syntax, and nothing more: an attribute of the
-# node or its engine, == or !=, a plain value
-CONSTRAINT = re.compile(
-    r"^(node\.(id|hostname|role|platform\.os|platform\.arch)"
-    r"|(node|engine)\.labels\.[A-Za-z0-9][A-Za-z0-9_.-]{0,127})"
-    r"\s*(==|!=)\s*[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
-)
+NODE_FIELDS = {
+    "id", "image", "command", "env", "healthcheck", "restart", "constraints", "resources",
+}
+RESOURCE_FIELDS = {"memory", "cpus"}
 MAX_CONSTRAINTS = 16
 HEALTHCHECK_FIELDS = {"test", "interval", "timeout", "retries", "start_period"}
+# a check more often than this is a load on the host, not a health check
+MIN_CHECK_INTERVAL = 1.0
 # fields the engine knows that would give a node a way to the host: named
 # in the error so the user learns why, not just that the field is unknown
 HOST_REACHING = {
@@ -74,6 +79,8 @@ class Node:
     healthcheck: Optional[HealthCheckSpec] = None
     restart: str = "none"
     constraints: tuple[str, ...] = ()
+    # what it asked for, else the hub's defaults ([deploy] default_memory...)
+    resources: Resources = Resources()
 
 
 @dataclass(frozen=True)
@@ -81,22 +88,24 @@ class Topology:
     name: str
     nodes: tuple[Node, ...]
 
-    def containerSpecs(self) -> list[tuple[Node, ContainerSpec]]:
+    def containerSpecs(self, owner: str = DEFAULT_OWNER) -> list[tuple[Node, ContainerSpec]]:
         """
         One container per node, named and labelled after the deployment and
         the node (the labels are how a restarted hub finds them again, and
-        tells which nodes' containers are gone).
+        tells which nodes' containers are gone), and labelled with the
+        C{owner} of the hub that makes them.
         """
         allNodes = ",".join(node.id for node in self.nodes)
         return [
             (
                 node,
                 ContainerSpec(
-                    name=f"statushub-{self.name}-{node.id}",
+                    name=containerName(owner, self.name, node.id),
                     image=node.image,
                     command=node.command,
                     env=node.env,
                     labels=(
+                        (OWNER_LABEL, owner),
                         (DEPLOYMENT_LABEL, self.name),
                         (NODE_LABEL, node.id),
                         (INDEX_LABEL, str(index)),
@@ -105,10 +114,46 @@ class Topology:
                     healthcheck=node.healthcheck,
                     restart=node.restart,
                     constraints=node.constraints,
+                    resources=node.resources,
                 ),
             )
             for index, node in enumerate(self.nodes)
         ]
+
+
+def _fieldName(where: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{where}[{key}]"
+    return f"{where}.{key}" if where else str(key)
+
+
+def _refuseOddValues(data: Any) -> None:
+    """
+    Refuse what no field may hold, wherever it is: a number that is not
+    finite (JSON's C{NaN} and C{Infinity}, TOML's C{nan} and C{inf}) or a
+    NUL character in a string or a key.  Walked with a list, not recursion:
+    the data may be as deep as the parser allowed.
+
+    @raise TopologyError: naming the first such field.
+    """
+    pending: list[tuple[str, Any]] = [("", data)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TopologyError(where or "topology", f"must be a finite number, not {value}")
+        if isinstance(value, str) and "\x00" in value:
+            raise TopologyError(where or "topology", "must not contain a NUL character")
+        if isinstance(value, dict):
+            items = list(value.items())
+        elif isinstance(value, list):
+            items = list(enumerate(value))
+        else:
+            continue
+        for key, item in reversed(items):
+            field = _fieldName(where, key)
+            if isinstance(key, str) and "\x00" in key:
+                raise TopologyError(field, "a key must not contain a NUL character")
+            pending.append((field, item))
 
 
 def _unknownFields(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -136,7 +181,7 @@ def _typeName(value: Any) -> str:
 def _seconds(value: Any, field: str, minimum: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TopologyError(field, f"must be a number of seconds, not {_typeName(value)}")
-    if value < minimum or value > 3600:
+    if not math.isfinite(value) or value < minimum or value > 3600:
         raise TopologyError(field, f"must be between {minimum} and 3600 seconds")
     return float(value)
 
@@ -171,14 +216,47 @@ def _healthcheck(value: Any, field: str) -> HealthCheckSpec:
         raise TopologyError(f"{field}.retries", "must be a whole number from 1 to 100")
     return HealthCheckSpec(
         test=test,
-        interval=_seconds(value.get("interval", 1.0), f"{field}.interval", 0.1),
+        interval=_seconds(value.get("interval", 1.0), f"{field}.interval", MIN_CHECK_INTERVAL),
         timeout=_seconds(value.get("timeout", 1.0), f"{field}.timeout", 0.1),
         retries=retries,
         startPeriod=_seconds(value.get("start_period", 0.0), f"{field}.start_period", 0.0),
     )
 
 
-def _node(data: Any, where: str) -> Node:
+def _resources(value: Any, field: str, policy: ResourcePolicy) -> Resources:
+    """
+    A node's C{resources}: what it sets, the defaults for the rest, each
+    within the maxima.
+    """
+    if not isinstance(value, dict):
+        raise TopologyError(field, f"must be an object, not {_typeName(value)}")
+    _unknownFields(value, RESOURCE_FIELDS, field)
+    memory, cpus = policy.default.memory, policy.default.cpus
+    try:
+        if "memory" in value:
+            memory = checkMemory(value["memory"])
+    except ResourceError as e:
+        raise TopologyError(f"{field}.memory", str(e)) from None
+    try:
+        if "cpus" in value:
+            cpus = checkCpus(value["cpus"])
+    except ResourceError as e:
+        raise TopologyError(f"{field}.cpus", str(e)) from None
+    if memory > policy.maxMemory:
+        raise TopologyError(
+            f"{field}.memory",
+            f"{formatMemory(memory)} is above this hub's most, "
+            f"{formatMemory(policy.maxMemory)} ([deploy] max_memory)",
+        )
+    if cpus > policy.maxCpus:
+        raise TopologyError(
+            f"{field}.cpus",
+            f"{cpus:g} is above this hub's most, {policy.maxCpus:g} ([deploy] max_cpus)",
+        )
+    return Resources(memory=memory, cpus=cpus)
+
+
+def _node(data: Any, where: str, policy: ResourcePolicy) -> Node:
     if not isinstance(data, dict):
         raise TopologyError(where, f"must be an object, not {_typeName(data)}")
     _unknownFields(data, NODE_FIELDS, where)
@@ -186,13 +264,13 @@ def _node(data: Any, where: str) -> Node:
         if required not in data:
             raise TopologyError(f"{where}.{required}", "is required")
     nodeId = _string(data["id"], f"{where}.id")
-    if not SAFE_NAME.match(nodeId):
+    if not SAFE_NAME.fullmatch(nodeId):
         raise TopologyError(
             f"{where}.id",
             f"{nodeId!r} is not a safe id: 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit",
         )
     image = _string(data["image"], f"{where}.image")
-    if not IMAGE_REFERENCE.match(image):
+    if not IMAGE_REFERENCE.fullmatch(image):
         raise TopologyError(f"{where}.image", f"{image!r} is not an image reference")
     command = None
     if "command" in data:
@@ -203,7 +281,7 @@ def _node(data: Any, where: str) -> Node:
             raise TopologyError(f"{where}.env", f"must be an object, not {_typeName(data['env'])}")
         pairs = []
         for key, value in data["env"].items():
-            if not ENV_NAME.match(key):
+            if not ENV_NAME.fullmatch(key):
                 raise TopologyError(f"{where}.env.{key}", "is not a valid variable name")
             pairs.append((key, _string(value, f"{where}.env.{key}")))
         env = tuple(pairs)
@@ -224,7 +302,7 @@ def _node(data: Any, where: str) -> Node:
         if len(constraints) > MAX_CONSTRAINTS:
             raise TopologyError(f"{where}.constraints", f"at most {MAX_CONSTRAINTS}")
         for i, constraint in enumerate(constraints):
-            if not CONSTRAINT.match(constraint):
+            if not CONSTRAINT.fullmatch(constraint):
                 raise TopologyError(
                     f"{where}.constraints[{i}]",
                     f"{constraint!r} is not a Swarm placement constraint "
@@ -232,23 +310,29 @@ def _node(data: Any, where: str) -> Node:
                     "node.platform.arch, node.labels.KEY or engine.labels.KEY, "
                     "then == or !=, then a value; e.g. node.hostname==b)",
                 )
+    resources = policy.default
+    if "resources" in data:
+        resources = _resources(data["resources"], f"{where}.resources", policy)
     return Node(id=nodeId, image=image, command=command, env=env, healthcheck=healthcheck,
-                restart=restart, constraints=constraints)
+                restart=restart, constraints=constraints, resources=resources)
 
 
-def validateTopology(data: Any) -> Topology:
+def validateTopology(data: Any, policy: ResourcePolicy = ResourcePolicy()) -> Topology:
     """
     Check a topology (parsed JSON or TOML) and return it as a value.
 
+    @param policy: the resources of a node that sets none, and the most one
+        may set (the hub's C{[deploy]} section).
     @raise TopologyError: naming the first field that is wrong.
     """
+    _refuseOddValues(data)
     if not isinstance(data, dict):
         raise TopologyError("topology", f"must be an object, not {_typeName(data)}")
     _unknownFields(data, TOPOLOGY_FIELDS, "")
     if "name" not in data:
         raise TopologyError("name", "is required")
     name = _string(data["name"], "name")
-    if not SAFE_NAME.match(name):
+    if not SAFE_NAME.fullmatch(name):
         raise TopologyError(
             "name",
             f"{name!r} is not a safe name: 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit",
@@ -264,7 +348,7 @@ def validateTopology(data: Any) -> Topology:
     nodes: list[Node] = []
     seen: set[str] = set()
     for index, nodeData in enumerate(data["nodes"]):
-        node = _node(nodeData, f"nodes[{index}]")
+        node = _node(nodeData, f"nodes[{index}]", policy)
         if node.id in seen:
             raise TopologyError(f"nodes[{index}].id", f"duplicate node id {node.id!r}")
         seen.add(node.id)
