@@ -166,7 +166,7 @@ class HistoryStore:
             connection, self.opened = openDatabase(self.path)
             connection.close()
         except (sqlite3.Error, OSError) as e:
-            self._fail(f"cannot open {self.path}: {e}")
+            self._fail("cannot open", e)
             return None
         self.log.info(
             "history in {path} (epoch {epoch}{new})",
@@ -185,7 +185,7 @@ class HistoryStore:
         try:
             self._connection, _ = openDatabase(self.path)
         except (sqlite3.Error, OSError) as e:
-            self._fail(f"cannot open {self.path}: {e}")
+            self._fail("cannot open", e)
             self.opened = None
             return
         self._thread = threading.Thread(target=self._work, name="statushub-history", daemon=True)
@@ -208,13 +208,22 @@ class HistoryStore:
         return stopped
 
     def health(self) -> str:
+        # a word for /healthz, which is open: the file and the error's text
+        # are in the log only
         if self._problem is not None:
             return self._problem
         return "ok" if self.opened is not None else "off"
 
-    def _fail(self, problem: str) -> None:
+    def _fail(self, problem: str, error: BaseException) -> None:
+        """
+        C{problem} ("cannot open", "cannot write", "cannot prune") is
+        /healthz's word; the log line names the file and the error.
+        """
         if self._problem != problem:
-            self.log.error("history: {problem}; the hub serves on without it", problem=problem)
+            self.log.error(
+                "history: {problem} {path}: {error}; the hub serves on without it",
+                problem=problem, path=self.path, error=error,
+            )
         self._problem = problem
 
     # -- the writer thread ---------------------------------------------
@@ -272,7 +281,7 @@ class HistoryStore:
                     [(d, s) for d, s, _, _ in rows],
                 )
         except sqlite3.Error as e:
-            self._fail(f"cannot write to {self.path}: {e}")
+            self._fail("cannot write", e)
             return
         if self._problem is not None:
             self.log.info("history: writing to {path} works again", path=self.path)
@@ -300,7 +309,7 @@ class HistoryStore:
                     (self.maxMessages,),
                 )
         except sqlite3.Error as e:
-            self._fail(f"cannot prune {self.path}: {e}")
+            self._fail("cannot prune", e)
 
     def _read(self, function: Callable[[sqlite3.Connection], Any]) -> "Deferred[Any]":
         """

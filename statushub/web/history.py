@@ -13,6 +13,7 @@ history cannot be read.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Optional
 
 from twisted.logger import Logger
@@ -24,6 +25,7 @@ from statushub.interfaces import IHistory
 from statushub.web.jsonresource import JSONResource, respondJSON, respondWhenFired
 
 DEFAULT_LIMIT = 1000
+_DIGITS = re.compile(r"[0-9]{1,19}")
 MAX_LIMIT = 10_000
 
 log = Logger()
@@ -39,8 +41,9 @@ def _number(request: Request, name: str, default: int, highest: int) -> int:
     if not values:
         return default
     text = values[0].decode("utf-8", "replace")
-    if len(values) > 1 or not text.isdigit() or int(text) > highest:
-        raise ValueError(f"{name}: {text!r} is not a whole number from 0 to {highest}")
+    # ASCII digits: str.isdigit() takes "²", which int() then refuses
+    if len(values) > 1 or not _DIGITS.fullmatch(text) or int(text) > highest:
+        raise ValueError(f"{name}: {text[:32]!r} is not a whole number from 0 to {highest}")
     return int(text)
 
 

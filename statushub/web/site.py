@@ -7,11 +7,13 @@ The site: which resource answers which path.
     /api/...     the API's resources (deployments.py) role, audited
     /healthz     the hub's own health (health.py)     open: it tells nothing private
     /metrics     Prometheus metrics                   role (a viewer may read it)
-    /examples/   the WAMP example page (examples.py)  open
+    /examples/   the WAMP example page (examples.py)  role (a viewer may read it)
 
 Every request passes the L{RequestGuard} first (Host, cross-site, content
 type); "role" is L{statushub.web.roles}: any token to read, the operator's
-to change.
+to change.  The connections keep the request limits of L{statushub.web.limits}
+(the guards and the roles answer there before a body is read), and every
+answer carries L{ANSWER_HEADERS}.
 """
 
 from __future__ import annotations
@@ -36,6 +38,16 @@ from statushub.web.roles import Roles, TokenFailures
 from statushub.web.status import StatusResource
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "static")
+
+
+#: sent with every answer: no page of another site may frame one of ours
+#: (and trick a click on the dashboard), and no browser may take an answer
+#: for another type than the one it is sent as
+ANSWER_HEADERS = {
+    b"x-frame-options": b"DENY",
+    b"content-security-policy": b"frame-ancestors 'none'",
+    b"x-content-type-options": b"nosniff",
+}
 
 
 class NotFound(JSONError):
@@ -67,6 +79,12 @@ class StatusHubSite(LimitedSite):
     ) -> None:
         super().__init__(resource, limits, roles.identify, **kwargs)
         self.roles = roles
+
+    def getResourceFor(self, request: Request) -> IResource:
+        # every answer, whoever gives it (a page, a guard's refusal, a 404)
+        for name, value in ANSWER_HEADERS.items():
+            request.setHeader(name, value)
+        return super().getResourceFor(request)
 
 
 def makeSite(
