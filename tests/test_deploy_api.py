@@ -113,7 +113,7 @@ def test_notJSON(api) -> None:
         (b"[" * 100_000, "nested more than"),
         (b'{"name": "x", "nodes": [{"id": "a", "image": "i", '
          b'"healthcheck": {"test": ["CMD", "true"], "interval": NaN}}]}', "NaN"),
-        (b'{"name": "x\u0000", "nodes": []}', "NUL character in name"),
+        (b'{"name": "x\\u0000", "nodes": []}', "NUL character in name"),
     ],
 )
 def test_oddBodies(api, raw: bytes, words: str) -> None:
