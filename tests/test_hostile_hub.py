@@ -25,7 +25,7 @@ from tests.fixtures.hubprocess import HubProcess
 from tests.rawhttp import RawConnection, exchange, requestHead
 from tests.test_hub_limits import runTwistd
 from tests.test_security_hub import AUDIT
-from tests.waiting import Timeout, blockUntil
+from tests.waiting import blockUntil
 from tests.wsclient import connectFeed
 
 OPERATOR = "operator-token-0123456789"
