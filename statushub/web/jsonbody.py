@@ -8,13 +8,14 @@ large for a float (Python's json takes them, JSON does not); nesting deeper
 than L{MAX_DEPTH}; a NUL character in any string or key (no name, command
 or value here may hold one; C strings, the engine's among them, end there),
 and a lone surrogate (C{"\\ud800"}: an escape JSON allows, of no character).
+Where the value is, the error's C{field} names it as a topology's errors do
+(C{nodes[0].healthcheck.interval}); else it is C{body}.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any, Union
 
 #: levels of nesting at most (a topology needs four)
@@ -26,13 +27,13 @@ Path = list[Union[str, int]]
 class BodyError(ValueError):
     """
     The body cannot be used; the message says why, starting with C{body}.
+
+    @ivar field: where in the body, or C{body}.
     """
 
-    field = "body"
-
-
-def _refuseConstant(name: str) -> Any:
-    raise BodyError(f"body: {name} is not a number JSON allows")
+    def __init__(self, message: str, field: str = "body") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _finiteFloat(text: str) -> float:
@@ -53,7 +54,9 @@ def parseBody(body: bytes) -> Any:
     except UnicodeDecodeError as e:
         raise BodyError(f"body: not UTF-8 ({e.reason} at byte {e.start})") from None
     try:
-        value = json.loads(text, parse_constant=_refuseConstant, parse_float=_finiteFloat)
+        # NaN and Infinity are read (as Python's json does) to be refused
+        # below, where their place in the body is known
+        value = json.loads(text, parse_float=_finiteFloat)
     except RecursionError:
         raise BodyError(f"body: nested more than {MAX_DEPTH} levels deep") from None
     except BodyError:
@@ -77,12 +80,17 @@ def _check(value: Any) -> None:
         if isinstance(item, str):
             problem = _badText(item)
             if problem:
-                raise BodyError(f"body: {problem} in {_name(path)}")
+                raise BodyError(f"body: {problem} in {_name(path)}", _name(path))
+        elif isinstance(item, float) and not math.isfinite(item):
+            constant = "NaN" if math.isnan(item) else ("Infinity" if item > 0 else "-Infinity")
+            raise BodyError(
+                f"body: {_name(path)} is {constant}, not a number JSON allows", _name(path)
+            )
         elif isinstance(item, dict):
             for key, child in item.items():
                 problem = _badText(key)
                 if problem:
-                    raise BodyError(f"body: {problem} in a key of {_name(path)}")
+                    raise BodyError(f"body: {problem} in a key of {_name(path)}", _name(path))
                 stack.append((child, path + [key]))
         elif isinstance(item, list):
             stack.extend((child, path + [index]) for index, child in enumerate(item))
@@ -102,21 +110,18 @@ def _badText(text: str) -> str:
     return ""
 
 
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
 def _name(path: Path) -> str:
     """
-    C{nodes[0].command[1]}, as the topology's errors name a field; a key
-    that is not a plain word is quoted and cut, so that the message (and
-    the log line it goes to) holds no control character and no essay.
+    C{nodes[0].command[1]}, as the topology's errors name a field; a long
+    key is cut, so that the answer and its audit line hold no essay (the
+    log escapes what is left: L{statushub.logtext}).
     """
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
             continue
-        if not _PLAIN_KEY.fullmatch(part):
-            part = json.dumps(part[:32] + ("..." if len(part) > 32 else ""))
+        if len(part) > 32:
+            part = part[:32] + "..."
         text += f".{part}" if text else part
-    return text or "the body"
+    return text or "body"
