@@ -39,6 +39,10 @@ def _positive(value: Any) -> Optional[str]:
     return None if value > 0 else "must be greater than 0"
 
 
+def _notNegative(value: Any) -> Optional[str]:
+    return None if value >= 0 else "must be 0 or more"
+
+
 
 def _stringList(value: Any) -> Optional[str]:
     if all(isinstance(item, str) for item in value):
@@ -199,6 +203,13 @@ SCHEMA: dict[str, dict[str, Setting]] = {
     "deploy": {
         "max_deployments": Setting(
             (int,), 20, "how many deployments may exist at once", _positive
+        ),
+        "stop_timeout": Setting(
+            NUMBER,
+            10.0,
+            "seconds a node's process has to end after SIGTERM before it is killed "
+            "(a node's stop or restart, a recreate, a teardown)",
+            _notNegative,
         ),
         "default_memory": Setting(
             (str, int),

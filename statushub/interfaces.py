@@ -122,15 +122,54 @@ class IContainerEngine(Interface):
         L{statushub.engine.ContainerSpec}; fire with its id.
         """
 
-    def startContainer(containerId: str):
+    def startContainer(containerId: str, restart=None):
         """
-        Start a created container.
+        Start a created or stopped container (one that runs already is not
+        an error); on a Swarm, scale its service back to one replica if it
+        was stopped, and wait until its task runs.
+
+        @param restart: the node's restart word (C{"none"}, C{"on-failure"},
+            C{"any"}): made the container's restart policy again first,
+            undoing what L{stopContainer} did; L{None} leaves it as it is.
         """
 
-    def removeContainer(containerId: str):
+    def stopContainer(containerId: str, timeout: float):
         """
-        Remove a container, running or not (force); a container that is
-        already gone is not an error.
+        Stop a container and keep it stopped: no restart policy of the
+        engine brings it back, not even when the engine itself restarts
+        (one engine: its restart policy becomes C{"no"} before the stop; a
+        Swarm: its service is scaled to 0 replicas).  SIGTERM (or the
+        image's stop signal), SIGKILL after C{timeout} seconds (a Swarm
+        service's grace is the one it was created with).  Fire when it has
+        stopped; one that is not running is not an error.
+        """
+
+    def restartContainer(containerId: str, timeout: float):
+        """
+        Stop (grace C{timeout}) and start a container again: the same
+        container with a new start time.  On a Swarm, force a new task of
+        its service (a new container, maybe on another host) and wait until
+        it runs.
+        """
+
+    def recreateContainer(containerId: str, spec, timeout: float):
+        """
+        Replace a container with a new one made from C{spec} (a
+        L{statushub.engine.ContainerSpec}), made exactly as
+        L{createContainer} and L{startContainer} make one; fire with the
+        new id once it runs.  One engine: remove the old one (grace
+        C{timeout}), create, start.  A Swarm: force a new task of the
+        service (its id stays), or create the service anew if it is gone.
+
+        @raise statushub.engine.RecreateIncomplete: the old container is
+            gone but no new one runs; its C{containerId} says what there is.
+        """
+
+    def removeContainer(containerId: str, timeout: float = 0):
+        """
+        Remove a container, running or not: stopped first with a grace of
+        C{timeout} seconds (0: killed at once); a container that is already
+        gone is not an error.
         """
 
     def listContainers(labels: dict):
@@ -259,4 +298,16 @@ class IDeploymentControl(Interface):
     def teardown(name: str):
         """
         Start tearing the deployment C{name} down.
+        """
+
+    def act(name: str, node: str, action: str):
+        """
+        Start C{action} (one of L{statushub.names.NODE_ACTIONS}: restart,
+        stop, start, recreate) on the node C{node} of the deployment
+        C{name}.  Unlike the other methods, fire with a pair of plain values
+        C{(started, picture)}: C{started} is false when there was nothing to
+        do (a stop of a node an operator stopped, a start of one that runs).
+        Fail with C{UnknownDeployment}, C{UnknownNode} (404) or a
+        C{DeploymentConflict} (409: the deployment is not deployed, another
+        action on the node is under way, ...).
         """

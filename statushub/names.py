@@ -34,6 +34,11 @@ CONSTRAINT = re.compile(
     r"[ ]*(==|!=)[ ]*[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}\Z"
 )
 
+#: what can be done to one node of a deployment: the last part of the API's
+#: C{POST /api/deployments/NAME/nodes/NODE/ACTION}, the command's verbs, the
+#: page's C{data-action}
+NODE_ACTIONS = ("restart", "stop", "start", "recreate")
+
 #: a host name or an IP literal, with an optional port: what a Host header
 #: carries
 HOST_NAME = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?")

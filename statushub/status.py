@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import AbstractSet, Any, Optional
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -59,6 +59,11 @@ class NodeStatus:
     exitCode: Optional[int] = None
     restartCount: Optional[int] = None
     healthOutput: Optional[str] = None
+    # node actions (PRODUCT.md, "Acting on one node"): "operator" while it
+    # is stopped on purpose; the action under way; how the last one failed
+    stoppedBy: Optional[str] = None
+    action: Optional[str] = None
+    actionError: Optional[str] = None
 
     def toJSON(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -75,7 +80,8 @@ class NodeStatus:
 
 
 _OPTIONAL = (
-    "health", "host", "hostStatus", "error", "since", "exitCode", "restartCount", "healthOutput"
+    "health", "host", "hostStatus", "error", "since", "exitCode", "restartCount", "healthOutput",
+    "stoppedBy", "action", "actionError",
 )
 # what a failing check may say, at most (PRODUCT.md)
 HEALTH_OUTPUT_MAX = 256
@@ -119,6 +125,28 @@ class Picture:
             "epoch": epoch,
             "timestamp": timestamp,
         }
+
+
+def withSince(
+    before: Picture, picture: Picture, now: str, fresh: AbstractSet[str] = frozenset()
+) -> Picture:
+    """
+    C{picture} with each node's C{since} (one it has is kept): as in
+    C{before} while the node's status stays, C{now} when it changed, and
+    C{now} for the nodes named in C{fresh} (started anew on purpose).
+    """
+    previous = {n.nodeId: n for n in before.nodeStatuses}
+    nodes = []
+    for node in picture.nodeStatuses:
+        if node.since is None or node.nodeId in fresh:
+            was = previous.get(node.nodeId)
+            kept = (
+                was is not None and was.status == node.status and was.since
+                and node.nodeId not in fresh
+            )
+            node = replace(node, since=was.since if kept else now)
+        nodes.append(node)
+    return picture.evolve(nodeStatuses=tuple(nodes))
 
 
 def isoTimestamp(seconds: float) -> str:

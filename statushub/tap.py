@@ -332,7 +332,11 @@ def buildOrchestrator(
     """
     from statushub.deploy.service import Orchestrator
 
-    orchestrator = Orchestrator(board, config, reactor, None if metrics is None else metrics.engine)
+    orchestrator = Orchestrator(
+        board, config, reactor,
+        None if metrics is None else metrics.engine,
+        None if metrics is None else metrics.actions.ended,
+    )
     orchestrator.setServiceParent(service)
     return orchestrator
 

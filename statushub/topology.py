@@ -10,13 +10,16 @@ engine would accept.  Every error names the field, e.g. C{nodes[1].id}.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from statushub.engine import (
     DEFAULT_OWNER,
+    DEFAULT_STOP_TIMEOUT,
     DEPLOYMENT_LABEL,
+    ENTRY_LABEL,
     INDEX_LABEL,
     NODE_LABEL,
     NODES_LABEL,
@@ -81,6 +84,10 @@ class Node:
     constraints: tuple[str, ...] = ()
     # what it asked for, else the hub's defaults ([deploy] default_memory...)
     resources: Resources = Resources()
+    # the entry this node was validated from (its resources as resolved), as
+    # compact JSON ("" when not known: adopted from a container that did not
+    # say)
+    entry: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -88,12 +95,17 @@ class Topology:
     name: str
     nodes: tuple[Node, ...]
 
-    def containerSpecs(self, owner: str = DEFAULT_OWNER) -> list[tuple[Node, ContainerSpec]]:
+    def containerSpecs(
+        self, owner: str = DEFAULT_OWNER, stopTimeout: float = DEFAULT_STOP_TIMEOUT
+    ) -> list[tuple[Node, ContainerSpec]]:
         """
         One container per node, named and labelled after the deployment and
         the node (the labels are how a restarted hub finds them again, and
         tells which nodes' containers are gone), and labelled with the
-        C{owner} of the hub that makes them.
+        C{owner} of the hub that makes them: the one way a node's container
+        is made, by a deploy and by a recreate.
+
+        @param stopTimeout: the grace each container gets to end on SIGTERM.
         """
         allNodes = ",".join(node.id for node in self.nodes)
         return [
@@ -110,11 +122,12 @@ class Topology:
                         (NODE_LABEL, node.id),
                         (INDEX_LABEL, str(index)),
                         (NODES_LABEL, allNodes),
-                    ),
+                    ) + (((ENTRY_LABEL, node.entry),) if node.entry else ()),
                     healthcheck=node.healthcheck,
                     restart=node.restart,
                     constraints=node.constraints,
                     resources=node.resources,
+                    stopTimeout=stopTimeout,
                 ),
             )
             for index, node in enumerate(self.nodes)
@@ -313,8 +326,32 @@ def _node(data: Any, where: str, policy: ResourcePolicy) -> Node:
     resources = policy.default
     if "resources" in data:
         resources = _resources(data["resources"], f"{where}.resources", policy)
+    # the entry its containers carry, with its resources as resolved now: a
+    # hub that makes the node again later makes it the same
+    entry = entryText({**data, "resources": {"memory": resources.memory, "cpus": resources.cpus}})
     return Node(id=nodeId, image=image, command=command, env=env, healthcheck=healthcheck,
-                restart=restart, constraints=constraints, resources=resources)
+                restart=restart, constraints=constraints, resources=resources, entry=entry)
+
+
+def entryText(data: Mapping[str, Any]) -> str:
+    """
+    A node's topology entry as the compact JSON its containers carry.
+    """
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def nodeFromEntry(text: str, policy: ResourcePolicy = ResourcePolicy()) -> Optional[Node]:
+    """
+    The node a container's entry label describes, validated as a deploy
+    validates it (with this hub's C{policy}); L{None} when it is not one (a
+    label edited, a rule changed since).
+    """
+    try:
+        data = json.loads(text)
+        _refuseOddValues(data)
+        return _node(data, "entry", policy)
+    except (ValueError, TopologyError):
+        return None
 
 
 def validateTopology(data: Any, policy: ResourcePolicy = ResourcePolicy()) -> Topology:

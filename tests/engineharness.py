@@ -87,6 +87,12 @@ class EngineHarness(Protocol):
         How many calls the engine has made of what is behind it.
         """
 
+    async def startedAt(self, containerId: str) -> Any:
+        """
+        When the container's process last started (comparable: later is
+        greater).
+        """
+
     def engineAt(self, path: str) -> Any:
         """
         An engine of this kind at the unix socket C{path}, whoever answers
@@ -145,6 +151,9 @@ class FakeHarness:
 
     def backendCalls(self) -> int:
         return len(self.engine.calls)
+
+    async def startedAt(self, containerId: str) -> Any:
+        return self.engine.containers[containerId]["startedAt"]
 
     def engineAt(self, path: str) -> Any:
         """
@@ -206,6 +215,16 @@ class DockerHarness:
 
     def backendCalls(self) -> int:
         return len(self.client.calls)
+
+    async def startedAt(self, containerId: str) -> Any:
+        """
+        Docker's C{State.StartedAt} (ISO 8601 with nanoseconds: strings
+        that sort as times do).
+        """
+        engine, container = await self.where(containerId)
+        return (await deferToThread(
+            engine.docker, "inspect", "-f", "{{.State.StartedAt}}", container
+        )).strip()
 
     def engineAt(self, path: str) -> Any:
         engine = self.engineClass(reactor, host=f"unix://{path}", timeout=10)

@@ -9,6 +9,10 @@ event streams carry the events its containers' lives make (C{create},
 C{start}, C{kill}, C{die} with the exit code, C{destroy}, C{health_status:
 ...}), filtered by label and action as Docker filters them, and a node's
 restart policy is honoured when its process ends (L{FakeEngine.exit}).
+Node actions behave as Docker's do: a stop ends the process by SIGTERM
+(exit code 143, L{TERMINATED}) and keeps the container stopped (its
+restart policy "none" until a start gives one back); a restart is a stop
+and a start; a recreate removes and makes the container anew from the spec.
 What only a real engine does by itself, a test does with a helper: a
 process ending (L{FakeEngine.exit}), a health check's verdict
 (L{FakeEngine.setHealth}); L{FakeEngine.set} changes what the list shows
@@ -31,11 +35,14 @@ from statushub.engine import (
     EngineEvent,
     EngineUnreachable,
     ImageNotFound,
+    RecreateIncomplete,
 )
 from statushub.interfaces import IContainerEngine, IEventStream
 
 # the exit code of a process killed by SIGKILL (a forced removal)
 KILLED = 137
+# the exit code of a process ended by SIGTERM (a stop with a grace)
+TERMINATED = 143
 
 
 def _hasLabels(labels: dict[str, str], wanted: dict[str, Optional[str]]) -> bool:
@@ -108,6 +115,13 @@ class FakeEngine:
         # when set, listContainers answers only when the test fires it
         self.holdLists = False
         self.heldLists: list[tuple[Deferred, dict]] = []
+        # names of methods whose calls wait until the test calls release()
+        self.hold: set[str] = set()
+        self.held: list[tuple[str, Deferred, Any]] = []
+        # every grace period a stop, restart, recreate or removal was given
+        self.graces: list[tuple[str, float]] = []
+        # every spec a container was made from, in order
+        self.specs: list[ContainerSpec] = []
         self._ids = (f"{n:064x}" for n in itertools.count(0xC0FFEE))
         self._ticks = itertools.count(1)
 
@@ -143,15 +157,57 @@ class FakeEngine:
     def ping(self) -> Deferred:
         return self._check("ping") or succeed(None)
 
+    def _held(self, method: str, work: Any) -> Deferred:
+        """
+        C{work()}'s result now, or, when the test holds C{method}, once it
+        calls L{release}.
+        """
+        if method not in self.hold:
+            try:
+                return succeed(work())
+            except Exception as e:
+                return fail(e)
+        d: Deferred = Deferred()
+        self.held.append((method, d, work))
+        return d
+
+    def release(self, method: Optional[str] = None) -> int:
+        """
+        Carry out the held calls (of C{method}, or all); return how many.
+        """
+        now = [h for h in self.held if method is None or h[0] == method]
+        self.held = [h for h in self.held if h not in now]
+        for _, d, work in now:
+            try:
+                result = work()
+            except Exception as e:
+                d.errback(e)
+            else:
+                d.callback(result)
+        return len(now)
+
+    def _container(self, what: str, containerId: str) -> dict[str, Any]:
+        container = self.containers.get(containerId)
+        if container is None:
+            raise EngineError(f"{what} {containerId[:12]}: no such container")
+        return container
+
     def createContainer(self, spec: ContainerSpec) -> Deferred:
         failed = self._check("createContainer")
         if failed:
             return failed
+        try:
+            return succeed(self._create(spec))
+        except EngineError as e:
+            return fail(e)
+
+    def _create(self, spec: ContainerSpec) -> str:
         if spec.image not in self.images:
-            return fail(ImageNotFound(f"create container {spec.name!r}: no such image: {spec.image}"))
+            raise ImageNotFound(f"create container {spec.name!r}: no such image: {spec.image}")
         if any(c["name"] == spec.name for c in self.containers.values()):
-            return fail(EngineError(f"create container {spec.name!r}: name in use"))
+            raise EngineError(f"create container {spec.name!r}: name in use")
         containerId = next(self._ids)
+        self.specs.append(spec)
         self.containers[containerId] = {
             "name": spec.name,
             "image": spec.image,
@@ -163,49 +219,122 @@ class FakeEngine:
             "resources": spec.resources,
             "restartCount": 0,
             "exitCode": None,
+            "startedAt": 0,
         }
         self._emit(containerId, "create")
-        return succeed(containerId)
+        return containerId
 
     def _run(self, containerId: str) -> None:
         container = self.containers[containerId]
         container["status"] = "running"
         container["exitCode"] = None
+        container["startedAt"] = next(self._ticks)
         # a (re)started container's check begins again
         container["health"] = "starting" if container["hasHealthcheck"] else None
         self._emit(containerId, "start")
 
-    def startContainer(self, containerId: str) -> Deferred:
+    def _terminate(self, containerId: str) -> None:
+        """
+        SIGTERM ends the container's process (as it ends a well-behaved one
+        within its grace).
+        """
+        container = self.containers[containerId]
+        if container["status"] != "running":
+            return
+        self._emit(containerId, "kill", signal="15")
+        container.update(status="exited", exitCode=TERMINATED, health=None)
+        self._emit(containerId, "die", exitCode=str(TERMINATED))
+
+    def startContainer(self, containerId: str, restart: Optional[str] = None) -> Deferred:
         failed = self._check("startContainer")
         if failed:
             return failed
-        container = self.containers.get(containerId)
-        if container is None:
-            return self._unknown("start container", containerId)
-        if container["status"] != "running":
-            # starting a running container is no error, and no event
-            self._run(containerId)
-        return succeed(None)
 
-    def removeContainer(self, containerId: str) -> Deferred:
+        def start() -> None:
+            container = self._container("start container", containerId)
+            if restart is not None:
+                container["restart"] = restart
+            if container["status"] != "running":
+                # starting a running container is no error, and no event
+                self._run(containerId)
+
+        return self._held("startContainer", start)
+
+    def stopContainer(self, containerId: str, timeout: float) -> Deferred:
+        failed = self._check("stopContainer")
+        if failed:
+            return failed
+        self.graces.append(("stopContainer", timeout))
+
+        def stop() -> None:
+            container = self._container("stop container", containerId)
+            container["restart"] = "none"  # kept stopped, as Docker's is by ours
+            self._terminate(containerId)
+            if container["status"] == "exited":
+                self._emit(containerId, "stop")
+
+        return self._held("stopContainer", stop)
+
+    def restartContainer(self, containerId: str, timeout: float) -> Deferred:
+        failed = self._check("restartContainer")
+        if failed:
+            return failed
+        self.graces.append(("restartContainer", timeout))
+
+        def restart() -> None:
+            self._container("restart container", containerId)
+            self._terminate(containerId)
+            self._run(containerId)
+            self._emit(containerId, "restart")
+
+        return self._held("restartContainer", restart)
+
+    def recreateContainer(self, containerId: str, spec: ContainerSpec, timeout: float) -> Deferred:
+        failed = self._check("recreateContainer")
+        if failed:
+            return failed
+        self.graces.append(("recreateContainer", timeout))
+
+        def recreate() -> str:
+            if containerId in self.containers:
+                self._remove(containerId, timeout)
+            try:
+                newId = self._create(spec)
+            except EngineError as e:
+                raise RecreateIncomplete(f"{e} (the old container is removed)") from e
+            self._run(newId)
+            return newId
+
+        return self._held("recreateContainer", recreate)
+
+    def removeContainer(self, containerId: str, timeout: float = 0) -> Deferred:
         failed = self._check("removeContainer")
         if failed:
             return failed
-        container = self.containers.get(containerId)
-        if container is None:
-            return succeed(None)  # already gone: not an error
+        self.graces.append(("removeContainer", timeout))
+
+        def remove() -> None:
+            if containerId in self.containers:  # already gone: not an error
+                self._remove(containerId, timeout)
+
+        return self._held("removeContainer", remove)
+
+    def _remove(self, containerId: str, timeout: float) -> None:
+        container = self.containers[containerId]
+        if timeout:
+            self._terminate(containerId)
         if container["status"] == "running":
             self._emit(containerId, "kill", signal="9")
             self._emit(containerId, "die", exitCode=str(KILLED))
         self._emit(containerId, "destroy")
         del self.containers[containerId]
-        return succeed(None)
 
     def _matching(self, labels: dict) -> list[ContainerState]:
         return [
             ContainerState(cid, c["status"], c["health"], dict(c["labels"]),
                            # the list tells an exited container's code only
-                           exitCode=c.get("exitCode") if c["status"] == "exited" else None)
+                           exitCode=c.get("exitCode") if c["status"] == "exited" else None,
+                           keptStopped=c.get("keptStopped", False))
             for cid, c in self.containers.items()
             if _hasLabels(c["labels"], labels)
         ]

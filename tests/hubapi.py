@@ -13,9 +13,16 @@ import treq
 from tests.fixtures.docker import IMAGE
 
 
+# a node's process that ends on SIGTERM, as a service should (C{sleep} alone,
+# as a container's PID 1, ignores it: every stop and teardown would wait out
+# [deploy] stop_timeout)
+SERVICE = ["sh", "-c", "trap 'exit 0' TERM; sleep infinity & wait"]
+
+
 def topology(name: str = "itest", nodes: int = 3, image: str = IMAGE, **extra: Any) -> dict:
     """
-    C{nodes} sleeping containers with a health check that passes.
+    C{nodes} sleeping containers (that end on SIGTERM) with a health check
+    that passes.
     """
     return {
         "name": name,
@@ -23,7 +30,7 @@ def topology(name: str = "itest", nodes: int = 3, image: str = IMAGE, **extra: A
             {
                 "id": f"n{i}",
                 "image": image,
-                "command": ["sleep", "infinity"],
+                "command": SERVICE,
                 "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 1.0},
                 **extra,
             }

@@ -475,7 +475,9 @@ def test_tokenAndActions(page, hub, tmp_path):
         ("POST", "/api/deployments", "Bearer s&cret", "application/json",
          '{"name": "demo", "nodes": []}'),
         ("DELETE", "/api/deployments/other", "Bearer s&cret", None, None),
-        # the view reads the history, with the token too
+        # the view asks what its token may do, and reads the history,
+        # with the token too
+        ("GET", "/api/whoami", "Bearer s&cret", None, None),
         ("GET", "/api/deployments/demo/history", "Bearer s&cret", None, None),
         ("DELETE", "/api/deployments/demo", "Bearer s&cret", None, None),
     ]
@@ -504,3 +506,122 @@ def test_apiError(page, hub, tmp_path):
     hub.responses[("POST", "/api/deployments")] = (502, "proxy says no")
     page.locator("#deploy").click()
     expect(message).to_have_text("Refused (502): proxy says no")
+
+
+# ---- acting on one node ------------------------------------------------------
+
+
+OPERATOR = json.dumps({"role": "operator", "canChange": True})
+
+
+def buttons(page, nodeId: str) -> list[str]:
+    return page.locator(f'#nodes tr[data-node="{nodeId}"] button[data-action]').evaluate_all(
+        "buttons => buttons.map(b => b.dataset.action)")
+
+
+def test_nodeActionButtons(page, hub):
+    """
+    With a token that may change things, each node row has a button per
+    action that applies to it now: a running node restart, stop, recreate;
+    one stopped start, recreate; one gone recreate; none while an action is
+    under way on it (which it says), or while the deployment is not
+    deployed.  A node an operator stopped shows "stopped", not a crash, in
+    its row and in the changes list.
+    """
+    from playwright.sync_api import expect
+
+    hub.responses[("GET", "/api/whoami")] = (200, OPERATOR)
+    page.goto(ORIGIN + "/?deployment=demo")
+    stopped = dict(node("db", status="exited", health=None), stoppedBy="operator", exitCode=143)
+    busy = dict(node("cache"), action="restart")
+    failed = dict(node("queue", status="missing", health=None, containerId=""),
+                  actionError="recreate failed: no such image (the old container is removed)")
+    socket = hub.socket()
+    hub.send(socket, picture(1, nodes=[node("web"), node("db"), node("cache"), failed]),
+             picture(2, nodes=[node("web"), stopped, busy, failed]))
+    expect(page.locator("body")).to_have_attribute("data-role", "operator")
+    expect(page.locator('#nodes tr[data-node="web"] button[data-action]')).to_have_count(3)
+    assert buttons(page, "web") == ["restart", "stop", "recreate"]
+    assert buttons(page, "db") == ["start", "recreate"]
+    assert buttons(page, "cache") == []
+    assert buttons(page, "queue") == ["recreate"]
+    expect(row(page, "cache", "actions")).to_have_text("restart under way…")
+    expect(row(page, "queue", "actions")).to_contain_text("recreate failed: no such image")
+    db = page.locator('#nodes tr[data-node="db"]')
+    expect(db).to_have_attribute("data-status", "exited")
+    expect(db).to_have_attribute("data-stopped-by", "operator")
+    expect(row(page, "db", "status")).to_have_text("stopped")
+    expect(page.locator('#changes tr[data-for="db"]').first).to_contain_text("running → stopped")
+
+    hub.send(socket, picture(3, deployStatus="tearing_down", nodes=[node("web")]))
+    expect(page.locator("#deploy-status")).to_have_text("tearing down")
+    assert buttons(page, "web") == []
+    assert page.recorder.errors == []
+
+
+def test_nodeActionRequests(page, hub):
+    """
+    A click posts C{{}} as JSON, with the token, to the node's action path,
+    and says what the hub answered (202, 200, a refusal); stop and recreate
+    ask first, and nothing is sent when the answer is no.
+    """
+    from playwright.sync_api import expect
+
+    hub.responses[("GET", "/api/whoami")] = (200, OPERATOR)
+    base = "/api/deployments/demo/nodes/web/"
+    hub.responses[("POST", base + "restart")] = (202, json.dumps(picture(2)))
+    hub.responses[("POST", base + "stop")] = (200, json.dumps(picture(2)))
+    hub.responses[("POST", base + "recreate")] = (
+        409, json.dumps({"error": "node 'web' of 'demo': a restart is under way; wait for it to end"}))
+    page.goto(ORIGIN + "/?deployment=demo&token=t0ken")
+    hub.send(hub.socket(), picture(1, nodes=[node("web")]))
+    message = page.locator("#api-message")
+
+    def button(action: str):
+        return page.locator(f'#nodes tr[data-node="web"] button[data-action="{action}"]')
+
+    button("restart").click()
+    expect(message).to_have_text("Restart of web accepted.")
+    questions = []
+
+    def answer(dialog):
+        questions.append(dialog.message)
+        dialog.dismiss() if len(questions) == 1 else dialog.accept()
+
+    page.remove_listener("dialog", page.acceptDialogs)
+    page.on("dialog", answer)
+    button("stop").click()  # dismissed: nothing sent
+    button("stop").click()
+    expect(message).to_have_text("web is already stopped.")
+    button("recreate").click()
+    expect(message).to_have_text(
+        "Refused (409): node 'web' of 'demo': a restart is under way; wait for it to end")
+    expect(message).to_have_class("error")
+    assert questions[0].startswith("Stop web?") and questions[2].startswith("Recreate web?")
+    posts = [(path, headers.get("authorization"), headers.get("content-type"), body)
+             for method, path, headers, body in hub.calls if method == "POST"]
+    assert posts == [
+        (base + "restart", "Bearer t0ken", "application/json", "{}"),
+        (base + "stop", "Bearer t0ken", "application/json", "{}"),
+        (base + "recreate", "Bearer t0ken", "application/json", "{}"),
+    ]
+
+
+@pytest.mark.parametrize("answer", [
+    (200, json.dumps({"role": "viewer", "canChange": False})),
+    (401, json.dumps({"error": "a valid token is required"})),
+])
+def test_noNodeActionsForViewers(page, hub, answer):
+    """
+    A viewer's token, or none where tokens are set: no action buttons, no
+    actions column.
+    """
+    from playwright.sync_api import expect
+
+    hub.responses[("GET", "/api/whoami")] = answer
+    page.goto(ORIGIN + "/?deployment=demo")
+    hub.send(hub.socket(), picture(1, nodes=[node("web")]))
+    expect(page.locator('#nodes tr[data-node="web"]')).to_have_count(1)
+    expect(page.locator("body")).to_have_attribute("data-role", "viewer" if answer[0] == 200 else "none")
+    expect(page.locator("#nodes button[data-action]")).to_have_count(0)
+    expect(page.locator("#node-actions-column")).to_be_hidden()

@@ -270,7 +270,7 @@ async def test_healthFlipThroughEvents(hub_process, docker) -> None:
     try:
         body = {"name": "flip", "nodes": [{
             "id": "web", "image": IMAGE,
-            "command": ["sh", "-c", "touch /tmp/ok; exec sleep infinity"],
+            "command": ["sh", "-c", "touch /tmp/ok; trap 'exit 0' TERM; sleep infinity & wait"],
             "healthcheck": {"test": ["CMD", "test", "-f", "/tmp/ok"], "interval": 1.0,
                             "retries": 1},
         }]}

@@ -18,12 +18,15 @@ and each subclass gives them its engine through a harness
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Iterator, Optional
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
 from zope.interface.verify import verifyObject
 
 from statushub.engine import (
@@ -133,6 +136,27 @@ class EngineContract:
         again: exited, and the list says the code.
         """
         assert (state.status, state.exitCode) == ("exited", code), state
+
+    # a recreated node gets a new id (a Swarm service keeps its own)
+    recreateKeepsId = False
+
+    def assertKeptStopped(self, state: Optional[ContainerState]) -> None:
+        """
+        A node stopped on purpose: its process ended on SIGTERM (see
+        L{NODE_COMMAND}); one engine's list cannot tell it was on purpose.
+        """
+        assert state is not None
+        assert (state.status, state.exitCode, state.keptStopped) == ("exited", 143, False), state
+
+    async def runsAnew(self, harness: EngineHarness, before: ContainerState, since: Any) -> bool:
+        """
+        Whether the node C{before} shows runs again in a process started
+        after C{since} (L{EngineHarness.startedAt}): in the same container.
+        """
+        state = await stateOf(harness.engine, before.containerId)
+        if state is None or state.status != "running":
+            return False
+        return await harness.startedAt(before.containerId) > since
 
     async def restarted(self, harness: EngineHarness, before: ContainerState) -> bool:
         """
@@ -438,6 +462,79 @@ class EngineContract:
                 assert not await self.restarted(harness, before[node])
 
 
+    # -- node actions -------------------------------------------------------
+
+    @pytest_twisted.ensureDeferred
+    async def test_stopKeepsStopped(self, harness: EngineHarness, deployment: str) -> None:
+        """
+        A stop ends the node's process (SIGTERM within the grace) and keeps
+        it ended: its restart policy ("any") does not bring it back, list
+        after list.  A start runs it again; a start or a stop of a node
+        already so changes nothing.
+        """
+        engine = harness.engine
+        containerId = await started(harness, spec(deployment, "a", restart="any", stopTimeout=5))
+        before = await stateOf(engine, containerId)
+        since = await harness.startedAt(containerId)
+        await engine.stopContainer(containerId, 5)
+        for _ in range(5):
+            self.assertKeptStopped(await stateOf(engine, containerId))
+            # not waiting for a result: giving a restart policy time to act
+            await deferLater(reactor, 0.3, lambda: None)
+        await engine.stopContainer(containerId, 5)
+        self.assertKeptStopped(await stateOf(engine, containerId))
+
+        await engine.startContainer(containerId, "any")
+        await waitUntil(lambda: self.runsAnew(harness, before, since), DEADLINE, 0.2, "running anew")
+        again = await stateOf(engine, containerId)
+        assert not again.keptStopped
+        await engine.startContainer(containerId)
+        assert (await stateOf(engine, containerId)) == again
+
+    @pytest_twisted.ensureDeferred
+    async def test_restart(self, harness: EngineHarness, deployment: str) -> None:
+        """
+        A restart runs the node anew under the same id; another node is not
+        touched.
+        """
+        engine = harness.engine
+        a = await started(harness, spec(deployment, "a", stopTimeout=5))
+        b = await started(harness, spec(deployment, "b", stopTimeout=5))
+        before = await stateOf(engine, a)
+        since, sinceB = await harness.startedAt(a), await harness.startedAt(b)
+        await engine.restartContainer(a, 5)
+        await waitUntil(lambda: self.runsAnew(harness, before, since), DEADLINE, 0.2, "restarted")
+        assert await harness.startedAt(b) == sinceB
+
+    @pytest_twisted.ensureDeferred
+    async def test_recreate(self, harness: EngineHarness, deployment: str) -> None:
+        """
+        A recreate makes the node anew from its spec: one container of the
+        node is left, running, labelled as before, the old process gone; a
+        node whose container (or service) is gone is made anew too.
+        """
+        engine = harness.engine
+        made = spec(deployment, "a", stopTimeout=5)
+        old = await started(harness, made)
+        before = await stateOf(engine, old)
+        since = await harness.startedAt(old)
+        new = await engine.recreateContainer(old, made, 5)
+        assert (new == old) == self.recreateKeepsId
+        nodes = await listed(engine, {DEPLOYMENT_LABEL: deployment})
+        assert list(nodes) == [new]
+        assert nodes[new].status == "running"
+        assert nodes[new].labels == before.labels
+        if new == old:
+            await waitUntil(lambda: self.runsAnew(harness, before, since), DEADLINE, 0.2, "anew")
+
+        await engine.removeContainer(new)
+        again = await engine.recreateContainer(new, made, 5)
+        assert again != new
+        assert [s.status for s in (await listed(engine, {DEPLOYMENT_LABEL: deployment})).values()] == [
+            "running"
+        ]
+
+
 class TestFakeEngine(EngineContract):
     @pytest.fixture
     def harness(self) -> EngineHarness:
@@ -509,6 +606,39 @@ class TestSwarmEngine(EngineContract):
             and state.status == "running"
             and state.container not in (None, before.container)
         )
+
+    # a service is made anew by a new task: its id stays
+    recreateKeepsId = True
+
+    def assertKeptStopped(self, state: Optional[ContainerState]) -> None:
+        """
+        A service at 0 replicas: its task ended (the list gives no code),
+        and the list says it is kept stopped.
+        """
+        assert state is not None
+        assert (state.status, state.keptStopped) == ("exited", True), state
+
+    async def runsAnew(self, harness: EngineHarness, before: ContainerState, since: Any) -> bool:
+        """
+        Swarm runs a node anew in a new task: a new container.
+        """
+        state = await stateOf(harness.engine, before.containerId)
+        return (
+            state is not None
+            and state.status == "running"
+            and state.container not in (None, before.container)
+        )
+
+    @pytest_twisted.ensureDeferred
+    async def test_stopGrace(self, harness: EngineHarness, deployment: str) -> None:
+        """
+        A service's grace is its spec's: what its task gets when it is
+        stopped, replaced or removed.
+        """
+        containerId = await started(harness, spec(deployment, "a", stopTimeout=3))
+        found = await deferToThread(harness.swarm.manager.docker, "service", "inspect", containerId)
+        container = json.loads(found)[0]["Spec"]["TaskTemplate"]["ContainerSpec"]
+        assert container["StopGracePeriod"] == 3 * 10**9
 
     @pytest_twisted.ensureDeferred
     async def test_inspect(self, harness: EngineHarness, deployment: str) -> None:

@@ -138,6 +138,25 @@ def test_swarmStates() -> None:
     assert json["containerId"] == "new" and json["health"] == "healthy"
 
 
+def test_scaledToZero() -> None:
+    """
+    A service scaled to 0 replicas is kept stopped: its ended task shows
+    exited, and with its tasks pruned it is exited too, not pending.
+    """
+    up = node("up")
+    stopped = service("s1", "web")
+    stopped["Spec"]["Mode"] = {"Replicated": {"Replicas": 0}}
+    ended = task("s1", "up", "shutdown", 4, desired="shutdown", container="c")
+    [withTask] = swarmStates([stopped], [ended], [up])
+    assert (withTask.status, withTask.keptStopped) == ("exited", True)
+    [pruned] = swarmStates([stopped], [], [up])
+    assert (pruned.status, pruned.keptStopped) == ("exited", True)
+    running = service("s2", "api")
+    running["Spec"]["Mode"] = {"Replicated": {"Replicas": 1}}
+    [waiting] = swarmStates([running], [], [up])
+    assert (waiting.status, waiting.keptStopped) == ("pending", False)
+
+
 # Swarm's rule for a service's name (swarmkit: at most 63, no dot, a letter
 # or digit at both ends)
 SWARM_NAME = re.compile(r"[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*")

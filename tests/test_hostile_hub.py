@@ -46,8 +46,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory, dockerEngine: DockerEngineProc
              "STATUSHUB_VIEWER_TOKEN": VIEWER},
     )
     hub.start()
-    yield hub
-    hub.stop()
+    try:
+        yield hub
+    finally:
+        hub.stop()
 
 
 @pytest.fixture
@@ -66,10 +68,10 @@ class AuditLines:
 
     def __init__(self, hub: HubProcess) -> None:
         self._hub = hub
-        self._start = len(hub.log)
+        self.start = len(hub.log)
 
     def new(self) -> list[dict[str, Optional[str]]]:
-        return [m.groupdict() for line in self._hub.log[self._start:]
+        return [m.groupdict() for line in self._hub.log[self.start:]
                 if (m := AUDIT.search(line))]
 
     def one(self) -> dict[str, Optional[str]]:
@@ -225,6 +227,20 @@ def test_odd_values_in_a_body_get_400_naming_them(hub, engine, body: bytes, word
     assert answer.code == 400 and words in answer.error, answer.body
     line = audit.one()
     assert (line["outcome"], line["code"]) == ("refused", "400")
+
+
+@pytest.mark.parametrize("body", [b"[" * 1000, b'{"a": NaN}', b"\xff"])
+def test_odd_bodies_of_a_node_action_get_400(hub, engine, body: bytes) -> None:
+    audit = AuditLines(hub)
+    answer = exchange(hub.port, requestHead(
+        "POST", "/api/deployments/hostile/nodes/a/restart", hub.port, JSON, bearer(OPERATOR),
+        f"Content-Length: {len(body)}"), body)
+    assert answer.code == 400 and "empty body or {}" in answer.error, answer.body
+    line = "audit: restart of node 'a' of 'hostile' by operator from 127.0.0.1:"
+    blockUntil(lambda: [entry for entry in hub.log[audit.start:] if line in entry],
+               timeout=10, interval=0.05, what="the action's audit line")
+    [entry] = [entry for entry in hub.log[audit.start:] if line in entry]
+    assert "refused (400)" in entry
 
 
 @pytest.mark.parametrize(

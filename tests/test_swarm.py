@@ -16,7 +16,7 @@ from twisted.internet.threads import deferToThread
 from statushub.resources import MIB
 from tests.fixtures.docker import IMAGE
 from tests.fixtures.swarm import HOST_LABEL
-from tests.hubapi import delete, getJSON, post, topology
+from tests.hubapi import SERVICE, delete, getJSON, post, topology
 from tests.waiting import waitUntil
 from tests.wsclient import connectFeed
 
@@ -118,7 +118,7 @@ async def test_failedDeploysRollBack(hub_process, swarm) -> None:
 
     noImage = topology("noimage", nodes=1)
     noImage["nodes"].append({
-        "id": "lacking", "image": "statushub/manager-only", "command": ["sleep", "infinity"],
+        "id": "lacking", "image": "statushub/manager-only", "command": SERVICE,
         "constraints": [f"node.labels.{HOST_LABEL}==worker"],
     })
     assert (await post(hub, noImage, path="/api/deployments"))[0] == 202
@@ -158,8 +158,8 @@ async def test_hostDies(hub_process, swarm) -> None:
     )
     try:
         body = {"name": "fragile", "nodes": [
-            {"id": "stays", "image": IMAGE, "command": ["sleep", "infinity"]},
-            {"id": "moves", "image": IMAGE, "command": ["sleep", "infinity"], "restart": "any"},
+            {"id": "stays", "image": IMAGE, "command": SERVICE},
+            {"id": "moves", "image": IMAGE, "command": SERVICE, "restart": "any"},
         ]}
         assert (await post(hub, body, path="/api/deployments"))[0] == 202
         before = await feed.waitFor(running("fragile", 2), timeout=60)

@@ -16,7 +16,7 @@ import treq
 
 from statushub.web.examples import AUTOBAHN_MIN_JS_SHA256
 from tests.fixtures.docker import IMAGE
-from tests.hubapi import post
+from tests.hubapi import SERVICE, post
 from tests.waiting import waitUntil
 from tests.wsclient import connectFeed
 
@@ -184,8 +184,8 @@ async def test_autobahn_js_client_sees_a_real_deployment_and_a_killed_container(
     topology = {
         "name": "wampdemo",
         "nodes": [
-            {"id": "web", "image": IMAGE, "command": ["sleep", "infinity"]},
-            {"id": "db", "image": IMAGE, "command": ["sleep", "infinity"]},
+            {"id": "web", "image": IMAGE, "command": SERVICE},
+            {"id": "db", "image": IMAGE, "command": SERVICE},
         ],
     }
     code, body = await post(hub, topology)

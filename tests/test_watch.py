@@ -125,6 +125,30 @@ def test_renderTable():
     assert db.split() == ["db", "fedcba987654", "exited", "-", "1m15s"]
 
 
+def test_renderTableNodeActions():
+    """
+    A node an operator stopped shows "stopped", not a crash (and no red);
+    one an operator's restart has down shows "restarting"; what is under
+    way and what failed are said below the table.
+    """
+    nodes = [
+        {"nodeId": "web", "containerId": "a" * 64, "status": "exited", "exitCode": 143,
+         "stoppedBy": "operator"},
+        {"nodeId": "db", "containerId": "b" * 64, "status": "exited", "action": "restart"},
+        {"nodeId": "api", "containerId": "", "status": "missing",
+         "actionError": "recreate failed: no such image"},
+    ]
+    lines = renderTable(message(nodes=nodes), "live", "", NodeClock(), now=0, colour=True)
+    assert next(line for line in lines if line.startswith("web")).split()[2] == "stopped"
+    assert "\x1b[33mrestarting\x1b[0m" in next(line for line in lines if line.startswith("db"))
+    assert not any("31mstopped" in line for line in lines)
+    assert lines[-3:] == [
+        "  web: stopped by the operator",
+        "  db: restart under way",
+        "  api: recreate failed: no such image",
+    ]
+
+
 def test_renderTableOnASwarm():
     """
     Nodes that name their host get a HOST column, with a host that is not

@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional
 import pytest
 
 from tests.childsignals import asBackgroundJob, defaultStopSignals
+from tests.hubapi import SERVICE
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 30.0
@@ -242,7 +243,7 @@ def test_everyChangeOfADeployment(hub_process, docker, watch) -> None:
     topology = {
         "name": "watched",
         "nodes": [
-            {"id": f"n{i}", "image": "statushub/busybox", "command": ["sleep", "infinity"],
+            {"id": f"n{i}", "image": "statushub/busybox", "command": SERVICE,
              "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 1.0}}
             for i in range(2)
         ],
@@ -330,7 +331,7 @@ def sleepers(name: str, nodes: int) -> dict:
     return {
         "name": name,
         "nodes": [
-            {"id": f"n{i}", "image": "statushub/busybox", "command": ["sleep", "infinity"],
+            {"id": f"n{i}", "image": "statushub/busybox", "command": SERVICE,
              "healthcheck": {"test": ["CMD-SHELL", "true"], "interval": 1.0}}
             for i in range(nodes)
         ],

@@ -1,6 +1,7 @@
 """
 The C{statushub} command: C{deploy FILE}, C{list}, C{status [NAME]},
-C{teardown [NAME]}, C{watch [NAME]}.
+C{teardown [NAME]}, C{watch [NAME]}, and C{restart|stop|start|recreate NAME
+NODE} (one node of a deployment).
 
 C{deploy}, C{list}, C{teardown} and C{status} are an HTTP request or two
 each (blocking is fine in a command); C{watch} is a Twisted client in L{statushub.cli.watch},
@@ -141,8 +142,12 @@ def formatPicture(picture: dict) -> str:
         width = max(len(n["nodeId"]) for n in nodes)
         for node in nodes:
             health = f" ({node['health']})" if node.get("health") else ""
+            stopped = f" (stopped by the {node['stoppedBy']})" if node.get("stoppedBy") else ""
+            action = f" [{node['action']} under way]" if node.get("action") else ""
             lines.append(f"  {node['nodeId']:<{width}}  {(node.get('containerId') or '-')[:12]}  "
-                         f"{node['status']}{health}")
+                         f"{node['status']}{health}{stopped}{action}")
+            if node.get("actionError"):
+                lines.append(f"  {'':<{width}}  {node['actionError']}")
     return "\n".join(lines)
 
 
@@ -259,6 +264,31 @@ def teardown(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+# what each node action is doing, for the line that says it was accepted
+_DOING = {"restart": "restarting", "stop": "stopping", "start": "starting",
+          "recreate": "recreating"}
+# and what a node already was when there was nothing to do (200)
+_ALREADY = {"stop": "stopped", "start": "running"}
+
+
+def nodeAction(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    C{restart|stop|start|recreate NAME NODE}: exit 0 once the hub has
+    accepted it (or there was nothing to do); the feed tells how it ends.
+    """
+    path = (f"{_deploymentPath(args.name)}/nodes/{urllib.parse.quote(args.node, safe='')}"
+            f"/{args.verb}")
+    code, body = request(args.url, "POST", path, args.token, {})
+    if code == 202:
+        out.write(f"{_DOING[args.verb]} node {args.node} of {args.name}; "
+                  f"follow it with: statushub watch {args.name}\n")
+    elif code == 200:
+        out.write(f"node {args.node} of {args.name} is already {_ALREADY[args.verb]}\n")
+    else:
+        raise _refused(code, body)
+    return EXIT_OK
+
+
 def status(args: argparse.Namespace, out: TextIO) -> int:
     code, body = _requestOne(args, "GET", "/api/status")
     if code != 200:
@@ -307,6 +337,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the JSON as the hub sends it")
     _common(p)
     p.set_defaults(run=status)
+    for verb, what in (
+        ("restart", "stop a node's container (with the grace [deploy] stop_timeout) and start it again"),
+        ("stop", "stop a node and keep it stopped (no restart policy brings it back)"),
+        ("start", "start a node that is stopped"),
+        ("recreate", "remove a node's container and make a new one from its topology entry"),
+    ):
+        p = verbs.add_parser(verb, help=what)
+        p.add_argument("name", metavar="NAME", help="the deployment")
+        p.add_argument("node", metavar="NODE", help="the node's id")
+        _common(p)
+        p.set_defaults(run=nodeAction)
     # listed for --help only: main() hands "watch ..." to statushub.cli.watch,
     # which parses its own options and is imported only then
     verbs.add_parser("watch", help="a live view in the terminal, of one deployment or all "

@@ -59,6 +59,22 @@ def _colour(word: str, enabled: bool) -> str:
     return f"\x1b[{code}m{word}\x1b[0m" if code else word
 
 
+def statusWord(node: dict[str, Any]) -> str:
+    """
+    A node's status as the table shows it: C{stopped} when an operator
+    stopped it (on purpose: no crash), C{restarting} while an operator's
+    restart or recreate has it down, else the feed's word.
+    """
+    status = node.get("status", "?")
+    if status == "running":
+        return status
+    if node.get("stoppedBy"):
+        return "stopped"
+    if node.get("action") in ("restart", "recreate"):
+        return "restarting"
+    return status
+
+
 def formatDuration(seconds: float) -> str:
     seconds = int(max(0, seconds))
     if seconds < 60:
@@ -142,7 +158,7 @@ def renderTable(
             (
                 node["nodeId"],
                 (node.get("containerId") or "-")[:12],
-                node.get("status", "?"),
+                statusWord(node),
                 node.get("health") or "-",
                 "-" if seconds is None else formatDuration(seconds),
             )
@@ -158,6 +174,14 @@ def renderTable(
             shown = c(cell) if index and i in (2, 3) else cell
             cells.append(shown + padding)
         lines.append("  ".join(cells).rstrip())
+    # what operators did to a node: under way, stopped on purpose, failed
+    for node in nodes:
+        if node.get("action"):
+            lines.append(f"  {node['nodeId']}: {node['action']} under way")
+        elif node.get("stoppedBy") and node.get("status") != "running":
+            lines.append(f"  {node['nodeId']}: stopped by the {node['stoppedBy']}")
+        if node.get("actionError"):
+            lines.append(f"  {node['nodeId']}: {node['actionError']}")
     return lines
 
 

@@ -6,10 +6,13 @@ into deployments with every node's container (or none, when it is gone).
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from typing import Iterable, Mapping, Sequence
 
+from statushub.resources import ResourcePolicy
+from statushub.topology import Node, Topology, nodeFromEntry
 from statushub.engine import (
     DEPLOYMENT_LABEL,
+    ENTRY_LABEL,
     INDEX_LABEL,
     NODE_LABEL,
     NODES_LABEL,
@@ -56,3 +59,26 @@ def foundDeployments(
         nodeIds += [n for n in byNode if n not in nodeIds]
         found[name] = [(nodeId, byNode.get(nodeId, "")) for nodeId in nodeIds]
     return found
+
+
+def adoptedTopology(
+    name: str,
+    mapping: Sequence[tuple[str, str]],
+    seen: Mapping[str, ContainerState],
+    policy: ResourcePolicy = ResourcePolicy(),
+) -> Topology:
+    """
+    The topology of an adopted deployment, as far as its containers tell
+    it: each node from the entry its container carries (L{ENTRY_LABEL}).  A
+    node whose container is gone, or does not carry a valid entry, is there
+    by id only (an empty C{image}): it cannot be made again.
+
+    A pure function.
+    """
+    nodes = []
+    for nodeId, containerId in mapping:
+        state = seen.get(containerId) if containerId else None
+        text = state.labels.get(ENTRY_LABEL, "") if state is not None else ""
+        node = nodeFromEntry(text, policy) if text else None
+        nodes.append(node if node is not None and node.id == nodeId else Node(id=nodeId, image=""))
+    return Topology(name=name, nodes=tuple(nodes))

@@ -54,3 +54,10 @@ class ManagerControl:
             return fail(e)
         working.addErrback(_logFailure, "teardown", name)
         return succeed(self._source.current(name))
+
+    def act(self, name: str, node: str, action: str) -> "Deferred[tuple[bool, dict[str, Any]]]":
+        try:
+            started = self._manager.act(name, node, action)
+        except RequestError as e:
+            return fail(e)
+        return succeed((started, self._source.current(name)))

@@ -5,7 +5,8 @@ its picture on the L{StatusBoard}.
 States: C{deploying -> deployed -> tearing_down -> idle}; a deploy that fails
 removes what it created and ends C{failed} (with the reason), from which a
 teardown (or a new deploy of the same name) is allowed.  C{idle} is the end:
-its message is the deployment's last, and the manager forgets it.
+its message is the deployment's last, and the manager forgets it.  While it
+is C{deployed}, its nodes can be acted on one by one (L{statushub.deploy.actions}).
 
 Everything here touches only containers carrying this deployment's label and
 this hub's owner, so one deployment's failure or teardown never reaches
@@ -17,24 +18,29 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence
 
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
+from statushub.deploy.actions import ActionObserver, NodeActions
+from statushub.deploy.adoption import adoptedTopology
 from statushub.deploy.bridge import nodeStatuses
 from statushub.deploy.owner import Owner
-from statushub.topology import Topology
+from statushub.topology import Node, Topology
 from statushub.engine import (
+    DEFAULT_STOP_TIMEOUT,
     ContainerDetail,
+    ContainerSpec,
     ContainerState,
     EngineError,
     EngineEvent,
     EngineUnreachable,
 )
-from statushub.errors import DeploymentConflict
+from statushub.errors import DeploymentConflict, UnknownNode
+from statushub.resources import ResourcePolicy
 from statushub.interfaces import IContainerEngine
-from statushub.status import NodeStatus, Picture, StatusBoard, isoTimestamp
+from statushub.status import NodeStatus, Picture, StatusBoard, isoTimestamp, withSince
 
 # what an event says about its container, before a list would show it
 # (on Docker 20.10 die/pause/unpause arrive before the list changes)
@@ -73,8 +79,17 @@ class Deployment:
         believed over a poll that still shows the old state; a poll that
         agrees ends it sooner.
     @param owner: whose containers it makes and may remove.
+    @param stopTimeout: the grace (seconds) a stopping process gets before
+        it is killed, in a node action or a teardown; also each container's
+        own (L{statushub.engine.ContainerSpec.stopTimeout}).
+    @param observeAction: told how each node action ended (see
+        L{statushub.deploy.actions.ActionObserver}).
+    @param policy: what an adopted node's topology entry is read back with.
     @ivar working: the Deferred of the deploy or teardown under way; it
         never fails (the picture says how it ended).
+    @ivar actions: the node actions (restart, stop, start, recreate).
+    @ivar topology: what the nodes were made from (adopted: as far as the
+        containers tell, see L{adoptedTopology}); L{None} before a deploy.
     """
 
     log = Logger()
@@ -88,6 +103,9 @@ class Deployment:
         eventTTL: float,
         pollSoon: Callable[[float], None] = lambda delay: None,
         owner: Owner = Owner(),
+        stopTimeout: float = DEFAULT_STOP_TIMEOUT,
+        observeAction: Optional[ActionObserver] = None,
+        policy: ResourcePolicy = ResourcePolicy(),
     ) -> None:
         self.name = name
         self.owner = owner
@@ -96,6 +114,12 @@ class Deployment:
         self._clock = clock
         self._eventTTL = eventTTL
         self._pollSoon = pollSoon
+        self._stopTimeout = stopTimeout
+        self._policy = policy
+        # what the nodes were made from: a deploy's topology, or as much of
+        # it as an adopted deployment's containers tell
+        self.topology: Optional[Topology] = None
+        self.actions = NodeActions(self, engine, clock, stopTimeout, observeAction)
         self._mapping: list[tuple[str, str]] = []
         self._lastSeen: Seen = None
         # containerId -> (fields an event told us, believed until)
@@ -124,27 +148,15 @@ class Deployment:
         return any(c == containerId for _, c in self._mapping)
 
     def _publish(self, picture: Picture) -> None:
+        picture = picture.evolve(nodeStatuses=self.actions.mark(picture.nodeStatuses))
         picture = self._withSince(picture)
         self.picture = picture
         self._board.update(picture)
 
     def _withSince(self, picture: Picture) -> Picture:
-        """
-        Each node's C{since}: kept while its status stays, now when it changes.
-        """
-        before = {n.nodeId: n for n in self.picture.nodeStatuses}
-        now: Optional[str] = None
-        nodes = []
-        for node in picture.nodeStatuses:
-            if node.since is None:
-                previous = before.get(node.nodeId)
-                if previous is not None and previous.status == node.status and previous.since:
-                    node = replace(node, since=previous.since)
-                else:
-                    now = now or isoTimestamp(self._clock.seconds())
-                    node = replace(node, since=now)
-            nodes.append(node)
-        return picture.evolve(nodeStatuses=tuple(nodes))
+        # a node an action restarted or recreated has a new since
+        fresh, self.actions.fresh = self.actions.fresh, set()
+        return withSince(self.picture, picture, isoTimestamp(self._clock.seconds()), fresh)
 
     def _change(self, **changes: Any) -> None:
         self._publish(self.picture.evolve(**changes))
@@ -154,14 +166,21 @@ class Deployment:
     def adopt(self, mapping: Sequence[tuple[str, str]], seen: Seen) -> None:
         """
         Take over containers a previous hub left running: the deployment is
-        C{deployed} at once, with what the engine showed.
+        C{deployed} at once, with what the engine showed.  A node stopped on
+        purpose in the board's last picture (in the same container) still is.
         """
         self._mapping = list(mapping)
         self._overlay.clear()
         self._details.clear()
+        self.topology = adoptedTopology(self.name, self._mapping, seen or {}, self._policy)
+        before = {n.nodeId: n for n in self._board.picture(self.name).nodeStatuses}
+        for nodeId, containerId in self._mapping:
+            previous = before.get(nodeId)
+            if previous is not None and previous.stoppedBy and previous.containerId == containerId:
+                self.actions.stoppedBy.add(nodeId)
         # one message: deployed, with the nodes as found
         self.picture = Picture(deployStatus="deployed", deployment=self.name)
-        self.show(seen)
+        self.show(seen, asOf=self._clock.seconds())
 
     # -- deploy --------------------------------------------------------
 
@@ -172,6 +191,7 @@ class Deployment:
         or C{failed}.
         """
         assert topology.name == self.name
+        self.topology = topology
         self._mapping = []
         self._overlay.clear()
         self._details.clear()
@@ -184,7 +204,7 @@ class Deployment:
         created: list[tuple[str, str]] = []
         nodeId = ""
         try:
-            for node, spec in topology.containerSpecs(self.owner.name):
+            for node, spec in self.containerSpecs(topology):
                 nodeId = node.id
                 containerId = await self._engine.createContainer(spec)
                 created.append((node.id, containerId))
@@ -213,18 +233,24 @@ class Deployment:
             return
         self._change(deployStatus="deployed")
 
-    async def _removeAll(self, containerIds: list[str]) -> Optional[EngineError]:
+    async def _removeAll(self, containerIds: list[str], grace: float = 0) -> Optional[EngineError]:
         """
-        Remove the given containers and any other of this owner carrying
-        this deployment's label (one whose create answer was lost, say), and
-        no other.
+        Remove the given containers (all at once, each with C{grace} seconds
+        to end on SIGTERM) and any other of this owner carrying this
+        deployment's label (one whose create answer was lost, say), and no
+        other.
 
         @return: L{None}, or the error that says why something may remain.
         """
         try:
-            for containerId in containerIds:
-                if containerId:
-                    await self._engine.removeContainer(containerId)
+            removals = [
+                self._engine.removeContainer(containerId, grace)
+                for containerId in containerIds if containerId
+            ]
+            results = await DeferredList(removals, consumeErrors=True)
+            for ok, result in results:
+                if not ok:
+                    result.raiseException()
             # the engine may still be removing one (a removal that outlived
             # our timeout shows as "removing"): look until none is left
             for attempt in range(REMOVAL_CHECKS):
@@ -261,7 +287,12 @@ class Deployment:
         return self.working
 
     async def _teardown(self) -> None:
-        problem = await self._removeAll([c for _, c in self._mapping])
+        # an action under way may still make a container: let it end first,
+        # so that the removal below sees everything there is
+        await self.actions.wait()
+        # a deploy's rollback kills at once; a teardown ends processes as a
+        # stop does
+        problem = await self._removeAll([c for _, c in self._mapping], self._stopTimeout)
         if problem is not None:
             self.log.warn("tearing down {name} failed: {problem}", name=self.name, problem=problem)
             self._change(
@@ -279,19 +310,78 @@ class Deployment:
 
     # -- polls and events ----------------------------------------------
 
-    def show(self, seen: Seen) -> None:
+    def show(self, seen: Seen, asOf: Optional[float] = None) -> None:
         """
         Put what a poll found (every labelled container, keyed by id; L{None}
         when the engine could not be asked), plus what recent events said,
         on the board.
+
+        @param asOf: when a new poll's list was asked for: what it tells
+            about nodes stopped or started is learnt.
         """
         self._lastSeen = seen
+        nodes = nodeStatuses(self._withEvents(seen), self._mapping, self._details)
+        if seen is not None and asOf is not None:
+            self.actions.observed(nodes, self._mapping, seen, asOf)
         self._publish(
             self.picture.evolve(
-                nodeStatuses=nodeStatuses(self._withEvents(seen), self._mapping, self._details),
+                nodeStatuses=nodes,
                 engine="unreachable" if seen is None else "reachable",
             )
         )
+
+    # -- node actions ----------------------------------------------------
+
+    def act(self, nodeId: str, action: str) -> bool:
+        """
+        Start C{action} on one node: L{NodeActions.request}.
+        """
+        return self.actions.request(nodeId, action)
+
+    def containerSpecs(self, topology: Topology) -> list[tuple[Node, ContainerSpec]]:
+        """
+        What the engine is asked to make for each node: one way, a deploy's
+        and a recreate's.
+        """
+        return topology.containerSpecs(self.owner.name, self._stopTimeout)
+
+    def containerOf(self, nodeId: str) -> str:
+        """
+        The node's container (C{""} when it has none).
+
+        @raise UnknownNode: no node of this deployment has that id.
+        """
+        for node, containerId in self._mapping:
+            if node == nodeId:
+                return containerId
+        raise UnknownNode(self.name, nodeId)
+
+    def replaceContainer(self, nodeId: str, containerId: str) -> None:
+        """The node's container is now C{containerId} (C{""}: none)."""
+        old = self.containerOf(nodeId)
+        self._mapping = [(n, containerId if n == nodeId else c) for n, c in self._mapping]
+        self._overlay.pop(old, None)
+        self._details.pop(old, None)
+
+    def believe(self, containerId: str, status: str) -> None:
+        """
+        Take an action's word that a container is now in C{status}, as an
+        event's, until a poll agrees.
+        """
+        if containerId:
+            told = {"status": status, "health": None, "exitCode": None}
+            self._overlay[containerId] = (told, self._clock.seconds() + self._eventTTL)
+
+    def refresh(self, pollSoon: bool) -> None:
+        """
+        Show the nodes again (an action started or ended); ask for a poll.
+        """
+        if self._lastSeen is not None and self.status == "deployed":
+            self.show(self._lastSeen)
+        else:
+            self._publish(self.picture)
+        if pollSoon:
+            self._pollSoon(0)
 
     def _withEvents(self, seen: Seen) -> Seen:
         if seen is None or not self._overlay:
@@ -315,10 +405,16 @@ class Deployment:
             fields = {**current, **told}
             if fields["status"] == "missing":
                 continue  # a health event for a container the list no longer has
-            merged[containerId] = ContainerState(
-                containerId, fields["status"], fields["health"],
-                state.labels if state else {}, exitCode=fields["exitCode"],
-            )
+            if state is not None:
+                # what the list knows besides (a Swarm task's host) stays
+                merged[containerId] = replace(
+                    state, status=fields["status"], health=fields["health"],
+                    exitCode=fields["exitCode"],
+                )
+            else:
+                merged[containerId] = ContainerState(
+                    containerId, fields["status"], fields["health"], exitCode=fields["exitCode"]
+                )
         return merged
 
     def _inspect(self, containerId: str) -> None:

@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from statushub.deploy.actions import ActionObserver
 from statushub.deploy.adoption import foundDeployments
 from statushub.deploy.deployment import (
     FOLLOWED_ACTIONS,
@@ -34,6 +35,7 @@ from statushub.deploy.owner import Owner
 from statushub.deploy.poller import HealthPoller
 from statushub.errors import UnknownDeployment
 from statushub.engine import (
+    DEFAULT_STOP_TIMEOUT,
     DEPLOYMENT_LABEL,
     OWNER_LABEL,
     ContainerState,
@@ -41,6 +43,7 @@ from statushub.engine import (
     EngineEvent,
 )
 from statushub.interfaces import IContainerEngine, IHealthCheck
+from statushub.resources import ResourcePolicy
 from statushub.status import StatusBoard
 from statushub.topology import Topology
 
@@ -62,6 +65,12 @@ class DeploymentManager(MultiService):
     @param observePoll: told how long each poll took (seconds).
     @param owner: C{[deploy] owner}: the containers made are labelled with
         it, and only those so labelled are seen.
+    @param stopTimeout: the grace (seconds) a stopping node's process gets
+        before it is killed: node actions and teardowns (C{[deploy]
+        stop_timeout}).
+    @param observeAction: told how each node action ended.
+    @param policy: the resource policy a node's topology entry is read back
+        with when a deployment is adopted (C{[deploy]} defaults and maxima).
     @ivar engineState: C{"reachable"}, C{"unreachable"} or C{"unknown"} (no
         contact yet), as the last poll or check found the engine.
     @ivar polling: whether anything deployed is polled now (the engine
@@ -86,10 +95,16 @@ class DeploymentManager(MultiService):
         runInThread: Optional[RunInThread] = None,
         observePoll: Optional[Callable[[float], None]] = None,
         owner: Owner = Owner(),
+        stopTimeout: float = DEFAULT_STOP_TIMEOUT,
+        observeAction: Optional[ActionObserver] = None,
+        policy: ResourcePolicy = ResourcePolicy(),
     ) -> None:
         super().__init__()
         self._engine = engine
         self.owner = owner
+        self.stopTimeout = stopTimeout
+        self._observeAction = observeAction or (lambda action, outcome: None)
+        self._policy = policy
         self._board = board
         self._clock = clock
         self.maxDeployments = maxDeployments
@@ -180,8 +195,29 @@ class DeploymentManager(MultiService):
     def _newDeployment(self, name: str) -> Deployment:
         return Deployment(
             name, self._engine, self._board, self._clock, self._eventTTL,
-            pollSoon=self.poller.pollSoon, owner=self.owner,
+            pollSoon=self.poller.pollSoon, owner=self.owner, stopTimeout=self.stopTimeout,
+            observeAction=self._observeAction, policy=self._policy,
         )
+
+    def act(self, name: str, nodeId: str, action: str) -> bool:
+        """
+        Start C{action} (restart, stop, start, recreate) on the node C{nodeId}
+        of the deployment C{name}; the feed tells how it goes.
+
+        @return: L{True} when it was started, L{False} when there was nothing
+            to do (a stop of a node stopped on purpose, a start of one that
+            runs).
+        @raise UnknownDeployment: no such deployment.
+        @raise statushub.errors.UnknownNode: it has no such node.
+        @raise DeploymentConflict: it is not deployed, or the node cannot take
+            the action now (another is under way, ...); the message says why.
+        """
+        try:
+            deployment = self.get(name)
+        except UnknownDeployment:
+            self._observeAction(action, "refused")
+            raise
+        return deployment.act(nodeId, action)
 
     def teardown(self, name: str) -> "Deferred[None]":
         """
@@ -321,6 +357,7 @@ class DeploymentManager(MultiService):
         polled = [d for d in self._deployments.values() if d.status == "deployed"]
         if not polled:
             return
+        asked = self._clock.seconds()
         try:
             states = await self._listOwn()
         except EngineError as e:
@@ -333,7 +370,7 @@ class DeploymentManager(MultiService):
         for deployment in polled:
             # not one torn down (or deployed anew) while we asked
             if self._deployments.get(deployment.name) is deployment and deployment.status == "deployed":
-                deployment.show(seen)
+                deployment.show(seen, asOf=asked)
 
     def _onEvent(self, event: EngineEvent) -> None:
         if not event.containerId:

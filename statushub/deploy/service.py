@@ -12,7 +12,8 @@ from typing import Any, Optional
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 
-from statushub.config import Config, engineAddress
+from statushub.config import Config, engineAddress, resourcePolicy
+from statushub.deploy.actions import ActionObserver
 from statushub.deploy.control import ManagerControl
 from statushub.deploy.manager import DeploymentManager, EngineHealth
 from statushub.deploy.owner import Owner
@@ -31,6 +32,7 @@ class Orchestrator(MultiService):
 
     @param metrics: where engine calls, events and polls are counted; L{None}:
         not counted.
+    @param observeAction: told how each node action ended (the metrics').
     @ivar control: what the API acts through.
     @ivar healthChecks: what C{/healthz} should report.
     """
@@ -41,6 +43,7 @@ class Orchestrator(MultiService):
         config: Config,
         reactor: Any,
         metrics: Optional[EngineMetrics] = None,
+        observeAction: Optional[ActionObserver] = None,
     ) -> None:
         super().__init__()
         kind = SwarmEngine if config["engine"]["kind"] == "swarm" else DockerEngine
@@ -56,6 +59,9 @@ class Orchestrator(MultiService):
             observePoll=None if metrics is None else metrics.observePoll,
             maxDeployments=config["deploy"]["max_deployments"],
             owner=Owner(config["deploy"]["owner"]),
+            stopTimeout=config["deploy"]["stop_timeout"],
+            observeAction=observeAction,
+            policy=resourcePolicy(config),
         )
         # checks the engine and adopts the deployments found there when it
         # starts; an engine that is down is retried, the hub serves meanwhile

@@ -20,9 +20,16 @@ INDEX_LABEL = "io.statushub.index"
 # every node id of the deployment, comma-separated, in topology order: a
 # restarted hub learns from any one surviving container which nodes are gone
 NODES_LABEL = "io.statushub.nodes"
+# the node's own topology entry (JSON): a restarted hub can make the node's
+# container again (recreate) exactly as the deploy made it
+ENTRY_LABEL = "io.statushub.entry"
 # the [deploy] owner of the hub that made it: a hub sees only its owner's
 OWNER_LABEL = "io.statushub.owner"
 DEFAULT_OWNER = "statushub"
+
+
+# [deploy] stop_timeout's default, as Docker's own
+DEFAULT_STOP_TIMEOUT = 10.0
 
 
 def containerName(owner: str, deployment: str, node: str) -> str:
@@ -54,6 +61,19 @@ class ImageNotFound(EngineError):
     """
 
 
+class RecreateIncomplete(EngineError):
+    """
+    Recreating a container failed after its old container was removed.
+
+    @ivar containerId: what the node has now: the new container, created
+        but not running, or C{""} when there is none.
+    """
+
+    def __init__(self, message: str, containerId: str = "") -> None:
+        super().__init__(message)
+        self.containerId = containerId
+
+
 @dataclass(frozen=True)
 class HealthCheckSpec:
     test: tuple[str, ...]
@@ -81,6 +101,10 @@ class ContainerSpec:
     restart: str = "none"
     # Swarm placement constraints ("node.labels.x==y"); one engine has none
     constraints: tuple[str, ...] = ()
+    # seconds a stopping process has after SIGTERM before SIGKILL: the
+    # engine's own default for this container (a daemon that shuts down, a
+    # Swarm task that is replaced); [deploy] stop_timeout
+    stopTimeout: float = DEFAULT_STOP_TIMEOUT
     # its memory and CPU limits: every container has some
     resources: Resources = Resources()
 
@@ -112,6 +136,9 @@ class ContainerState:
     error: Optional[str] = None
     # an exited container's exit code, when the list says it
     exitCode: Optional[int] = None
+    # stopped on purpose and kept so, as the list shows it (a Swarm service
+    # scaled to 0 replicas); one engine's list cannot tell
+    keptStopped: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,15 @@ L{IContainerEngine} on the Docker SDK.
 The SDK blocks, so every call runs in a thread pool of our own (sized so that
 a deploy, a poll and a teardown can overlap without queueing behind one
 another, small enough not to matter on a 2-core machine) with a socket
-timeout, plus a reactor-side timeout as a backstop.  The event stream reads
-in one more thread of its own so that it can never occupy the pool.
+timeout, plus a reactor-side timeout as a backstop.  A call that waits for a
+process to end (a stop or restart, up to its grace period) runs in a second
+pool, so that polls never queue behind a grace period.  The event stream
+reads in one more thread of its own so that it can never occupy either.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import Any, Callable, Optional, TypeVar
@@ -18,7 +21,7 @@ import docker
 import docker.errors
 import requests.exceptions
 from docker.types import LogConfig
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
@@ -31,6 +34,7 @@ from statushub.engine import (
     EngineEvent,
     EngineUnreachable,
     ImageNotFound,
+    RecreateIncomplete,
 )
 from statushub.interfaces import IContainerEngine, IEventStream
 from statushub.resources import LOG_FILE_SIZE, LOG_FILES
@@ -47,6 +51,9 @@ T = TypeVar("T")
 # which would block (and fail when the engine is down).
 API_VERSION = "1.41"
 POOL_THREADS = 4
+# stops and restarts waiting out their grace at once (a teardown stops every
+# node of a deployment together); threads that wait on a socket cost little
+GRACE_THREADS = 16
 PIDS_LIMIT = 256
 
 # "Up 3 seconds (healthy)", "Up 1 second (health: starting)"
@@ -90,6 +97,13 @@ def exitCodeFromListStatus(status: str) -> Optional[int]:
     """
     match = _EXIT_IN_STATUS.match(status or "")
     return None if match is None else int(match.group(1))
+
+
+def graceSeconds(timeout: float) -> int:
+    """
+    A grace period as the engine's API takes it: whole seconds, rounded up.
+    """
+    return max(0, math.ceil(timeout))
 
 
 def labelFilter(labels: dict[str, Optional[str]]) -> list[str]:
@@ -151,6 +165,9 @@ class DockerEngine:
         self.host = dockerHost(host)
         self.timeout = timeout
         self._pool = ThreadPool(minthreads=0, maxthreads=threads, name="statushub-docker")
+        self._gracePool = ThreadPool(
+            minthreads=0, maxthreads=GRACE_THREADS, name="statushub-docker-stop"
+        )
         self._stopped = False
         self._client = docker.APIClient(
             base_url=self.host, version=API_VERSION, timeout=timeout
@@ -158,11 +175,27 @@ class DockerEngine:
 
     def stop(self) -> None:
         self._stopped = True
-        if self._pool.started:
-            self._pool.stop()
+        for pool in (self._pool, self._gracePool):
+            if pool.started:
+                pool.stop()
         self._client.close()
 
     def _call(self, what: str, function: Callable[..., T], *args: Any, **kw: Any) -> "Deferred[T]":
+        return self._callIn(self._pool, 0, what, function, *args, **kw)
+
+    def _callWaiting(
+        self, grace: int, what: str, function: Callable[..., T], *args: Any, **kw: Any
+    ) -> "Deferred[T]":
+        """
+        L{_call} for a call that may wait C{grace} seconds for a process to
+        end: in the grace pool, with the backstop that much later.
+        """
+        return self._callIn(self._gracePool, grace, what, function, *args, **kw)
+
+    def _callIn(
+        self, pool: ThreadPool, grace: int, what: str,
+        function: Callable[..., T], *args: Any, **kw: Any,
+    ) -> "Deferred[T]":
         def guarded() -> T:
             try:
                 return function(*args, **kw)
@@ -182,14 +215,14 @@ class DockerEngine:
 
         if self._stopped:
             return fail(EngineError(f"{what}: the engine client is stopped"))
-        if not self._pool.started:
+        if not pool.started:
             # started on first use, not at construction: twistd may fork
             # (daemonize) between building the service and running it
-            self._pool.start()
-        d = deferToThreadPool(self._reactor, self._pool, guarded)
+            pool.start()
+        d = deferToThreadPool(self._reactor, pool, guarded)
         # the socket timeout should fire first; this is the backstop for a
         # call that hangs anywhere else
-        d.addTimeout(self.timeout + 5, self._reactor, onTimeoutCancel=self._timedOut(what))
+        d.addTimeout(self.timeout + grace + 5, self._reactor, onTimeoutCancel=self._timedOut(what))
         return d
 
     def _timedOut(self, what: str) -> Callable[[Any, float], Any]:
@@ -230,6 +263,8 @@ class DockerEngine:
                 healthcheck=healthcheck,
                 # no network at all: a node talks to nothing, the host least
                 network_disabled=True,
+                # the grace a daemon that shuts down gives it too
+                stop_timeout=graceSeconds(spec.stopTimeout),
                 host_config=self._client.create_host_config(
                     network_mode="none",
                     # and nothing gained inside: no setuid escalation, no fork bomb
@@ -249,14 +284,68 @@ class DockerEngine:
 
         return self._call(f"create container {spec.name!r}", create)
 
-    def startContainer(self, containerId: str) -> "Deferred[None]":
-        return self._call(
-            f"start container {containerId[:12]}", self._client.start, containerId
+    def startContainer(self, containerId: str, restart: Optional[str] = None) -> "Deferred[None]":
+        def start() -> None:
+            if restart is not None:
+                self._client.update_container(
+                    containerId, restart_policy=_RESTART_POLICY[restart]
+                )
+            self._client.start(containerId)
+
+        return self._call(f"start container {containerId[:12]}", start)
+
+    def stopContainer(self, containerId: str, timeout: float) -> "Deferred[None]":
+        grace = graceSeconds(timeout)
+
+        def stop() -> None:
+            # a manual stop keeps Docker's restart policy from acting only
+            # until the daemon restarts ("always", and "on-failure" after a
+            # SIGKILL, would start it then): no policy while stopped on purpose
+            self._client.update_container(containerId, restart_policy=_RESTART_POLICY["none"])
+            self._client.stop(containerId, timeout=grace)
+
+        return self._callWaiting(grace, f"stop container {containerId[:12]}", stop)
+
+    def restartContainer(self, containerId: str, timeout: float) -> "Deferred[None]":
+        grace = graceSeconds(timeout)
+        return self._callWaiting(
+            grace, f"restart container {containerId[:12]}",
+            self._client.restart, containerId, timeout=grace,
         )
 
-    def removeContainer(self, containerId: str) -> "Deferred[None]":
+    def recreateContainer(
+        self, containerId: str, spec: ContainerSpec, timeout: float
+    ) -> "Deferred[str]":
+        return ensureDeferred(self._recreate(containerId, spec, timeout))
+
+    async def _recreate(self, containerId: str, spec: ContainerSpec, timeout: float) -> str:
+        # the same calls a deploy makes, after the old one is gone (its
+        # name is the new one's)
+        if containerId:
+            await self.removeContainer(containerId, timeout)
+        try:
+            newId = await self.createContainer(spec)
+        except EngineError as e:
+            raise RecreateIncomplete(
+                f"{e} (the old container is removed; no new one was created)"
+            ) from e
+        try:
+            await self.startContainer(newId)
+        except EngineError as e:
+            raise RecreateIncomplete(
+                f"{e} (the old container is removed; the new one {newId[:12]} is created, "
+                "not running)", newId,
+            ) from e
+        return newId
+
+    def removeContainer(self, containerId: str, timeout: float = 0) -> "Deferred[None]":
+        grace = graceSeconds(timeout)
+
         def remove() -> None:
             try:
+                if grace:
+                    # SIGTERM first, as docker stop does; remove kills at once
+                    self._client.stop(containerId, timeout=grace)
                 self._client.remove_container(containerId, force=True, v=True)
             except docker.errors.NotFound:
                 pass
@@ -266,7 +355,7 @@ class DockerEngine:
                     return
                 raise
 
-        return self._call(f"remove container {containerId[:12]}", remove)
+        return self._callWaiting(grace, f"remove container {containerId[:12]}", remove)
 
     def listContainers(self, labels: dict[str, Optional[str]]) -> "Deferred[list[ContainerState]]":
         def listing() -> list[ContainerState]:

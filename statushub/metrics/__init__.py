@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Optional
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from statushub.interfaces import IHealthCheck
+from statushub.metrics.actions import ACTION_OUTCOMES, ActionMetrics
 from statushub.metrics.engine import (
     ENGINE_ERROR_KINDS,
     ENGINE_EVENT_ACTIONS,
@@ -42,7 +43,7 @@ from statushub.metrics.status import (
 from statushub.metrics.web import CLOSE_REASONS, WebMetrics
 
 __all__ = [
-    "BROADCAST_BUCKETS", "CLOSE_REASONS", "DEPLOY_STATUSES", "DROP_REASONS", "ENGINE_ERROR_KINDS",
+    "ACTION_OUTCOMES", "ActionMetrics", "BROADCAST_BUCKETS", "CLOSE_REASONS", "DEPLOY_STATUSES", "DROP_REASONS", "ENGINE_ERROR_KINDS",
     "ENGINE_EVENT_ACTIONS", "ENGINE_OPERATIONS", "OUTCOMES", "POLL_BUCKETS", "PREFIX",
     "EngineMetrics", "FeedMetrics", "MeteredEngine", "MeteredEventStream", "Metrics",
     "StateCollector", "StatusMetrics", "WebMetrics",
@@ -52,7 +53,7 @@ __all__ = [
 class Metrics:
     """
     Every metric of one hub, on a registry of its own: the parts that count
-    take theirs from here (C{feed}, C{engine}, C{status}, C{web}); L{watch} adds
+    take theirs from here (C{feed}, C{engine}, C{status}, C{actions}, C{web}); L{watch} adds
     what is read at scrape time; the process's own figures come with it.
     """
 
@@ -61,6 +62,7 @@ class Metrics:
         self.feed = FeedMetrics(self.registry)
         self.engine = EngineMetrics(self.registry)
         self.status = StatusMetrics(self.registry)
+        self.actions = ActionMetrics(self.registry)
         self.web = WebMetrics(self.registry)
         # CPU, memory, open files, start time: statushub_process_*
         ProcessCollector(namespace=PREFIX, registry=self.registry)

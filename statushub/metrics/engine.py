@@ -7,7 +7,7 @@ and how long each poll takes.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from twisted.internet.defer import Deferred
@@ -23,6 +23,9 @@ ENGINE_OPERATIONS = {
     "ping": "ping",
     "createContainer": "create",
     "startContainer": "start",
+    "stopContainer": "stop",
+    "restartContainer": "restart",
+    "recreateContainer": "recreate",
     "removeContainer": "remove",
     "listContainers": "list",
     "inspectContainer": "inspect",
@@ -145,14 +148,23 @@ class MeteredEngine:
     def createContainer(self, spec: Any) -> Any:
         return self._call("createContainer", spec)
 
-    def startContainer(self, containerId: str) -> Any:
-        return self._call("startContainer", containerId)
+    def startContainer(self, containerId: str, restart: Optional[str] = None) -> Any:
+        return self._call("startContainer", containerId, restart)
+
+    def stopContainer(self, containerId: str, timeout: float) -> Any:
+        return self._call("stopContainer", containerId, timeout)
+
+    def restartContainer(self, containerId: str, timeout: float) -> Any:
+        return self._call("restartContainer", containerId, timeout)
+
+    def recreateContainer(self, containerId: str, spec: Any, timeout: float) -> Any:
+        return self._call("recreateContainer", containerId, spec, timeout)
 
     def inspectContainer(self, containerId: str) -> Any:
         return self._call("inspectContainer", containerId)
 
-    def removeContainer(self, containerId: str) -> Any:
-        return self._call("removeContainer", containerId)
+    def removeContainer(self, containerId: str, timeout: float = 0) -> Any:
+        return self._call("removeContainer", containerId, timeout)
 
     def listContainers(self, labels: dict) -> Any:
         return self._call("listContainers", labels)

@@ -50,6 +50,8 @@
     // the view of one: its kept messages (history API, then the feed), by seq
     history: new Map(),
     historyEpoch: null,
+    // may this page act on nodes? (GET /api/whoami says: the operator may)
+    canChange: false,
   };
 
   // ---- addresses ---------------------------------------------------------
@@ -444,6 +446,12 @@
       if (node.error) {
         statusBadge.title = node.error; // why a Swarm task failed
       }
+      if (node.stoppedBy) {
+        // stopped on purpose: no crash, whatever the exit code says
+        row.dataset.stoppedBy = node.stoppedBy;
+        setBadge(statusBadge, "stopped");
+        statusBadge.title = node.status + ", stopped by the " + node.stoppedBy;
+      }
       const healthBadge = addBadgeCell(row, "health");
       if (health) {
         setBadge(healthBadge, health);
@@ -453,9 +461,113 @@
         healthBadge.dataset.state = "";
       }
       addCell(row, "since", "");
+      if (state.canChange) {
+        addActionsCell(row, node);
+      }
     }
     state.nodes = seen;
     $("no-nodes").hidden = nodeStatuses.length > 0;
+    $("node-actions-column").hidden = !state.canChange;
+  }
+
+  // ---- acting on one node (the operator's page only) -----------------------
+
+  const NODE_ACTIONS = ["restart", "stop", "start", "recreate"];
+  // asked before they are sent: each ends what the node is doing
+  const CONFIRM = {
+    stop: (nodeId) => "Stop " + nodeId + "? It stays stopped until it is started again.",
+    recreate: (nodeId) => "Recreate " + nodeId + "? Its container is removed and made anew.",
+  };
+  const RUNNING = ["running", "restarting", "paused", "pending"];
+
+  // The actions that apply to a node now.
+  function actionsFor(node) {
+    if (!state.picture || state.picture.deployStatus !== "deployed" || node.action) {
+      return [];
+    }
+    if (node.status === "missing" || !node.containerId) {
+      return ["recreate"];
+    }
+    if (node.status === "unknown") {
+      return [];
+    }
+    if (RUNNING.includes(node.status) && !node.stoppedBy) {
+      return ["restart", "stop", "recreate"];
+    }
+    return ["start", "recreate"];
+  }
+
+  function addActionsCell(row, node) {
+    const cell = addCell(row, "actions", "");
+    if (node.action) {
+      const note = document.createElement("span");
+      note.className = "under-way";
+      note.textContent = node.action + " under way…";
+      cell.appendChild(note);
+    }
+    for (const action of actionsFor(node)) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.action = action;
+      button.textContent = action.charAt(0).toUpperCase() + action.slice(1);
+      button.addEventListener("click", () => actOnNode(node.nodeId, action));
+      cell.appendChild(button);
+    }
+    if (node.actionError) {
+      const error = document.createElement("div");
+      error.className = "row-error";
+      error.textContent = node.actionError;
+      cell.appendChild(error);
+    }
+  }
+
+  async function actOnNode(nodeId, action) {
+    const ask = CONFIRM[action];
+    if (ask && !window.confirm(ask(nodeId))) {
+      return;
+    }
+    const path = deploymentPath(viewing) + "/nodes/" + encodeURIComponent(nodeId) + "/" + action;
+    showApiMessage(action + " of " + nodeId + "…", false);
+    let response;
+    try {
+      response = await fetch(path, {
+        method: "POST", body: "{}",
+        headers: apiHeaders({ "Content-Type": "application/json" }),
+      });
+    } catch (err) {
+      showApiMessage("Could not reach the hub: " + err.message, true);
+      return;
+    }
+    if (response.status === 202) {
+      showApiMessage(action.charAt(0).toUpperCase() + action.slice(1) + " of " + nodeId + " accepted.", false);
+    } else if (response.ok) {
+      showApiMessage(nodeId + " is already " + (action === "stop" ? "stopped" : "running") + ".", false);
+    } else {
+      showApiMessage(await describeRefusal(response), true);
+    }
+  }
+
+  // Whether this page's token may change things: GET /api/whoami.  A
+  // viewer's, or none when tokens are set (401), may not: no buttons.  The
+  // answer goes on <body data-role> too, for scripts and tests.
+  async function learnRole() {
+    let canChange = false;
+    let role = "none";
+    try {
+      const response = await fetch("/api/whoami", { headers: apiHeaders() });
+      if (response.ok) {
+        const answer = await response.json();
+        canChange = answer.canChange === true;
+        role = String(answer.role);
+      }
+    } catch (err) {
+      // the hub is away: no buttons until the page is loaded again
+    }
+    state.canChange = canChange;
+    document.body.dataset.role = role;
+    if (state.picture) {
+      renderNodes(state.picture.nodeStatuses || [], false);
+    }
   }
 
   // The host's name, and a badge when it is not ready (down, or unknown).
@@ -584,10 +696,17 @@
     }
   }
 
-  // A node's state in one word: unhealthy counts as its own state.
+  // A node's state in one word: unhealthy counts as its own state, and so
+  // does a node an operator stopped (stopped on purpose, not a crash).
   function stateWord(node) {
     if (!node) {
       return "missing";
+    }
+    if (node.stoppedBy && node.status !== "running") {
+      return "stopped";
+    }
+    if ((node.action === "restart" || node.action === "recreate") && node.status !== "running") {
+      return "restarting"; // an operator's restart on its way, not a crash
     }
     return node.status === "running" && node.health === "unhealthy" ? "unhealthy" : node.status;
   }
@@ -790,6 +909,7 @@
       $("deploy-form").hidden = true;
       $("actions-heading").hidden = true;
       $("teardown").addEventListener("click", () => teardown(viewing));
+      learnRole();
     } else {
       $("overview").hidden = false;
     }

@@ -1,11 +1,12 @@
 """
-The audit log: one line for every request that would change something
-(today: a deploy or a teardown), accepted or refused, with who asked, from
-where, for which deployment, and why it was refused.
+The audit log: one line for every request that would change something (a
+deploy, a teardown, an action on one node), accepted or refused, with who
+asked, from where, for which deployment (and node), and why it was refused.
 
 Lines go to twisted.logger in the namespace C{statushub.audit}, with the
-fields as event keys (C{action}, C{role}, C{peer}, C{deployment},
-C{outcome}, C{reason}, C{code}, C{method}, C{path}), so that a JSON log
+fields as event keys (C{action}, C{role}, C{peer}, C{deployment}, C{node}
+for a node action, C{outcome}, C{reason}, C{code}, C{method}, C{path}), so
+that a JSON log
 observer keeps them apart.  Two things write them: L{Refusal}, the answer of
 every guard that refuses a request, and L{Audited}, which the API's
 resources are mounted in.
@@ -21,6 +22,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from statushub.names import NODE_ACTIONS
 from statushub.web.jsonbody import BodyError, parseBody
 from statushub.web.jsonresource import respondJSON
 
@@ -56,15 +58,24 @@ def record(
     """
     Log one audit line for C{request}.
     """
+    action = ACTIONS.get(request.method, request.method.decode("ascii", "replace").lower())
+    node = None
+    onNode = _nodeActionInPath(request)
+    if onNode is not None:
+        name, node, action = onNode
+        deployment = deployment or name
     if deployment is None:
         deployment = _deploymentInPath(request) or _deploymentInBody(request)
     text = (
-        "audit: {action} of {deployment!r} by {role} from {peer}: {outcome} ({code})"
+        "audit: {action} of "
+        + ("node {node!r} of " if node is not None else "")
+        + "{deployment!r} by {role} from {peer}: {outcome} ({code})"
         + (": {reason}" if reason else "")
     )
     log.info(
         text,
-        action=ACTIONS.get(request.method, request.method.decode("ascii", "replace").lower()),
+        action=action,
+        node=node,
         role=role,
         peer=_peer(request),
         deployment=deployment,
@@ -92,6 +103,18 @@ def _deploymentInPath(request: Request) -> Optional[str]:
     if len(parts) == 4 and parts[:3] == [b"", b"api", b"deployments"] and parts[3]:
         return parts[3].decode("utf-8", "replace")
     return None
+
+
+def _nodeActionInPath(request: Request) -> Optional[tuple[str, str, str]]:
+    """
+    C{(NAME, NODE, ACTION)} of C{/api/deployments/NAME/nodes/NODE/ACTION},
+    if that is the path (an action that is none is called C{node action}).
+    """
+    parts = request.path.split(b"/")
+    if len(parts) != 7 or parts[:3] != [b"", b"api", b"deployments"] or parts[4] != b"nodes":
+        return None
+    name, node, action = (p.decode("utf-8", "replace") for p in (parts[3], parts[5], parts[6]))
+    return name, node, action if action in NODE_ACTIONS else "node action"
 
 
 def _deploymentInBody(request: Request) -> Optional[str]:

@@ -8,6 +8,8 @@ picture; the work goes on, and the feed tells how it ends.
     GET    /api/deployments/NAME    one deployment; 404 if none has that name
     GET    /api/deployments/NAME/history  its kept messages (statushub.web.history)
     DELETE /api/deployments/NAME    tear it down; 404 if none has that name
+    POST   /api/deployments/NAME/nodes/NODE/ACTION  act on one node
+                                    (statushub.web.nodeactions)
     POST   /api/deployment          as POST /api/deployments
     DELETE /api/deployment          tear down the only deployment; 409 when
                                     there are several (the body names them)
@@ -23,14 +25,21 @@ from twisted.python.failure import Failure
 from twisted.web.resource import IResource
 from twisted.web.server import Request
 
-from statushub.errors import DeploymentConflict, RequestError
+from statushub.errors import RequestError
 from statushub.interfaces import IDeploymentControl, IHistory, IStatusSource
 from statushub.names import SAFE_NAME
 from statushub.resources import ResourcePolicy
 from statushub.topology import Topology, TopologyError, validateTopology
 from statushub.web.history import HistoryResource
 from statushub.web.jsonbody import BodyError, parseBody
-from statushub.web.jsonresource import JSONError, JSONResource, respondJSON, respondWhenFired
+from statushub.web.jsonresource import (
+    JSONError,
+    JSONResource,
+    refusal,
+    respondJSON,
+    respondWhenFired,
+)
+from statushub.web.nodeactions import nodeActionChild
 
 log = Logger()
 
@@ -51,17 +60,6 @@ def severalDeployments(request: Request, names: list[str], what: str) -> bytes:
 
 def unknownDeployment(request: Request, name: str) -> bytes:
     return respondJSON(request, 404, {"error": f"no deployment named {name!r}"})
-
-
-def refusal(request: Request, error: RequestError) -> bytes:
-    """
-    The answer to a refused change: its code, its text, and the deployments
-    a conflict is about.
-    """
-    body: dict[str, Any] = {"error": str(error)}
-    if isinstance(error, DeploymentConflict):
-        body["deployments"] = error.deployments
-    return respondJSON(request, error.code, body)
 
 
 def _readTopology(request: Request, policy: ResourcePolicy) -> Union[Topology, bytes]:
@@ -141,6 +139,8 @@ class DeploymentsResource(JSONResource):
             if self._history is None:
                 return JSONError(404, "no history is kept ([history] enabled = false)")
             return HistoryResource(self._history, name, self._source.epoch)
+        if request.postpath[:1] == [b"nodes"]:
+            return nodeActionChild(self._control, name, request.postpath)
         return OneDeploymentResource(self._control, self._source, name)
 
     def render_GET(self, request: Request) -> bytes:

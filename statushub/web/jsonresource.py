@@ -13,6 +13,8 @@ from twisted.web.error import UnsupportedMethod
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from statushub.errors import DeploymentConflict, RequestError
+
 
 def respondJSON(request: Request, code: int, body: Any) -> bytes:
     """
@@ -22,6 +24,17 @@ def respondJSON(request: Request, code: int, body: Any) -> bytes:
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-store")
     return json.dumps(body).encode("utf-8") + b"\n"
+
+
+def refusal(request: Request, error: RequestError) -> bytes:
+    """
+    The answer to a refused change: its code, its text, and the deployments
+    a conflict is about.
+    """
+    body: dict[str, Any] = {"error": str(error)}
+    if isinstance(error, DeploymentConflict):
+        body["deployments"] = error.deployments
+    return respondJSON(request, error.code, body)
 
 
 def respondWhenFired(request: Request, answer: "Deferred[bytes]") -> Any:

@@ -4,6 +4,7 @@ The site: which resource answers which path.
     /            the dashboard (statushub/static)
     /ws/status   the WebSocket feed (feed.py)         role, origin
     /api/status  one deployment's picture (status.py) role
+    /api/whoami  what the token may do (whoami.py)     role
     /api/...     the API's resources (deployments.py) role, audited
     /healthz     the hub's own health (health.py)     open: it tells nothing private
     /metrics     Prometheus metrics                   role (a viewer may read it)
@@ -36,6 +37,7 @@ from statushub.web.jsonresource import JSONError
 from statushub.web.limits import LimitedSite, RequestLimits
 from statushub.web.roles import Roles, TokenFailures
 from statushub.web.status import StatusResource
+from statushub.web.whoami import WhoAmIResource
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "static")
 
@@ -120,6 +122,7 @@ def makeSite(
 
     apiRoot = APIRoot()
     apiRoot.putChild(b"status", StatusResource(source))
+    apiRoot.putChild(b"whoami", WhoAmIResource(roles))
     for name, resource in api.items():
         # what the orchestrator adds changes things: every change is audited
         apiRoot.putChild(name.encode("ascii"), Audited(resource, roles.identify))
