@@ -20,6 +20,9 @@ setup(
         "zope.interface>=6.0",
         # /metrics: the official client, with its twisted.web resource
         "prometheus_client>=0.17",
+        # [cluster] redis: several hubs as one (statushub/cluster), every
+        # command off the reactor thread
+        "redis>=5.0",
     ],
     extras_require={
         "test": [

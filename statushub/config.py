@@ -108,6 +108,34 @@ def _name(value: Any) -> Optional[str]:
 
 LOG_FORMATS = ("text", "json")
 
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _redisURL(value: Any) -> Optional[str]:
+    if value == "":
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # a port that is not a number raises here
+    except ValueError as e:
+        return f"not a Redis URL ({e})"
+    if parts.scheme not in REDIS_SCHEMES:
+        return "must be redis://HOST:PORT/DB (or rediss://, or unix:///path)"
+    if parts.scheme != "unix" and not parts.hostname:
+        return "names no host: redis://HOST:PORT/DB"
+    database = parts.path.strip("/")
+    if parts.scheme != "unix" and database and not database.isdigit():
+        return f"the database must be a number, got {database!r}"
+    return None
+
+
+def _lease(value: Any) -> Optional[str]:
+    # renewed every third of it, given up a fifth before its end: below a
+    # second, a slow Redis command would end a healthy leadership
+    return None if value >= 1 else "must be at least 1 second"
+
 
 def _logFormat(value: Any) -> Optional[str]:
     if value in LOG_FORMATS:
@@ -298,6 +326,23 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             (int,), 100_000, "messages kept at most (the oldest go first)", _positive
         ),
     },
+    "cluster": {
+        "redis": Setting(
+            (str,),
+            "",
+            "redis://HOST:PORT/DB: every hub with the same redis and [deploy] owner is "
+            "one hub (history and numbering in Redis, one leader acts); empty: this hub "
+            "alone, its history in SQLite",
+            _redisURL,
+        ),
+        "lease": Setting(
+            NUMBER,
+            5.0,
+            "seconds the leader's lease lasts; another hub takes over within this + 2 s "
+            "of the leader's death",
+            _lease,
+        ),
+    },
     "logging": {
         "format": Setting(
             (str,),
@@ -357,6 +402,12 @@ def checkTogether(config: "Config") -> None:
         raise ConfigError(
             f"{config.source}: [server] viewer_token is the same as [server] token: "
             "the viewer would be the operator; give them different tokens"
+        )
+    if config["cluster"]["redis"] and not config["history"]["enabled"]:
+        raise ConfigError(
+            f"{config.source}: [cluster] redis is set but [history] enabled = false: "
+            "several hubs as one keep their history in Redis (numbering, resume on any "
+            "hub and catching up stand on it); leave [history] enabled on"
         )
     try:
         resourcePolicy(config).check()

@@ -11,16 +11,24 @@ Two things are decided here, before anything is bound:
     names it keeps it.
   - whether the endpoint can be reached from other hosts (protected mode:
     L{statushub.tap}).
+
+One option is the hub's own: C{reuseport=yes} on a C{tcp} or C{tcp6}
+endpoint sets C{SO_REUSEPORT} on the listening socket, so that several hub
+processes (several hubs as one, on one machine) listen on one port and the
+kernel spreads the connections between them.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 from typing import Any
 
+from twisted.internet.defer import Deferred, execute
 from twisted.internet.endpoints import _parse, serverFromString
-from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from zope.interface import implementer
 
 # Large enough that a storm of reconnecting clients waits in the kernel's
 # accept queue instead of being dropped; the kernel caps it at
@@ -122,7 +130,20 @@ def parse(description: str) -> Endpoint:
         _checkNumber(description, "port", endpoint.get("port"), minimum=0)
     if kind in PARAMETERS and endpoint.get("backlog") is not None:
         _checkNumber(description, "backlog", endpoint.get("backlog"), minimum=1)
+    if "reuseport" in endpoint.named:
+        if kind not in ("tcp", "tcp6"):
+            raise EndpointError(
+                f"endpoint description {description!r}: reuseport is for tcp and tcp6 only"
+            )
+        if endpoint.named["reuseport"].lower() not in _YES + _NO:
+            raise EndpointError(
+                f"endpoint description {description!r}: reuseport must be yes or no, "
+                f"got {endpoint.named['reuseport']!r}"
+            )
     return endpoint
+
+
+_YES, _NO = ("yes", "true", "1"), ("no", "false", "0")
 
 
 def _checkNumber(description: str, name: str, value: str | None, minimum: int) -> None:
@@ -154,9 +175,54 @@ def withBacklog(description: str, backlog: int = DEFAULT_BACKLOG) -> str:
 def serverEndpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
     """
     The endpoint to serve on: L{serverFromString} of C{description} with
-    the backlog of L{withBacklog}.
+    the backlog of L{withBacklog}; a L{ReusePortEndpoint} when it says
+    C{reuseport=yes}.
     """
-    return serverFromString(reactor, withBacklog(description))
+    endpoint = parse(withBacklog(description))
+    reuse = endpoint.named.pop("reuseport", "no").lower() in _YES
+    if not reuse:
+        return serverFromString(reactor, endpoint.describe())
+    return ReusePortEndpoint(
+        reactor,
+        int(endpoint.get("port") or 0),
+        endpoint.get("interface") or _ALL_ADDRESSES[endpoint.kind],
+        int(endpoint.get("backlog") or DEFAULT_BACKLOG),
+        socket.AF_INET6 if endpoint.kind == "tcp6" else socket.AF_INET,
+    )
+
+
+@implementer(IStreamServerEndpoint)
+class ReusePortEndpoint:
+    """
+    A TCP server endpoint whose socket has C{SO_REUSEPORT}: every process
+    that binds the same address and port this way gets a share of the
+    connections (Linux spreads them by a hash of the peer's address).
+    """
+
+    def __init__(
+        self, reactor: Any, port: int, interface: str, backlog: int, family: int
+    ) -> None:
+        self._reactor = reactor
+        self._port = port
+        self._interface = interface
+        self._backlog = backlog
+        self._family = family
+
+    def listen(self, factory: IProtocolFactory) -> "Deferred[IListeningPort]":
+        return execute(self._listen, factory)
+
+    def _listen(self, factory: IProtocolFactory) -> IListeningPort:
+        listener = socket.socket(self._family, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            listener.bind((self._interface, self._port))
+            listener.listen(self._backlog)
+            listener.setblocking(False)
+            # the reactor takes a copy of the descriptor
+            return self._reactor.adoptStreamPort(listener.fileno(), self._family, factory)
+        finally:
+            listener.close()
 
 
 def isLoopbackOnly(description: str) -> bool:

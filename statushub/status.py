@@ -79,10 +79,20 @@ class NodeStatus:
         return entry
 
 
+    @classmethod
+    def fromJSON(cls, entry: dict[str, Any]) -> "NodeStatus":
+        """
+        The node of a feed message's C{nodeStatuses} (fields this version
+        does not know are left out).
+        """
+        return cls(**{k: v for k, v in entry.items() if k in _FIELDS})
+
+
 _OPTIONAL = (
     "health", "host", "hostStatus", "error", "since", "exitCode", "restartCount", "healthOutput",
     "stoppedBy", "action", "actionError",
 )
+_FIELDS = frozenset(("nodeId", "containerId", "status") + _OPTIONAL)
 # what a failing check may say, at most (PRODUCT.md)
 HEALTH_OUTPUT_MAX = 256
 
@@ -125,6 +135,19 @@ class Picture:
             "epoch": epoch,
             "timestamp": timestamp,
         }
+
+    @classmethod
+    def fromMessage(cls, message: dict[str, Any]) -> "Picture":
+        """
+        The picture a feed message shows (L{toMessage} read back).
+        """
+        return cls(
+            deployStatus=message["deployStatus"],
+            nodeStatuses=tuple(NodeStatus.fromJSON(n) for n in message["nodeStatuses"]),
+            deployment=message["deployment"],
+            engine=message["engine"],
+            error=message["error"],
+        )
 
 
 def withSince(
@@ -235,6 +258,23 @@ class StatusBoard:
 
     def removeSink(self, sink: IStatusSink) -> None:
         self._sinks.remove(sink)
+
+    def restore(self, messages: list[dict]) -> None:
+        """
+        Make these messages (already stamped, in this board's epoch) the
+        current ones without emitting anything: a board that takes over the
+        numbering from another (a new leader of several hubs) starts from
+        what was shown, so an unchanged picture is not sent again.
+        """
+        for message in messages:
+            picture = Picture.fromMessage(message)
+            if picture.deployment is None:
+                self._idle, self._idleMessage = picture, message
+            elif picture.deployStatus != "idle":
+                self._pictures[picture.deployment] = picture
+                self._messages[picture.deployment] = message
+        self._names = sorted(self._pictures)
+        self._current = tuple(self._messages[n] for n in self._names)
 
     def update(self, picture: Picture) -> bool:
         """

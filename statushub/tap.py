@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Optional
 
 from twisted.application.internet import StreamServerEndpointService
@@ -21,13 +22,14 @@ from twisted.python.components import Componentized
 
 from statushub import config as configuration
 from statushub import listen
+from statushub.startchecks import startRefusal
 
 if TYPE_CHECKING:
     from twisted.web.server import Site
 
     from statushub.deploy.service import Orchestrator
     from statushub.hub import StatusHubFactory
-    from statushub.interfaces import IDeploymentControl, IHealthCheck, IHistory
+    from statushub.interfaces import IDeploymentControl, IHealthCheck, IHistory, IStatusSource
     from statushub.metrics import Metrics
     from statushub.status import StatusBoard
 
@@ -106,76 +108,9 @@ class Options(usage.Options):
             raise usage.UsageError(str(e))
         self.config = loaded
         # last: after everything that can set the listen address or the token
-        for check in (protectedModeRefusal, shortTokenRefusal, anyHostRefusal):
-            refusal = check(loaded)
-            if refusal is not None:
-                raise usage.UsageError(refusal)
-
-
-def protectedModeRefusal(config: configuration.Config) -> Optional[str]:
-    """
-    Why the hub must not start, or L{None}: serving on an address other
-    hosts can reach, with no operator token, would let anyone who can reach
-    it deploy containers (Redis's protected mode is the model).
-    """
-    server = config["server"]
-    if server["token"] or server["allow_anonymous_remote"]:
-        return None
-    if listen.isLoopbackOnly(server["listen"]):
-        return None
-    return (
-        f"protected mode: [server] listen = '{server['listen']}' can be reached from "
-        "other hosts, and no operator token is set, so anyone who can reach it could "
-        "deploy containers on the Docker engine. Set [server] token (or the "
-        "environment variable STATUSHUB_TOKEN), or listen on loopback only "
-        "(interface=127.0.0.1), or, to serve without a token anyway, set "
-        "[server] allow_anonymous_remote = true."
-    )
-
-
-#: the shortest token accepted on an address other hosts can reach
-MIN_TOKEN_LENGTH = 16
-
-_MAKE_TOKEN = "python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
-
-
-def shortTokenRefusal(config: configuration.Config) -> Optional[str]:
-    """
-    Why the hub must not start, or L{None}: on an address other hosts can
-    reach, a short token can be guessed (even at 20 guesses a minute).
-    """
-    server = config["server"]
-    if listen.isLoopbackOnly(server["listen"]):
-        return None
-    for key, variable in (("token", "STATUSHUB_TOKEN"), ("viewer_token", "STATUSHUB_VIEWER_TOKEN")):
-        token = server[key]
-        if token and len(token) < MIN_TOKEN_LENGTH:
-            return (
-                f"[server] {key} (or {variable}) is {len(token)} characters long: "
-                f"[server] listen = '{server['listen']}' can be reached from other "
-                f"hosts, where a token needs at least {MIN_TOKEN_LENGTH} characters. "
-                f"Make one with: {_MAKE_TOKEN}"
-            )
-    return None
-
-
-def anyHostRefusal(config: configuration.Config) -> Optional[str]:
-    """
-    Why the hub must not start, or L{None}: answering to any host name
-    without a token lets a page on any site reach the hub through DNS
-    rebinding (its name made to resolve to the hub's address), loopback
-    or not.
-    """
-    server = config["server"]
-    if "*" not in server["allowed_hosts"] or server["token"]:
-        return None
-    return (
-        "[server] allowed_hosts = [\"*\"] turns the Host check off, and no operator "
-        "token is set, so a web page on any site could deploy containers through "
-        "the browser of anyone who can reach the hub (DNS rebinding). List the "
-        "names the hub is reached by instead (allowed_hosts = [\"hub.example.com\"]), "
-        "or set [server] token (or the environment variable STATUSHUB_TOKEN)."
-    )
+        refusal = startRefusal(loaded)
+        if refusal is not None:
+            raise usage.UsageError(refusal)
 
 
 class HubService(MultiService):
@@ -239,16 +174,16 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     service = HubService()
     service.logObserver, service.logFile = logOutput(config, options)
     metrics = buildMetrics(config)
-    history, board = buildHistoryAndBoard(config, reactor, metrics, service)
-    orchestrator = buildOrchestrator(config, board, reactor, metrics, service)
-    wamp = buildWamp(config, board, reactor, service)
-    hub = buildFeed(config, board, reactor, metrics, history, service)
-    checks = list(orchestrator.healthChecks)  # /healthz: the engine, then these
-    checks += [check for check in (history, wamp) if check is not None]
+    # the one place where one hub alone and one of several on Redis differ
+    buildCore = buildCluster if config["cluster"]["redis"] else buildOneHub
+    core = buildCore(config, reactor, metrics, service)
+    hub = buildFeed(config, core.source, reactor, metrics, core.history, service)
     if metrics is not None:
         # read at scrape time, from a thread: every deployment's current picture
-        metrics.watch(hub.__len__, board.snapshot, checks)
-    site = buildSite(config, board, hub, orchestrator.control, history, checks, metrics, reactor)
+        metrics.watch(hub.__len__, core.source.snapshot, core.healthChecks)
+    site = buildSite(
+        config, core.source, hub, core.control, core.history, core.healthChecks, metrics, reactor
+    )
     listenOn(config, site, reactor, service)
     # What start-up built (modules, the service tree) lives as long as the
     # process: move it out of the cyclic GC's sight, so that full
@@ -260,6 +195,72 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
 # The builders.  Each imports what it builds when it is called, not when
 # twistd parses options: --help and config errors stay fast and import no
 # reactor.
+
+
+@dataclass(frozen=True)
+class Core:
+    """
+    What the feeds, the API and the dashboard stand on (the pictures, the
+    kept messages if any, what the API acts through, what C{/healthz}
+    reports), whoever provides it: one hub alone (L{buildOneHub}) or one of
+    several (L{buildCluster}).
+    """
+
+    source: IStatusSource
+    history: Optional[IHistory]
+    control: IDeploymentControl
+    healthChecks: list[IHealthCheck]
+
+
+def buildOneHub(
+    config: configuration.Config, reactor: Any, metrics: Optional[Metrics], service: HubService
+) -> Core:
+    """
+    One hub alone: the history in SQLite, the board numbered by it, the
+    orchestrator acting on the engine, the WAMP publisher.
+    """
+    history, board = buildHistoryAndBoard(config, reactor, metrics, service)
+    orchestrator = buildOrchestrator(config, board, reactor, metrics, service)
+    wamp = buildWamp(config, board, reactor, service)
+    checks = list(orchestrator.healthChecks)  # /healthz: the engine, then these
+    checks += [check for check in (history, wamp) if check is not None]
+    return Core(board, history, orchestrator.control, checks)
+
+
+def buildCluster(
+    config: configuration.Config, reactor: Any, metrics: Optional[Metrics], service: HubService
+) -> Core:
+    """
+    One of several hubs on C{[cluster] redis}: pictures, history and
+    numbering are the cluster's; the orchestrator (and the WAMP publisher)
+    run only while this hub leads, a new one each term.
+    """
+    from statushub.cluster.service import ClusterService
+    from statushub.deploy.service import Orchestrator
+    from statushub.wamp import fromConfig
+
+    def lead(board: StatusBoard, fence: Any) -> Orchestrator:
+        return Orchestrator(
+            board, config, reactor, None if metrics is None else metrics.engine, fence=fence,
+            observeAction=None if metrics is None else metrics.actions.ended,
+        )
+
+    history = config["history"]
+    cluster = ClusterService(
+        config["cluster"]["redis"], config["cluster"]["lease"], reactor, lead,
+        owner=config["deploy"]["owner"], policy=configuration.resourcePolicy(config),
+        keepDays=history["keep_days"], maxMessages=history["max_messages"],
+    )
+    if metrics is not None:
+        cluster.addSink(metrics.status)
+    cluster.setServiceParent(service)
+    checks = list(cluster.healthChecks)
+    wamp = fromConfig(config["wamp"], reactor, cluster.mirror)
+    if wamp is not None:
+        # only the leader publishes
+        cluster.leaderSinks.append(wamp)
+        checks.append(wamp)
+    return Core(cluster.mirror, cluster.history, cluster.control, checks)
 
 
 def logOutput(
@@ -335,7 +336,7 @@ def buildOrchestrator(
     orchestrator = Orchestrator(
         board, config, reactor,
         None if metrics is None else metrics.engine,
-        None if metrics is None else metrics.actions.ended,
+        observeAction=None if metrics is None else metrics.actions.ended,
     )
     orchestrator.setServiceParent(service)
     return orchestrator
@@ -360,28 +361,28 @@ def buildWamp(
 
 def buildFeed(
     config: configuration.Config,
-    board: StatusBoard,
+    source: IStatusSource,
     reactor: Any,
     metrics: Optional[Metrics],
     history: Optional[IHistory],
     service: HubService,
 ) -> StatusHubFactory:
     """
-    The WebSocket hub, a sink of the board, and its keep-alive.
+    The WebSocket hub, a sink of the source, and its keep-alive.
     """
     from statushub.hub import StatusHubFactory
     from statushub.hub.keepalive import KeepAlive
 
     feed = config["feed"]
     hub = StatusHubFactory(
-        board,
+        source,
         reactor,
         maxSendBuffer=feed["max_send_buffer"],
         maxMessageSize=feed["max_message_size"],
         metrics=None if metrics is None else metrics.feed,
         history=history,
     )
-    board.addSink(hub)
+    source.addSink(hub)
     KeepAlive(hub, reactor, feed["ping_interval"], feed["ping_timeout"]).setServiceParent(
         service
     )
@@ -390,7 +391,7 @@ def buildFeed(
 
 def buildSite(
     config: configuration.Config,
-    board: StatusBoard,
+    source: IStatusSource,
     hub: StatusHubFactory,
     control: IDeploymentControl,
     history: Optional[IHistory],
@@ -407,10 +408,10 @@ def buildSite(
     from statushub.web.site import makeSite
 
     site = makeSite(
-        board,
+        source,
         hub,
         config,
-        api=deploymentsAPI(control, board, history, configuration.resourcePolicy(config)),
+        api=deploymentsAPI(control, source, history, configuration.resourcePolicy(config)),
         healthChecks=checks,
         reactor=reactor,
         metrics=None if metrics is None else metricsResource(metrics.registry),

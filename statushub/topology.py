@@ -92,8 +92,15 @@ class Node:
 
 @dataclass(frozen=True)
 class Topology:
+    """
+    @ivar document: the JSON document it was validated from (only allowed
+        fields, by then): how it crosses to another hub (several hubs as
+        one), which validates it again.
+    """
+
     name: str
     nodes: tuple[Node, ...]
+    document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def containerSpecs(
         self, owner: str = DEFAULT_OWNER, stopTimeout: float = DEFAULT_STOP_TIMEOUT
@@ -390,4 +397,4 @@ def validateTopology(data: Any, policy: ResourcePolicy = ResourcePolicy()) -> To
             raise TopologyError(f"nodes[{index}].id", f"duplicate node id {node.id!r}")
         seen.add(node.id)
         nodes.append(node)
-    return Topology(name=name, nodes=tuple(nodes))
+    return Topology(name=name, nodes=tuple(nodes), document=data)

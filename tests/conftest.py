@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.crossbar",
     "tests.fixtures.browser",
     "tests.fixtures.prometheus",
+    "tests.fixtures.redis",
 ]

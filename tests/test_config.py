@@ -59,6 +59,12 @@ def test_defaults_fill_missing_keys(tmp_path: Path) -> None:
         ("[deploy]\nmax_deployments = 2.5\n", "[deploy] max_deployments: expected an integer"),
         ("feed = 3\n", "[feed] must be a table"),
         ("[feed]\nmax_clients = 0\n", "[feed] max_clients: must be greater than 0"),
+        ('[cluster]\nredis = "127.0.0.1:6379"\n', "[cluster] redis: must be redis://HOST:PORT/DB"),
+        ('[cluster]\nredis = "redis://:6379/0"\n', "[cluster] redis: names no host"),
+        ('[cluster]\nredis = "redis://h:port/0"\n', "[cluster] redis: not a Redis URL"),
+        ('[cluster]\nredis = "redis://h:6379/zero"\n', "[cluster] redis: the database must be a number"),
+        ("[cluster]\nlease = 0.5\n", "[cluster] lease: must be at least 1 second"),
+        ('[cluster]\nlease = "5s"\n', "[cluster] lease: expected a number"),
         ('[server]\nlisten = "tcp:http"\n', "[server] listen: endpoint description"),
         ('[server]\nallow_anonymous_remote = "yes"\n',
          "[server] allow_anonymous_remote: expected true or false"),
@@ -254,3 +260,9 @@ def test_engine_address(tmp_path: Path) -> None:
     ))
     with pytest.raises(config.ConfigError, match=r"\[engine\] url .* and \[docker\] host .* different"):
         config.checkTogether(both)
+
+
+def test_cluster_defaults_to_one_hub(tmp_path: Path) -> None:
+    assert config.defaults()["cluster"] == {"redis": "", "lease": 5.0}
+    loaded = config.load(write(tmp_path, '[cluster]\nredis = "redis://127.0.0.1:6379/0"\nlease = 2\n'))
+    assert loaded["cluster"] == {"redis": "redis://127.0.0.1:6379/0", "lease": 2.0}

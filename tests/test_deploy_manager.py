@@ -19,7 +19,7 @@ from statushub.deploy.manager import (
 from statushub.topology import validateTopology
 from statushub.engine import DEPLOYMENT_LABEL, EngineError, EngineEvent
 from statushub.interfaces import IContainerEngine, IHealthCheck
-from statushub.status import StatusBoard
+from statushub.status import Picture, StatusBoard
 from tests.fakeengine import FakeEngine, callNow
 
 INTERVAL = 2.0
@@ -265,6 +265,29 @@ def test_recoverAdopts(world) -> None:
     assert engine.containers == {}
     assert board2.picture("demo").deployStatus == "idle"
     assert manager2.stopService().called
+
+
+def test_recoverEndsWhatTheEngineDoesNotHave(world) -> None:
+    """
+    A board that took over another's pictures (a new leader of several
+    hubs) shows a deployment that has nothing on the engine (its first
+    container was never made): recovery ends it, and adopts the others.
+    """
+    clock, engine, board, sink, manager = world
+    manager.deploy(topology("web"))
+    manager.stopService()
+    board2 = StatusBoard(clock)
+    shown = [board.current("demo"),
+             Picture("deploying", deployment="ghost", engine="reachable").toMessage(3, "t", "")]
+    board2.restore(shown)
+    sink2 = Recorder()
+    board2.addSink(sink2)
+    manager2 = DeploymentManager(engine, board2, clock, INTERVAL, runInThread=callNow)
+    manager2.startService()
+    assert board2.names() == ["demo"]
+    ended = [m for m in sink2.messages if m["deployment"] == "ghost"]
+    assert [(m["deployStatus"], m["seq"]) for m in ended] == [("idle", 1)]
+    manager2.stopService()
 
 
 def test_recoverWaitsForEngine(world) -> None:

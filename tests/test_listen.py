@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
+import pytest_twisted
 from twisted.internet import endpoints
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactor
@@ -147,3 +148,65 @@ def test_loopback_only(description: str, loopback: bool) -> None:
 def test_tls() -> None:
     assert listen.isTLS("ssl:8443:privateKey=k.pem")
     assert not listen.isTLS("tcp:8080")
+
+
+@pytest.mark.parametrize(
+    "description, problem",
+    [
+        ("unix:/tmp/s:reuseport=yes", "reuseport is for tcp and tcp6 only"),
+        ("tcp:0:reuseport=maybe", "reuseport must be yes or no"),
+    ],
+)
+def test_reuseport_is_checked(description: str, problem: str) -> None:
+    with pytest.raises(listen.EndpointError, match=problem):
+        listen.parse(description)
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_listeners_share_one_port_with_reuseport() -> None:
+    """
+    Two listening ports (two hub processes, in production) on one address
+    and port: both bind, and connections are accepted.
+    """
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+    from twisted.internet.protocol import Protocol
+
+    accepted = []
+
+    class Count(Protocol):
+        def connectionMade(self) -> None:
+            accepted.append(self)
+
+    first = await listen.serverEndpoint(
+        reactor, "tcp:0:interface=127.0.0.1:reuseport=yes"
+    ).listen(Factory.forProtocol(Count))
+    port = first.getHost().port
+    second = await listen.serverEndpoint(
+        reactor, f"tcp:{port}:interface=127.0.0.1:reuseport=yes"
+    ).listen(Factory.forProtocol(Count))
+    try:
+        assert second.getHost().port == port
+        clients = [
+            await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Protocol())
+            for _ in range(4)
+        ]
+        from tests.waiting import waitUntil
+
+        await waitUntil(lambda: len(accepted) == 4, 5, what="accepted")
+        for client in clients:
+            client.transport.loseConnection()
+    finally:
+        await first.stopListening()
+        await second.stopListening()
+    # without it, the port is taken
+    from twisted.internet.error import CannotListenError
+
+    held = await listen.serverEndpoint(reactor, "tcp:0:interface=127.0.0.1").listen(Factory())
+    try:
+        with pytest.raises(CannotListenError):
+            await listen.serverEndpoint(
+                reactor, f"tcp:{held.getHost().port}:interface=127.0.0.1"
+            ).listen(Factory())
+    finally:
+        await held.stopListening()

@@ -174,3 +174,43 @@ def test_numbering_counts_per_name() -> None:
     assert numbering.epoch == "e1"
     assert [numbering.next("a"), numbering.next("a"), numbering.next(None)] == [1, 2, 1]
     assert numbering.last("a") == 2 and numbering.last("b") == 0
+
+
+def test_a_message_reads_back_as_its_picture() -> None:
+    picture = Picture(
+        "deployed",
+        (NodeStatus("web", "c1", "running", health="healthy", since="t", restartCount=2),
+         NodeStatus("db", "c2", "exited", exitCode=137)),
+        "demo", "reachable",
+    )
+    message = picture.toMessage(7, "t", "e")
+    assert Picture.fromMessage(message) == picture
+    # a field this version does not know is left out
+    message["nodeStatuses"][0]["fromTheFuture"] = 1
+    assert Picture.fromMessage(message) == picture
+
+
+def test_restore_makes_messages_current_without_emitting() -> None:
+    """
+    A board that takes over the numbering (a new leader of several hubs)
+    starts from what was shown: an unchanged picture is not sent again.
+    """
+    clock = Clock()
+    shown = Picture("deployed", (NodeStatus("web", "c1", "running"),), "demo", "reachable")
+    board = StatusBoard(clock, MemoryNumbering("e"))
+    board._numbering._last.update({"demo": 4, None: 2})
+    sent = []
+
+    @implementer(IStatusSink)
+    class Sink:
+        def broadcast(self, message: dict) -> None:
+            sent.append(message)
+
+    board.addSink(Sink())
+    idle = Picture(engine="reachable").toMessage(2, "t", "e")
+    board.restore([shown.toMessage(4, "t", "e"), idle])
+    assert sent == [] and board.names() == ["demo"]
+    assert board.current("demo")["seq"] == 4 and board.current(None) == idle
+    assert not board.update(shown)
+    assert board.update(shown.evolve(deployStatus="tearing_down"))
+    assert sent[-1]["seq"] == 5

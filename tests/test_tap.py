@@ -76,3 +76,22 @@ async def test_stopsInTurnAndTheHistoryLast(tmp_path: Path) -> None:
         assert kept == 300
     finally:
         connection.close()
+
+
+def test_withClusterRedisTheTreeIsAClusters(tmp_path: Path) -> None:
+    """
+    One place chooses: with C{[cluster] redis} the history, the numbering
+    and the orchestrator are the cluster's (the orchestrator built each
+    term, while this hub leads); the feed and the port are the same.
+    """
+    from statushub.cluster.mirror import Mirror
+    from statushub.cluster.service import ClusterService
+
+    parsed = options(tmp_path)
+    parsed.config.override("cluster", "redis", "redis://127.0.0.1:1/0")
+    service = makeService(parsed, reactor)
+    kinds = [type(child) for child in service]
+    assert kinds == [ClusterService, KeepAlive, AnnouncingEndpointService]
+    hub = next(child for child in service if isinstance(child, KeepAlive))._hub
+    assert isinstance(hub._source, Mirror)
+    assert not (tmp_path / "h.db").exists()  # no SQLite

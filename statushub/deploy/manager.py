@@ -44,7 +44,7 @@ from statushub.engine import (
 )
 from statushub.interfaces import IContainerEngine, IHealthCheck
 from statushub.resources import ResourcePolicy
-from statushub.status import StatusBoard
+from statushub.status import Picture, StatusBoard
 from statushub.topology import Topology
 
 __all__ = ["DeploymentConflict", "DeploymentManager", "EngineHealth", "UnknownDeployment"]
@@ -319,6 +319,14 @@ class DeploymentManager(MultiService):
                 unlabelled="; made before owners, without an owner label"
                 if any(c in unlabelled for _, c in mapping) else "",
             )
+        for name in self._board.names():
+            if name not in self._deployments:
+                # shown, but nothing of it on the engine: a board that took
+                # over another's pictures (a new leader of several hubs,
+                # whose predecessor died before the first container) ends it
+                self.log.info("deployment {name} has no container on the engine: ended",
+                              name=name)
+                self._board.update(Picture(deployment=name, engine="reachable"))
         self._noteUnlabelled(anyOwners)
         if len(self._deployments) > self.maxDeployments:
             self.log.warn(

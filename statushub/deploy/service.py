@@ -7,7 +7,7 @@ L{IDeploymentControl} the API acts through.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
@@ -19,7 +19,7 @@ from statushub.deploy.manager import DeploymentManager, EngineHealth
 from statushub.deploy.owner import Owner
 from statushub.engine.docker import DockerEngine
 from statushub.engine.swarm import SwarmEngine
-from statushub.interfaces import IDeploymentControl, IHealthCheck
+from statushub.interfaces import IContainerEngine, IDeploymentControl, IHealthCheck
 from statushub.metrics import EngineMetrics
 from statushub.status import StatusBoard
 
@@ -32,6 +32,8 @@ class Orchestrator(MultiService):
 
     @param metrics: where engine calls, events and polls are counted; L{None}:
         not counted.
+    @param fence: wraps the engine the manager acts on (several hubs: a
+        leader's calls stop with its leadership).
     @param observeAction: told how each node action ended (the metrics').
     @ivar control: what the API acts through.
     @ivar healthChecks: what C{/healthz} should report.
@@ -43,6 +45,7 @@ class Orchestrator(MultiService):
         config: Config,
         reactor: Any,
         metrics: Optional[EngineMetrics] = None,
+        fence: Callable[[IContainerEngine], IContainerEngine] = lambda engine: engine,
         observeAction: Optional[ActionObserver] = None,
     ) -> None:
         super().__init__()
@@ -50,8 +53,10 @@ class Orchestrator(MultiService):
         self.engine = kind(
             reactor, host=engineAddress(config), timeout=config["docker"]["timeout"]
         )
+        # fence: of several hubs, every call fails once this one no longer leads
+        acting = fence(self.engine)
         self.manager = DeploymentManager(
-            self.engine if metrics is None else metrics.wrap(self.engine),
+            acting if metrics is None else metrics.wrap(acting),
             board,
             reactor,
             pollInterval=config["polling"]["interval"],
