@@ -29,8 +29,9 @@ deps: system-deps venv plugin-cache node-deps crossbar
 # busybox for the test image, Chromium for the browser tests, ss (iproute2)
 # to read a listening socket's backlog, Prometheus to scrape the hub's
 # /metrics in the tests, Redis for several hubs as one (the tests start their
-# own server on loopback; the package's own service is never used).
-SYSTEM_PACKAGES := docker.io busybox-static chromium nodejs iproute2 prometheus redis-server
+# own server on loopback; the package's own service is never used), faketime
+# (libfaketime) to run a test hub with its clock behind.
+SYSTEM_PACKAGES := docker.io busybox-static chromium nodejs iproute2 prometheus redis-server faketime
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

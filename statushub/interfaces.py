@@ -81,6 +81,10 @@ class IMessageNumbering(Interface):
         """
         The C{seq} of the next message about C{deployment} (a name, or
         L{None}), one more than the last.
+
+        @raise statushub.numbering.NumberingClosed: the numbering has ended
+            (the history it stands on closed, the hub is stopping): nothing
+            more is numbered.
         """
 
     def last(deployment) -> int:

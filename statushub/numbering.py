@@ -6,7 +6,8 @@ L{MemoryNumbering} keeps the counters in memory with an epoch random per
 hub start, so a client that sees a new epoch knows the numbering restarted.
 L{PersistentNumbering} starts from what the history's database holds
 (L{statushub.history.store}), so both outlive the process: the epoch changes
-only with a new database.
+only with a new database, or when the database cannot prove that it holds
+every message numbered before (L{statushub.history.database.claimDatabase}).
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ from typing import Mapping, Optional
 from zope.interface import implementer
 
 from statushub.interfaces import IMessageNumbering
+
+
+class NumberingClosed(Exception):
+    """
+    The numbering has ended (its history closed: the hub is stopping);
+    nothing more may be numbered.
+    """
 
 
 @implementer(IMessageNumbering)
@@ -56,3 +64,16 @@ class PersistentNumbering(MemoryNumbering):
     def __init__(self, epoch: str, last: Mapping[Optional[str], int]) -> None:
         super().__init__(epoch)
         self._last.update(last)
+        self._closed = False
+
+    def next(self, deployment: Optional[str]) -> int:
+        if self._closed:
+            raise NumberingClosed(deployment)
+        return super().next(deployment)
+
+    def close(self) -> None:
+        """
+        Number nothing more: the database is closing, and a message
+        numbered now would not be kept, so its seq could be given again.
+        """
+        self._closed = True

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import AbstractSet, Any, Optional
+from typing import AbstractSet, Any, Iterable, Mapping, Optional
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from statushub.interfaces import IHistory, IMessageNumbering, IStatusSink, IStatusSource
-from statushub.numbering import MemoryNumbering
+from statushub.numbering import MemoryNumbering, NumberingClosed
 
 DEPLOY_STATUSES = ("idle", "deploying", "deployed", "tearing_down", "failed")
 NODE_STATUSES = (
@@ -191,10 +191,19 @@ class StatusBoard:
     end of a teardown) goes out as its last message and it drops out of the
     snapshot.  The picture of no deployment (C{deployment=None}) is what the
     unfiltered feed shows while there is none; it carries the engine's word,
-    and its changes go out only while it is shown.
+    and its changes are numbered and go out only while it is shown.
+
+    About a deployment that is not current, the board answers with the last
+    message it knows about it, as it was sent: one it emitted, or one the
+    history kept from before a restart (C{last}).  So an C{(epoch, seq)} a
+    client is given never names two pictures, also before a restarted hub
+    has adopted its deployments again.
 
     Lives in the reactor thread: the polling and deployment code call
     L{update} from there.
+
+    @param last: the last message about each deployment (L{None}: about
+        none) that the history kept, as it was sent.
     """
 
     log = Logger()
@@ -204,11 +213,25 @@ class StatusBoard:
         clock: IReactorTime,
         numbering: Optional[IMessageNumbering] = None,
         idle: Picture = Picture(),
+        last: Optional[Mapping[Optional[str], dict]] = None,
     ) -> None:
         self._clock = clock
         self._numbering = numbering if numbering is not None else MemoryNumbering()
         self._idle = idle
-        self._idleMessage = self._stamp(idle, self._numbering.last(None))
+        self._last: dict[Optional[str], dict] = dict(last or {})
+        # deployments that were current when the hub stopped: ended by
+        # endAbsent when the engine no longer has them
+        self._remembered = {
+            name: message for name, message in self._last.items()
+            if name is not None and message.get("deployStatus") != "idle"
+        }
+        stored = self._last.get(None)
+        if stored is None:
+            stored = self._stamp(idle, self._numbering.last(None))
+        self._idleMessage = stored
+        # the picture of no deployment changed while not shown: it is
+        # numbered when it is shown again
+        self._idleChanged = False
         self._pictures: dict[str, Picture] = {}
         self._messages: dict[str, dict] = {}
         self._names: list[str] = []
@@ -223,6 +246,21 @@ class StatusBoard:
 
     def _stamp(self, picture: Picture, seq: int) -> dict:
         return picture.toMessage(seq, isoTimestamp(self._clock.seconds()), self.epoch)
+
+    def _number(self, picture: Picture) -> Optional[dict]:
+        """
+        C{picture} as the next message about its deployment, or L{None}
+        when nothing may be numbered any more (the hub is stopping).
+        """
+        try:
+            seq = self._numbering.next(picture.deployment)
+        except NumberingClosed:
+            self.log.info(
+                "not sent: a change of {deployment} after the history closed",
+                deployment=picture.deployment or "no deployment",
+            )
+            return None
+        return self._stamp(picture, seq)
 
     def names(self) -> list[str]:
         return list(self._names)
@@ -244,6 +282,10 @@ class StatusBoard:
             return self._idleMessage
         message = self._messages.get(deployment)
         if message is None:
+            message = self._last.get(deployment)
+        if message is None:
+            # never seen: seq 0 (or, under an epoch started anew, a seq no
+            # message of that epoch has)
             return self._stamp(self.picture(deployment), self._numbering.last(deployment))
         return message
 
@@ -292,28 +334,65 @@ class StatusBoard:
         idle = picture.deployStatus == "idle"
         if previous is None and idle:
             return False  # never a deployment: nothing to end
-        message = self._stamp(picture, self._numbering.next(name))
+        message = self._number(picture)
+        if message is None:
+            return False
         if idle:
             # its last message: it leaves the snapshot
             del self._pictures[name], self._messages[name]
         else:
             self._pictures[name] = picture
             self._messages[name] = message
+        self._last[name] = message
         if previous is None or idle:
             self._names = sorted(self._pictures)
         self._current = tuple(self._messages[n] for n in self._names)
         self._emit(message)
+        if idle and not self._names and self._idleChanged:
+            self._showIdle()  # shown again, and it changed meanwhile
         return True
 
     def _updateIdle(self, picture: Picture) -> bool:
         if picture == self._idle:
             return False
         self._idle = picture
-        self._idleMessage = self._stamp(picture, self._numbering.next(None))
         if self._names:
-            return False  # not shown while there are deployments
-        self._emit(self._idleMessage)
+            self._idleChanged = True  # not shown while there are deployments
+            return False
+        return self._showIdle()
+
+    def _showIdle(self) -> bool:
+        message = self._number(self._idle)
+        if message is None:
+            return False
+        self._idleChanged = False
+        self._idleMessage = self._last[None] = message
+        self._emit(message)
         return True
+
+    def endAbsent(self, present: Iterable[str]) -> list[str]:
+        """
+        End every deployment that was current when the hub stopped (its
+        last message, kept by the history, is not idle) and that is neither
+        in C{present} nor current: it went while the hub was away.  Its
+        idle picture goes out as its last message.  Called once the engine
+        has said what is there (adoption); later calls do nothing.
+
+        @return: the names ended.
+        """
+        remembered, self._remembered = self._remembered, {}
+        keep = set(present) | set(self._pictures)
+        ended = []
+        for name in sorted(remembered):
+            if name in keep or self._last.get(name) is not remembered[name]:
+                continue  # there, or something newer happened since
+            message = self._number(self._idle.evolve(deployment=name))
+            if message is None:
+                break
+            self._last[name] = message
+            self._emit(message)
+            ended.append(name)
+        return ended
 
     def _emit(self, message: dict) -> None:
         for sink in list(self._sinks):

@@ -311,7 +311,9 @@ def buildHistoryAndBoard(
     from statushub.status import HistorySink, StatusBoard
 
     historyService, numbering = historyFromConfig(config["history"], reactor)
-    board = StatusBoard(reactor, numbering)
+    # before adopting, the hub answers with the last message it sent
+    opened = None if historyService is None else historyService.store.opened
+    board = StatusBoard(reactor, numbering, last=None if opened is None else opened.lastMessages())
     if metrics is not None:
         board.addSink(metrics.status)
     if historyService is None:

@@ -48,15 +48,15 @@ class Leader:
 
     def __init__(self, connection: RedisConnection, hubId: str, term: int, epoch: str,
                  state: Any, **writer: Any) -> None:
-        self.delivered: list[tuple[dict, bool]] = []
+        self.delivered: list[dict] = []
         self.refusals: list[str] = []
         self.clock = Clock()
         self.board = StatusBoard(self.clock, PersistentNumbering(epoch, state.last))
         self.writer = FencedWriter(
             connection, hubId, term, epoch,
-            deliver=lambda m, quiet: self.delivered.append((m, quiet)),
+            deliver=self.delivered.append,
             refused=self.refusals.append,
-            clock=self.clock, board=self.board, **writer,
+            clock=self.clock, **writer,
         )
         self.board.addSink(self.writer)
 
@@ -92,7 +92,7 @@ async def test_writesStoresPublishesAndDelivers(connection: RedisConnection) -> 
     for status in ("deploying", "deployed", "tearing_down", "idle"):
         leader.board.update(picture("web", status))
     await leader.settled()
-    assert [m["seq"] for m, quiet in leader.delivered if m["deployment"] == "web"] == [1, 2, 3, 4]
+    assert [m["seq"] for m in leader.delivered if m["deployment"] == "web"] == [1, 2, 3, 4]
     state = await readState(connection)
     assert state.epoch == "epoch-1" and state.last["web"] == 4
     assert "web" not in state.current  # its last message was idle: it ended
@@ -119,7 +119,7 @@ async def test_aNewLeaderNumbersOnFromRedis(connection: RedisConnection) -> None
     assert second.writer.term == first.writer.term + 1
     second.board.update(picture("web", "tearing_down"))
     await second.settled()
-    assert [m["seq"] for m, _ in second.delivered] == [3]
+    assert [m["seq"] for m in second.delivered] == [3]
     assert second.refusals == []
 
 
@@ -145,7 +145,7 @@ async def test_aLeaderWhoseTermPassedWritesNothing(connection: RedisConnection) 
     assert "the lease is b" in old.refusals[0]
     stored = await fetch(connection, "web", 0, 100)
     assert [(m["seq"], m["deployStatus"]) for m in stored] == [(1, "deploying"), (2, "deployed")]
-    assert [m["seq"] for m, _ in old.delivered] == [1]
+    assert [m["seq"] for m in old.delivered] == [1]
     # and after stopping it takes nothing more
     old.board.update(picture("web", "deploying"))
     assert old.writer._queue == []
@@ -177,7 +177,7 @@ async def test_aWriteRetriedAfterItsAnswerWasLostCountsAsWritten(connection: Red
     leader = await lead(connection, "a")
     leader.board.update(picture("web", "deploying"))
     await leader.settled()
-    message = leader.delivered[0][0]
+    message = leader.delivered[0]
     # the same message again (its first answer lost): no refusal, no new entry
     leader.writer._queue.append((message, ""))
     leader.writer._write()
@@ -209,11 +209,11 @@ async def test_whileRedisIsAwayWritesWaitAndAreRetried(connection: RedisConnecti
         leader.clock.advance(0.1)
         return bool(leader.delivered)
     await waitUntil(written, 10, what="the write retried")
-    assert [m["seq"] for m, _ in leader.delivered] == [1]
+    assert [m["seq"] for m in leader.delivered] == [1]
 
 
 @pytest_twisted.ensureDeferred
-async def test_theIdlePictureIsKeptQuietlyWhenTheLastDeploymentEnds(connection: RedisConnection) -> None:
+async def test_theIdlePictureChangedUnseenIsShownWhenTheLastDeploymentEnds(connection: RedisConnection) -> None:
     leader = await lead(connection, "a")
     board = leader.board
     board.change(None, engine="reachable")  # shown: written and published
@@ -221,8 +221,9 @@ async def test_theIdlePictureIsKeptQuietlyWhenTheLastDeploymentEnds(connection: 
     board.change(None, engine="unreachable")  # not shown: the board emits nothing
     board.update(picture("web", "idle"))
     await leader.settled()
-    idle = [(m["seq"], m["engine"], quiet) for m, quiet in leader.delivered if m["deployment"] is None]
-    assert idle == [(1, "reachable", False), (2, "unreachable", True)]
+    # numbered only when shown again, like any other message: written and published
+    idle = [(m["seq"], m["engine"]) for m in leader.delivered if m["deployment"] is None]
+    assert idle == [(1, "reachable"), (2, "unreachable")]
     state = await readState(connection)
     assert state.current[None]["engine"] == "unreachable" and state.last[None] == 2
 

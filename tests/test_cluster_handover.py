@@ -278,7 +278,6 @@ async def test_theFeedReachesTheFollowerAndCatchesUpAfterRedisReturns(redis_serv
         writer = FencedWriter(
             leader.connection, "leader", leader.leadership.term, state.epoch,
             deliver=leader.mirror.receive, refused=leader.leadership.stepDown, clock=reactor,
-            board=board,
         )
         board.addSink(writer)
         board.update(Picture("deploying", deployment="web"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Optional, TextIO
 
 from twisted.internet.interfaces import IReactorTime
@@ -86,10 +87,26 @@ def formatDuration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def _moment(text: Any) -> Optional[float]:
+    """
+    An ISO 8601 time with its zone (the hub's C{since}) as POSIX seconds;
+    L{None} for anything else.
+    """
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return None if moment.tzinfo is None else moment.timestamp()
+
+
 @dataclass
 class NodeClock:
     """
-    Since when (our clock) each node has been in its status and health.
+    Since when each node has been in its state: its C{since} (when its
+    status last changed, as the hub saw it), or, from a hub that does not
+    say, since watch saw its status and health as they are.
     """
 
     since: dict[str, tuple[str, Optional[str], float]] = field(default_factory=dict)
@@ -98,6 +115,10 @@ class NodeClock:
         since = {}
         for node in nodes:
             key = (node.get("status"), node.get("health"))
+            stated = _moment(node.get("since"))
+            if stated is not None:
+                since[node["nodeId"]] = (*key, stated)
+                continue
             before = self.since.get(node["nodeId"])
             kept = before is not None and before[:2] == key
             since[node["nodeId"]] = before if kept else (*key, now)
@@ -105,7 +126,8 @@ class NodeClock:
 
     def seconds(self, nodeId: str, now: float) -> Optional[float]:
         entry = self.since.get(nodeId)
-        return None if entry is None else now - entry[2]
+        # a hub whose clock is ahead of ours: not a negative time
+        return None if entry is None else max(0.0, now - entry[2])
 
 
 def renderTable(

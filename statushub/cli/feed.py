@@ -24,6 +24,9 @@ from twisted.logger import Logger
 #: half a second up to ten, plus up to a second at random, so that many
 #: clients of a restarted hub do not all come back at once
 RECONNECT_POLICY = backoffPolicy(initialDelay=0.5, maxDelay=10.0, factor=2.0)
+# how long stop() waits for the hub to answer the close (seconds): the rest of
+# the reactor's shutdown must fit in the second Ctrl-C is given
+CLOSE_WAIT = 0.5
 
 
 class Refused(Exception):
@@ -235,23 +238,26 @@ class Watcher:
 
     def stop(self) -> Deferred:
         """
-        Close the feed and stop retrying.  The Deferred fires
-        once the connection is closed, or after two seconds at most.
+        Close the feed and stop retrying.  The Deferred fires once the
+        connection is closed, or after L{CLOSE_WAIT} seconds when the hub
+        does not answer: Ctrl-C and SIGTERM end watch within a second.
         """
         self._stopping = True
         if self._waiting is not None and not self._waiting.called:
             self._waiting.cancel()
-        done = Deferred()
+        done: Deferred[None] = Deferred()
 
         def fire(ignored: object = None) -> object:
             if not done.called:
                 done.callback(None)
+            if timeout.active():
+                timeout.cancel()
             return ignored
 
         if self._protocol is not None and self._closedNow is not None:
+            timeout = self._reactor.callLater(CLOSE_WAIT, fire)
             self._closedNow.addBoth(fire)
             self._protocol.sendClose(1000, "statushub watch is done")
-            self._reactor.callLater(2, fire)
         else:
-            fire()
+            done.callback(None)
         return done

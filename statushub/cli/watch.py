@@ -91,6 +91,9 @@ def run(args: argparse.Namespace, reactor: Any = None, out: TextIO = None, err: 
         return EXIT_USAGE
 
     outcome = {"code": EXIT_OK}
+    # set once the reactor is shutting down (Ctrl-C, SIGTERM, or a refusal
+    # below): it must not be stopped again
+    shutting = {"down": False}
 
     def finished(result: Any) -> None:
         if hasattr(result, "check") and result.check(Refused):
@@ -99,7 +102,8 @@ def run(args: argparse.Namespace, reactor: Any = None, out: TextIO = None, err: 
         elif hasattr(result, "check"):
             err.write(f"statushub watch: {result.getErrorMessage()}\n")
             outcome["code"] = 1
-        if reactor.running:
+        if not shutting["down"]:
+            shutting["down"] = True
             reactor.stop()
 
     # The "for" column keeps counting between messages on a terminal.
@@ -112,6 +116,7 @@ def run(args: argparse.Namespace, reactor: Any = None, out: TextIO = None, err: 
         ensureDeferred(watcher.run()).addBoth(finished)
 
     def stopping() -> Deferred:
+        shutting["down"] = True
         if ticker.running:
             ticker.stop()
         return watcher.stop()

@@ -117,15 +117,14 @@ class ClusterFeed(Service):
     # (these three run in the thread: they parse, the reactor applies)
 
     def _message(self, data: str) -> None:
-        quiet = data.startswith("q")
         try:
-            message = json.loads(data[1:] if quiet else data)
+            message = json.loads(data)
         except ValueError:
             self._reactor.callFromThread(
                 self.log.error, "cluster: not a message on the feed: {data!r}", data=data[:200]
             )
             return
-        self._reactor.callFromThread(self._mirror.receive, message, quiet)
+        self._reactor.callFromThread(self._mirror.receive, message)
 
     def _request(self, data: str) -> None:
         self._reactor.callFromThread(self.onRequest, data)

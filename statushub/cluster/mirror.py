@@ -121,14 +121,11 @@ class Mirror:
 
     # -- fed by the cluster --------------------------------------------
 
-    def receive(self, message: dict, quiet: bool = False) -> None:
+    def receive(self, message: dict) -> None:
         """
         One message the leader wrote (reactor thread): applied when it is
         the next of its deployment, dropped when already applied, held while
         a gap before it is filled.
-
-        @param quiet: a picture of no deployment kept but not shown while
-            there are deployments (it is not sent to the sinks).
         """
         if message.get("epoch") != self.epoch:
             self.outOfStep()  # another numbering: a full read brings it
@@ -139,7 +136,7 @@ class Mirror:
             return
         if name is None:
             # the picture of no deployment may skip a seq, as on one hub
-            self._apply(message, quiet)
+            self._apply(message)
             return
         waiting = self._waiting.get(name)
         if waiting is not None:
@@ -167,7 +164,7 @@ class Mirror:
             if name is None:
                 current = state.current.get(None)
                 if current is not None:
-                    self._apply(current, quiet=bool(self._names))
+                    self._apply(current)
                 continue
             self._fill(name, mine, last, [], state)
 
@@ -185,13 +182,13 @@ class Mirror:
 
     # -- applying ------------------------------------------------------
 
-    def _apply(self, message: dict, quiet: bool = False) -> None:
+    def _apply(self, message: dict) -> None:
         name = message.get("deployment")
         self._last[name] = message["seq"]
         self.engine = message.get("engine", self.engine)
         if name is None:
             self._idleMessage = message
-            if not quiet and not self._names:
+            if not self._names:  # shown only while there is no deployment
                 self._emit(message)
         else:
             known = name in self._messages

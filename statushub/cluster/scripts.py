@@ -40,9 +40,7 @@ return 0
 #: KEYS: lease, epoch, last, current, order.  ARGV: prefix, hub id, term,
 #: epoch, max messages, keep (ms), feed channel, then per message: deployment
 #: key, seq, body (JSON), time (seconds), flag ("" for a message, "e" for a
-#: deployment's last one (it leaves the current ones), "q" for a picture of
-#: no deployment kept but not published: not shown while there are
-#: deployments).
+#: deployment's last one (it leaves the current ones)).
 #:
 #: Refused whole unless the lease is still the writer's ("HUB TERM") and the
 #: epoch the one it numbered in: {"fenced", holder} or {"epoch", epoch}.
@@ -83,9 +81,7 @@ for i = 8, #ARGV, 5 do
       redis.call('HSET', KEYS[4], key, body)
     end
     redis.call('XADD', KEYS[5], '*', 'k', key, 's', seq)
-    if flag ~= 'q' then
-      redis.call('PUBLISH', ARGV[7], body)
-    end
+    redis.call('PUBLISH', ARGV[7], body)
   end
   written = written + 1
 end

@@ -230,7 +230,7 @@ class ClusterService(MultiService):
         writer = FencedWriter(
             self.connection, self.hubId, term, state.epoch,
             deliver=self.mirror.receive, refused=self.leadership.stepDown,
-            clock=self._reactor, board=board,
+            clock=self._reactor,
             keepDays=self._keepDays, maxMessages=self._maxMessages,
         )
         board.addSink(writer)

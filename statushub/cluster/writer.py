@@ -18,20 +18,20 @@ from __future__ import annotations
 import json
 from calendar import timegm
 from time import strptime
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python import threadable
 from zope.interface import implementer
 
-from statushub.interfaces import IStatusSink, IStatusSource
+from statushub.interfaces import IStatusSink
 
 #: messages written by one script call at most
 MAX_BATCH = 100
 
 # what a message is to the script: see scripts.WRITE
-MESSAGE, ENDED, QUIET = "", "e", "q"
+MESSAGE, ENDED = "", "e"
 
 
 def encode(message: dict) -> str:
@@ -62,12 +62,8 @@ class FencedWriter:
     @param hubId: this hub, as the lease names it.
     @param term: the leadership this writer writes for.
     @param epoch: the numbering the board stamps messages with.
-    @param deliver: C{deliver(message, quiet)}: a written message, for this
-        hub's own mirror.
+    @param deliver: told every written message, for this hub's own mirror.
     @param refused: told why, once, when Redis refuses a write.
-    @param board: the board whose picture of no deployment is kept (quietly)
-        when its last deployment ends, so that every hub shows the same one
-        while none is deployed.
     @param keepDays: C{[history] keep_days}.
     @param maxMessages: C{[history] max_messages}.
     @param retry: seconds between tries while Redis does not answer.
@@ -81,10 +77,9 @@ class FencedWriter:
         hubId: str,
         term: int,
         epoch: str,
-        deliver: Callable[[dict, bool], None],
+        deliver: Callable[[dict], None],
         refused: Callable[[str], None],
         clock: IReactorTime,
-        board: Optional[IStatusSource] = None,
         keepDays: float = 7.0,
         maxMessages: int = 100_000,
         retry: float = 0.5,
@@ -97,14 +92,12 @@ class FencedWriter:
         self._deliver = deliver
         self._refused = refused
         self._clock = clock
-        self._board = board
         self._keepMs = int(keepDays * 86400 * 1000)
         self._maxMessages = maxMessages
         self._retry = retry
         self._queue: list[tuple[dict, str]] = []
         self._writing = False
         self._retrying: Any = None
-        self._quietSeq = 0
         self.stopped = False
         self.written = 0
 
@@ -129,15 +122,6 @@ class FencedWriter:
         name = message.get("deployment")
         ended = name is not None and message.get("deployStatus") == "idle"
         self._queue.append((message, ENDED if ended else MESSAGE))
-        if name is None:
-            self._quietSeq = max(self._quietSeq, message["seq"])
-        elif ended and self._board is not None and not self._board.names():
-            # the picture of no deployment is shown again: keep the one the
-            # board has, which changed unseen while deployments were shown
-            idle = self._board.current(None)
-            if idle["seq"] > self._quietSeq:
-                self._quietSeq = idle["seq"]
-                self._queue.append((idle, QUIET))
         self._write()
 
     # -- writing -------------------------------------------------------
@@ -171,7 +155,7 @@ class FencedWriter:
         del self._queue[:count]
         self.written += count
         for message, flag in batch[:count]:
-            self._deliver(message, flag == QUIET)
+            self._deliver(message)
         if outcome == "ok":
             self._write()
             return

@@ -334,6 +334,10 @@ class DeploymentManager(MultiService):
                 "({limit}): no new one until some are torn down",
                 count=len(self._deployments), limit=self.maxDeployments,
             )
+        # what the history says was deployed, and is not there any more,
+        # went while the hub was away: its end is a message of its own
+        for name in self._board.endAbsent(self._deployments):
+            self.log.info("deployment {name} is gone from the engine: ended", name=name)
         self._syncPolling(pollNow=False)  # that list was the first poll
         return adopted
 

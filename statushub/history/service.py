@@ -21,10 +21,14 @@ class HistoryService(Service):
 
     @ivar store: the L{statushub.interfaces.IHistory} the rest of the hub
         is given.
+    @ivar numbering: the numbering that goes on from C{store}'s database:
+        it ends when the store stops, so that nothing is numbered that the
+        database would not keep.
     """
 
-    def __init__(self, store: HistoryStore) -> None:
+    def __init__(self, store: HistoryStore, numbering: Optional[PersistentNumbering] = None) -> None:
         self.store = store
+        self.numbering = numbering
 
     def startService(self) -> None:
         super().startService()
@@ -35,6 +39,8 @@ class HistoryService(Service):
         Fire once everything queued is written and the database is closed.
         """
         super().stopService()
+        if self.numbering is not None:
+            self.numbering.close()
         return self.store.stop()
 
 
@@ -56,4 +62,5 @@ def historyFromConfig(
     if opened is None:
         # serve on; /healthz and the log say why there is no history
         return HistoryService(store), MemoryNumbering()
-    return HistoryService(store), PersistentNumbering(opened.epoch, opened.lastByName())
+    numbering = PersistentNumbering(opened.epoch, opened.lastByName())
+    return HistoryService(store, numbering), numbering

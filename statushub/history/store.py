@@ -12,100 +12,34 @@ L{health}; the hub serves on without it.
 from __future__ import annotations
 
 import json
-import os
 import queue
-import secrets
 import sqlite3
 import threading
-from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from statushub.history.database import (
+    Opened,
+    afterMilliseconds,
+    claimDatabase,
+    keyOf,
+    openDatabase,
+    releaseDatabase,
+    stampedMilliseconds,
+)
 from statushub.historypage import HistoryUnavailable, Page
 from statushub.interfaces import IHealthCheck, IHistory
 
 __all__ = ["HistoryStore", "HistoryUnavailable", "Opened", "Page", "openDatabase"]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY,
-    deployment TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    time REAL NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS messages_by_deployment ON messages (deployment, seq);
-CREATE INDEX IF NOT EXISTS messages_by_time ON messages (time);
--- the last seq of every deployment ever seen: it outlives pruning, so that
--- seq never goes back, and it says which names have a history at all
-CREATE TABLE IF NOT EXISTS counters (deployment TEXT PRIMARY KEY, last INTEGER NOT NULL);
-"""
-
-# the picture of no deployment is filed under this (never a deployment name)
-NO_DEPLOYMENT = ""
 # prune every so many writes (fewer when fewer are kept) and at start: a
 # DELETE per message would cost more than the insert
 PRUNE_EVERY = 100
 
 _STOP = object()
-
-
-def _key(deployment: Optional[str]) -> str:
-    return NO_DEPLOYMENT if deployment is None else deployment
-
-
-@dataclass(frozen=True)
-class Opened:
-    """
-    What a database holds when it is opened: its epoch, and the last seq of
-    every deployment (L{NO_DEPLOYMENT} for the picture of none).
-
-    @ivar new: whether the database was created by this open.
-    """
-
-    epoch: str
-    last: dict[str, int]
-    new: bool
-
-    def lastByName(self) -> dict[Optional[str], int]:
-        """
-        C{last}, the picture of no deployment under L{None} (as
-        L{statushub.numbering.PersistentNumbering} takes it).
-        """
-        return {(None if k == NO_DEPLOYMENT else k): v for k, v in self.last.items()}
-
-
-def openDatabase(path: str) -> tuple[sqlite3.Connection, Opened]:
-    """
-    Open (creating when needed) the database at C{path}, its directory too.
-
-    @raise sqlite3.Error: or L{OSError}: it cannot be opened.
-    """
-    if path != ":memory:":
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    try:
-        # WAL with NORMAL: a commit is not an fsync, and readers never wait
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.executescript(SCHEMA)
-        row = connection.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
-        new = row is None
-        if new:
-            epoch = secrets.token_hex(8)
-            connection.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
-        else:
-            epoch = row[0]
-        last = dict(connection.execute("SELECT deployment, last FROM counters"))
-    except BaseException:
-        connection.close()
-        raise
-    return connection, Opened(epoch, last, new)
 
 
 @implementer(IHistory, IHealthCheck)
@@ -119,6 +53,9 @@ class HistoryStore:
     @param maxMessages: at most this many messages are kept (the oldest go).
     @param clock: the time a message is filed under (seconds), read in the
         writer thread: only pruning by age uses it.
+    @param lockTimeout: how long a write waits while another process holds
+        the database before it fails (seconds); a failed write loses its
+        messages, and the next hub to open the database starts a new epoch.
     """
 
     name = "history"
@@ -131,10 +68,12 @@ class HistoryStore:
         keepDays: float = 7.0,
         maxMessages: int = 100_000,
         clock: Optional[Callable[[], float]] = None,
+        lockTimeout: float = 5.0,
     ) -> None:
         import time
 
         self.path = path
+        self.lockTimeout = lockTimeout
         self._reactor = reactor
         self.keepDays = keepDays
         self.maxMessages = maxMessages
@@ -144,6 +83,8 @@ class HistoryStore:
         self._connection: Optional[sqlite3.Connection] = None
         self._problem: Optional[str] = None
         self._writes = 0
+        # a write failed: messages that were sent are not kept
+        self._lost = False
         self.opened: Optional[Opened] = None
         # fired by the writer thread once it has written everything and
         # closed the database
@@ -163,16 +104,27 @@ class HistoryStore:
             L{health} says so).
         """
         try:
-            connection, self.opened = openDatabase(self.path)
-            connection.close()
+            connection, opened = openDatabase(self.path, self.lockTimeout)
+            try:
+                self.opened = claimDatabase(connection, opened)
+            finally:
+                connection.close()
         except (sqlite3.Error, OSError) as e:
             self._fail("cannot open", e)
             return None
-        self.log.info(
-            "history in {path} (epoch {epoch}{new})",
-            path=self.path, epoch=self.opened.epoch,
-            new=", a new database" if self.opened.new else "",
-        )
+        if self.opened.renumbered:
+            self.log.warn(
+                "history: {path}: {reason}, so messages that were sent may be missing from "
+                "it; numbering goes on under a new epoch {epoch} (was {previous})",
+                path=self.path, reason=self.opened.renumbered, epoch=self.opened.epoch,
+                previous=opened.epoch,
+            )
+        else:
+            self.log.info(
+                "history in {path} (epoch {epoch}{new})",
+                path=self.path, epoch=self.opened.epoch,
+                new=", a new database" if self.opened.new else "",
+            )
         return self.opened
 
     def start(self) -> None:
@@ -183,7 +135,7 @@ class HistoryStore:
         if self.opened is None or self._thread is not None:
             return
         try:
-            self._connection, _ = openDatabase(self.path)
+            self._connection, _ = openDatabase(self.path, self.lockTimeout)
         except (sqlite3.Error, OSError) as e:
             self._fail("cannot open", e)
             self.opened = None
@@ -194,9 +146,12 @@ class HistoryStore:
 
     def stop(self) -> "Deferred[None]":
         """
-        Write what is queued, then close the database; nothing handed over
-        after this call is kept or read.  Returns at once: the Deferred
-        fires, in the reactor thread, when the writer thread is done.
+        Write what is queued, then close the database, marked closed
+        cleanly unless a write failed; nothing handed over after this call
+        is kept or read, so nothing may be numbered after it (see
+        L{statushub.numbering.PersistentNumbering.close}).  Returns at once:
+        the Deferred fires, in the reactor thread, when the writer thread is
+        done.
         """
         thread, self._thread = self._thread, None
         if thread is None:
@@ -216,7 +171,8 @@ class HistoryStore:
 
     def _fail(self, problem: str, error: BaseException) -> None:
         """
-        C{problem} ("cannot open", "cannot write", "cannot prune") is
+        C{problem} ("cannot open", "cannot write", "cannot prune", "cannot
+        close cleanly") is
         /healthz's word; the log line names the file and the error.
         """
         if self._problem != problem:
@@ -245,6 +201,7 @@ class HistoryStore:
             if batch:
                 self._write(connection, batch)
             if job is _STOP:
+                self._release(connection)
                 break
             if job is not None:
                 try:
@@ -257,30 +214,41 @@ class HistoryStore:
         if self._whenStopped is not None:
             self._reactor.callFromThread(self._whenStopped.callback, None)
 
+    def _release(self, connection: sqlite3.Connection) -> None:
+        try:
+            releaseDatabase(connection, complete=not self._lost)
+        except sqlite3.Error as e:
+            # the mark stays: the next hub starts a new epoch
+            self._fail("cannot close cleanly", e)
+
     def _write(self, connection: sqlite3.Connection, batch: list[dict]) -> None:
         now = self._now()
         rows = []
         for m in batch:
             try:
-                rows.append((_key(m.get("deployment")), int(m["seq"]), now,
-                             json.dumps(m, separators=(",", ":"))))
+                rows.append((keyOf(m.get("deployment")), int(m["seq"]), now,
+                             json.dumps(m, separators=(",", ":")), stampedMilliseconds(m, now)))
             except (KeyError, TypeError, ValueError) as e:
                 # never a message the board made; one bad one must not stop the rest
                 self.log.error("history: not a status message, not kept: {error!r}", error=e)
+        # each deployment's last message of the batch (they come in order)
+        lastOf = {d: (d, seq, body) for d, seq, _, body, _ in rows}
         try:
             with connection:
                 connection.execute("BEGIN")
                 connection.executemany(
-                    "INSERT OR REPLACE INTO messages (deployment, seq, time, body) "
-                    "VALUES (?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO messages (deployment, seq, time, body, stamped_ms) "
+                    "VALUES (?, ?, ?, ?, ?)",
                     rows,
                 )
                 connection.executemany(
-                    "INSERT INTO counters (deployment, last) VALUES (?, ?) "
-                    "ON CONFLICT (deployment) DO UPDATE SET last = max(last, excluded.last)",
-                    [(d, s) for d, s, _, _ in rows],
+                    "INSERT INTO counters (deployment, last, body) VALUES (?, ?, ?) "
+                    "ON CONFLICT (deployment) DO UPDATE SET last = excluded.last, "
+                    "body = excluded.body WHERE excluded.last >= counters.last",
+                    list(lastOf.values()),
                 )
         except sqlite3.Error as e:
+            self._lost = True
             self._fail("cannot write", e)
             return
         if self._problem is not None:
@@ -350,11 +318,24 @@ class HistoryStore:
     ) -> "Deferred[Page]":
         """
         Up to C{limit} kept messages of C{deployment} with a seq above
-        C{since}, oldest first (after every message emitted so far is
-        written).  C{after} is taken but not applied yet: every kept
-        message counts.
+        C{since} and, with C{after} (POSIX seconds), stamped after that
+        moment by their own C{timestamp}; oldest first (after every message
+        emitted so far is written).
         """
-        key = _key(deployment)
+        key = keyOf(deployment)
+        if after is None:
+            query = (
+                "SELECT body FROM messages WHERE deployment = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?", (key, since, limit)
+            )
+        else:
+            # by time first: an hour out of days of messages is read, not
+            # every message of the deployment from seq SINCE on
+            query = (
+                "SELECT body FROM messages INDEXED BY messages_by_stamp "
+                "WHERE deployment = ? AND stamped_ms > ? AND seq > ? ORDER BY seq LIMIT ?",
+                (key, afterMilliseconds(after), since, limit),
+            )
 
         def read(connection: sqlite3.Connection) -> Page:
             counter = connection.execute(
@@ -363,14 +344,7 @@ class HistoryStore:
             first = connection.execute(
                 "SELECT min(seq) FROM messages WHERE deployment = ?", (key,)
             ).fetchone()[0]
-            bodies = [
-                row[0]
-                for row in connection.execute(
-                    "SELECT body FROM messages WHERE deployment = ? AND seq > ? "
-                    "ORDER BY seq LIMIT ?",
-                    (key, since, limit),
-                )
-            ]
+            bodies = [row[0] for row in connection.execute(*query)]
             return Page(first or 0, counter[0] if counter else 0, bodies)
 
         return self._read(read)

@@ -49,7 +49,9 @@
     resume: null,
     // the view of one: its kept messages (history API, then the feed), by seq
     history: new Map(),
-    historyEpoch: null,
+    newestKept: null, // the kept message with the highest seq
+    // the kept message just before those (what each node was at the start)
+    historyBefore: null,
     // may this page act on nodes? (GET /api/whoami says: the operator may)
     canChange: false,
   };
@@ -653,47 +655,107 @@
 
   const HOUR = 3600 * 1000;
   const MAX_CHANGES = 200;
+  // the history API's page size: an hour that holds more is read page by page
+  const HISTORY_PAGE = 1000;
 
-  // One message of the viewed deployment into the kept ones.
+  // One message of the viewed deployment into the kept ones, by seq: within
+  // one database a seq is one message, whatever its epoch (after a crash the
+  // epoch changes and seq goes on).
   function keep(message) {
-    if (state.historyEpoch !== message.epoch) {
-      state.history.clear(); // another numbering: the old seqs mean nothing
-      state.historyEpoch = message.epoch;
+    if (!(message.seq > 0)) {
+      return; // a deployment not there yet
     }
-    // The kept message of a seq wins: a hub that has not yet found a
-    // deployment again shows it idle under its last seq, never emitted.
-    if (message.seq > 0 && !state.history.has(message.seq)) {
-      state.history.set(message.seq, message);
-      renderHistory();
+    const known = state.history.get(message.seq);
+    const newest = state.newestKept;
+    if (known ? known.epoch !== message.epoch
+      : newest && newest.epoch !== message.epoch && message.seq <= newest.seq) {
+      // numbering started over (another database): the old seqs mean nothing
+      state.history.clear();
+      state.historyBefore = null;
+      state.newestKept = null;
+    } else if (known) {
+      return; // kept already
     }
+    state.history.set(message.seq, message);
+    if (!state.newestKept || message.seq > state.newestKept.seq) {
+      state.newestKept = message;
+    }
+    renderHistory();
   }
 
+  // GET the history of the viewed deployment with these arguments: its page,
+  // null when it was never deployed; throws with the API's words otherwise.
+  async function historyPage(args) {
+    const response = await fetch(
+      deploymentPath(viewing) + "/history?" + new URLSearchParams(args).toString(),
+      { headers: apiHeaders() });
+    if (response.status === 404) {
+      return null;
+    }
+    if (!response.ok) {
+      throw new Error("History unavailable: " + (await describeRefusal(response)));
+    }
+    return await response.json();
+  }
+
+  // Only what the page draws: the messages of the last hour (page by page),
+  // and the one just before it, which says what each node was when the hour
+  // began.
   async function loadHistory() {
     const problem = $("history-problem");
+    const after = new Date(Date.now() - HOUR).toISOString();
+    const messages = [];
+    let before = null;
+    let lastSeq = 0;
     try {
-      const response = await fetch(
-        deploymentPath(viewing) + "/history?limit=10000", { headers: apiHeaders() });
-      if (response.status === 404) {
-        return; // never deployed: nothing happened yet
+      let since = 0;
+      let page;
+      for (;;) {
+        page = await historyPage({ after: after, since: String(since), limit: String(HISTORY_PAGE) });
+        if (page === null) {
+          return; // never deployed: nothing happened yet
+        }
+        lastSeq = page.last;
+        messages.push(...page.messages);
+        if (page.messages.length < HISTORY_PAGE) {
+          break;
+        }
+        since = page.messages[page.messages.length - 1].seq;
       }
-      if (!response.ok) {
-        problem.textContent = "History unavailable: " + (await describeRefusal(response));
-        problem.hidden = false;
-        return;
+      // the hour's first message, or (a quiet hour) the deployment's last
+      const first = messages.length ? messages[0].seq : page.last + 1;
+      if (first > 1) {
+        const previous = await historyPage({ since: String(first - 2), limit: "1" });
+        if (previous && previous.messages.length && previous.messages[0].seq === first - 1) {
+          before = previous.messages[0];
+        }
       }
-      const page = await response.json();
-      if (state.historyEpoch !== null && state.historyEpoch !== page.epoch) {
-        return; // the feed already speaks of a newer numbering
-      }
-      state.historyEpoch = page.epoch;
-      for (const message of page.messages) {
-        state.history.set(message.seq, message);
-      }
-      problem.hidden = true;
-      renderHistory();
     } catch (err) {
-      // the hub is away; the feed brings what happens next
+      if (err.message.startsWith("History unavailable")) {
+        problem.textContent = err.message;
+        problem.hidden = false;
+      }
+      return; // else the hub is away; the feed brings what happens next
     }
+    // The hub's history is what it keeps now; of what the feed brought
+    // meanwhile, what came after it.
+    const loaded = new Map(messages.map((message) => [message.seq, message]));
+    const lastLoaded = messages.length ? messages[messages.length - 1].seq : lastSeq;
+    for (const [seq, message] of state.history) {
+      if (seq > lastLoaded) {
+        loaded.set(seq, message);
+      }
+    }
+    state.history = loaded;
+    state.historyBefore = before;
+    state.newestKept = null;
+    for (const message of loaded.values()) {
+      if (!state.newestKept || message.seq > state.newestKept.seq) {
+        state.newestKept = message;
+      }
+    }
+    problem.hidden = true;
+    renderHistory();
   }
 
   // A node's state in one word: unhealthy counts as its own state, and so
@@ -713,7 +775,7 @@
 
   function nodesOf(message) {
     const nodes = new Map();
-    if (message.deployStatus !== "idle") {
+    if (message && message.deployStatus !== "idle") {
       for (const node of message.nodeStatuses || []) {
         nodes.set(node.nodeId, node);
       }
@@ -721,54 +783,77 @@
     return nodes;
   }
 
-  // [{time, nodeId, from, to, node}] from the kept messages, oldest first.
-  function changesOf(messages) {
+  // [{time, nodeId, from, to, node, known}] from the kept messages, oldest
+  // first.  C{before} is the message just before them: its nodes are where
+  // the changes start from (as "known" entries, which are not changes).
+  // A node that comes with a deployment has from === null; one that goes
+  // with a teardown has to === "gone".
+  function changesOf(messages, before) {
     const changes = [];
-    let before = new Map();
+    let previous = nodesOf(before);
+    for (const [nodeId, node] of previous) {
+      // since when: the node's own since (when its status last changed)
+      // where it says, else the time of that message
+      const word = stateWord(node);
+      const time = new Date(node.since && word === node.status ? node.since : before.timestamp);
+      changes.push({ time: time, nodeId: nodeId, from: null, to: word, node: node, known: true });
+    }
     for (const message of messages) {
       const now = nodesOf(message);
       const time = new Date(message.timestamp);
       for (const [nodeId, node] of now) {
-        const from = before.has(nodeId) ? stateWord(before.get(nodeId)) : null;
+        const from = previous.has(nodeId) ? stateWord(previous.get(nodeId)) : null;
         const to = stateWord(node);
         if (from !== to) {
           changes.push({ time: time, nodeId: nodeId, from: from, to: to, node: node });
         }
       }
-      for (const [nodeId, node] of before) {
+      for (const [nodeId, node] of previous) {
         if (!now.has(nodeId)) {
           changes.push({ time: time, nodeId: nodeId, from: stateWord(node), to: "gone", node: null });
         }
       }
-      before = now;
+      previous = now;
     }
     return changes;
   }
 
-  function renderHistory() {
+  function keptChanges() {
     const messages = Array.from(state.history.keys()).sort((a, b) => a - b)
       .map((seq) => state.history.get(seq));
-    const changes = changesOf(messages);
-    renderTimelines(changes);
-    renderChanges(changes);
+    return changesOf(messages, state.historyBefore);
   }
 
-  function renderTimelines(changes) {
-    const end = Date.now();
-    const start = end - HOUR;
-    // per node: [{from: ms, to: ms, word}]
+  function renderHistory() {
+    const changes = keptChanges();
+    renderTimelines(changes);
+    renderChanges(changes.filter((change) => !change.known));
+  }
+
+  // Per node, its spans [{from: ms, to: ms or null while it lasts, word}]:
+  // a span ends at the next change of that node; a teardown ("gone") ends
+  // the last one, and a new deployment starts a new one after the gap.
+  function spansOf(changes) {
     const spans = new Map();
     for (const change of changes) {
       const list = spans.get(change.nodeId) || [];
       const t = change.time.getTime();
-      if (list.length) {
-        list[list.length - 1].to = t;
+      const last = list[list.length - 1];
+      if (last && last.to === null) {
+        last.to = t;
       }
       if (change.to !== "gone") {
         list.push({ from: t, to: null, word: change.to });
       }
       spans.set(change.nodeId, list);
     }
+    return spans;
+  }
+
+  function renderTimelines(changes) {
+    const end = Date.now();
+    const start = end - HOUR;
+    const spans = spansOf(changes);
     const box = $("timelines");
     box.textContent = "";
     for (const nodeId of Array.from(spans.keys()).sort()) {
@@ -788,7 +873,12 @@
         const from = Math.max(span.from, start);
         const segment = document.createElement("span");
         segment.className = "segment " + (TONE[span.word] || "neutral");
+        // the times as they are (not as drawn): for scripts and tests
         segment.dataset.state = span.word;
+        segment.dataset.from = new Date(span.from).toISOString();
+        if (span.to !== null) {
+          segment.dataset.to = new Date(span.to).toISOString();
+        }
         segment.style.left = ((from - start) / HOUR * 100) + "%";
         segment.style.width = ((to - from) / HOUR * 100) + "%";
         segment.title = span.word + ": " + new Date(span.from).toLocaleTimeString() + " – " +
@@ -806,12 +896,15 @@
     const newest = changes.slice(-MAX_CHANGES).reverse();
     for (const change of newest) {
       const row = tbody.insertRow();
+      const from = change.from === null ? "deployed" : change.from;
       row.dataset.for = change.nodeId;
+      row.dataset.from = from;
       row.dataset.to = change.to;
+      row.dataset.time = change.time.toISOString();
       const time = addCell(row, "time", change.time.toLocaleTimeString());
       time.title = change.time.toISOString();
       addCell(row, "node", change.nodeId);
-      addCell(row, "change", (change.from || "—") + " → " + change.to);
+      addCell(row, "change", from + " → " + change.to);
       const node = change.node || {};
       addCell(row, "exitCode", node.exitCode === undefined ? "" : String(node.exitCode));
       addCell(row, "output", node.healthOutput || "");
@@ -940,8 +1033,7 @@
     if (viewing !== null) {
       loadHistory();
       // the bars slide left as time goes on
-      window.setInterval(() => renderTimelines(changesOf(
-        Array.from(state.history.keys()).sort((a, b) => a - b).map((s) => state.history.get(s)))), 10000);
+      window.setInterval(() => renderTimelines(keptChanges()), 10000);
     }
   }
 

@@ -1,7 +1,8 @@
 """
-C{GET /api/deployments/NAME/history?since=SEQ&limit=N}: the kept messages of
-a deployment (current or torn down) after C{SEQ}, oldest first, read from
-the L{IHistory}.
+C{GET /api/deployments/NAME/history?since=SEQ&limit=N&after=TIME}: the kept
+messages of a deployment (current or torn down) after C{SEQ} and, with
+C{after}, stamped after C{TIME} (ISO 8601), oldest first, read from the
+L{IHistory}.
 
     {"deployment": NAME, "epoch": E, "first": F, "last": L, "messages": [...]}
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any, Optional
 
 from twisted.logger import Logger
@@ -47,6 +49,37 @@ def _number(request: Request, name: str, default: int, highest: int) -> int:
     return int(text)
 
 
+# an offset's "+" comes as a space when the URL did not encode it
+_SPACED_OFFSET = re.compile(r" (\d\d(:?\d\d)?)$")
+
+
+def _moment(request: Request, name: str) -> Optional[float]:
+    """
+    The ISO 8601 time in query argument C{name} (with a time zone: C{Z}
+    or an offset), as POSIX seconds; L{None} when it is not given.
+
+    @raise ValueError: with the text of the 400 that says what is wrong.
+    """
+    values = request.args.get(name.encode("ascii"))
+    if not values:
+        return None
+    text = values[0].decode("utf-8", "replace")
+    if len(values) > 1:
+        raise ValueError(f"{name}: give it once, not {len(values)} times")
+    try:
+        moment = datetime.fromisoformat(_SPACED_OFFSET.sub(r"+\1", text.strip()))
+    except ValueError:
+        raise ValueError(
+            f"{name}: {text!r} is not an ISO 8601 time, e.g. 2026-11-26T08:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValueError(
+            f"{name}: {text!r} has no time zone: end it with Z (UTC) or an offset "
+            "such as +01:00"
+        )
+    return moment.timestamp()
+
+
 class HistoryResource(JSONResource):
     isLeaf = True
 
@@ -60,6 +93,7 @@ class HistoryResource(JSONResource):
         try:
             since = _number(request, "since", 0, 2**62)
             limit = _number(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+            after = _moment(request, "after")
         except ValueError as e:
             field = str(e).split(":", 1)[0]
             return respondJSON(request, 400, {"error": str(e), "field": field})
@@ -76,7 +110,7 @@ class HistoryResource(JSONResource):
                 request, 503, {"error": f"the history cannot be read: {failure.value}"}
             )
 
-        read = self._history.page(self._name, since, limit)
+        read = self._history.page(self._name, since, limit, after)
         return respondWhenFired(request, read.addCallbacks(answer, failed))
 
 
