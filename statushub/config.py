@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
-from statushub import resources
-from statushub.names import HOST_NAME, SAFE_NAME, checkWampPrefix, checkWampURL
+from statushub import configchecks as checks, resources
+from statushub.names import checkWampPrefix
 
 
 class ConfigError(Exception):
@@ -35,114 +35,6 @@ class Setting:
     check: Any = None
 
 
-def _positive(value: Any) -> Optional[str]:
-    return None if value > 0 else "must be greater than 0"
-
-
-def _notNegative(value: Any) -> Optional[str]:
-    return None if value >= 0 else "must be 0 or more"
-
-
-
-def _stringList(value: Any) -> Optional[str]:
-    if all(isinstance(item, str) for item in value):
-        return None
-    return "must be a list of strings"
-
-
-def _hostNames(value: Any) -> Optional[str]:
-    problem = _stringList(value)
-    if problem:
-        return problem
-    for name in value:
-        if name != "*" and not HOST_NAME.fullmatch(name):
-            return f"{name!r} is not a host name (with or without :port, no scheme or path)"
-    return None
-
-
-def _wampURL(value: Any) -> Optional[str]:
-    if value == "":
-        return None
-    return checkWampURL(value)
-
-
-def _engineKind(value: Any) -> Optional[str]:
-    return None if value in ("docker", "swarm") else f"{value!r} is not docker or swarm"
-
-
-def _nonEmpty(value: Any) -> Optional[str]:
-    return None if value else "must not be empty"
-
-
-def _endpoint(value: Any) -> Optional[str]:
-    from statushub.listen import EndpointError, parse
-
-    try:
-        parse(value)
-    except EndpointError as e:
-        return str(e)
-    return None
-
-
-def _memory(value: Any) -> Optional[str]:
-    try:
-        resources.checkMemory(value)
-    except resources.ResourceError as e:
-        return str(e)
-    return None
-
-
-def _cpus(value: Any) -> Optional[str]:
-    try:
-        resources.checkCpus(value)
-    except resources.ResourceError as e:
-        return str(e)
-    return None
-
-
-def _name(value: Any) -> Optional[str]:
-    if SAFE_NAME.fullmatch(value):
-        return None
-    return f"{value!r} is not a name: 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit"
-
-
-LOG_FORMATS = ("text", "json")
-
-REDIS_SCHEMES = ("redis", "rediss", "unix")
-
-
-def _redisURL(value: Any) -> Optional[str]:
-    if value == "":
-        return None
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(value)
-        parts.port  # a port that is not a number raises here
-    except ValueError as e:
-        return f"not a Redis URL ({e})"
-    if parts.scheme not in REDIS_SCHEMES:
-        return "must be redis://HOST:PORT/DB (or rediss://, or unix:///path)"
-    if parts.scheme != "unix" and not parts.hostname:
-        return "names no host: redis://HOST:PORT/DB"
-    database = parts.path.strip("/")
-    if parts.scheme != "unix" and database and not database.isdigit():
-        return f"the database must be a number, got {database!r}"
-    return None
-
-
-def _lease(value: Any) -> Optional[str]:
-    # renewed every third of it, given up a fifth before its end: below a
-    # second, a slow Redis command would end a healthy leadership
-    return None if value >= 1 else "must be at least 1 second"
-
-
-def _logFormat(value: Any) -> Optional[str]:
-    if value in LOG_FORMATS:
-        return None
-    return f"must be one of {', '.join(map(repr, LOG_FORMATS))}, got {value!r}"
-
-
 NUMBER = (int, float)
 
 SCHEMA: dict[str, dict[str, Setting]] = {
@@ -151,7 +43,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             (str,),
             "tcp:8080:interface=127.0.0.1",
             "Twisted endpoint description to serve HTTP and WebSocket on",
-            _endpoint,
+            checks.endpoint,
         ),
         "token": Setting(
             (str,),
@@ -170,14 +62,14 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             [],
             "host names the hub answers to besides IP addresses and localhost; "
             "'*' turns the Host check off",
-            _hostNames,
+            checks.hostNames,
         ),
         "allowed_origins": Setting(
             (list,),
             [],
             "browser origins allowed besides the hub's own, to open the feed and to "
             "send changes; '*' allows any",
-            _stringList,
+            checks.stringList,
         ),
         "allow_anonymous_remote": Setting(
             (bool,),
@@ -190,7 +82,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             256 * 1024,
             "largest request body, in bytes: a larger declared Content-Length gets "
             "413 before the body is read; a chunked body is read up to it, then 413",
-            _positive,
+            checks.positive,
         ),
         "request_timeout": Setting(
             NUMBER,
@@ -198,82 +90,83 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             "seconds a connection has to send a whole request (headers and body), "
             "however slowly it trickles in; also how long an idle keep-alive "
             "connection is kept",
-            _positive,
+            checks.positive,
         ),
         "max_pending": Setting(
             (int,),
             1000,
             "connections waiting for their request at most; beyond, the oldest is closed",
-            _positive,
+            checks.positive,
         ),
     },
     "feed": {
-        "ping_interval": Setting(NUMBER, 20.0, "seconds between server pings", _positive),
+        "ping_interval": Setting(NUMBER, 20.0, "seconds between server pings", checks.positive),
         "ping_timeout": Setting(
-            NUMBER, 10.0, "seconds a client has to answer a ping", _positive
+            NUMBER, 10.0, "seconds a client has to answer a ping", checks.positive
         ),
         "max_send_buffer": Setting(
             (int,),
             1024 * 1024,
             "bytes a client may leave unread before it is dropped",
-            _positive,
+            checks.positive,
         ),
         "max_message_size": Setting(
-            (int,), 4096, "largest message a client may send, in bytes", _positive
+            (int,), 4096, "largest message a client may send, in bytes", checks.positive
         ),
         "max_clients": Setting(
             (int,),
             10_000,
             "feed clients at most; an upgrade beyond gets 503",
-            _positive,
+            checks.positive,
         ),
     },
     "deploy": {
         "max_deployments": Setting(
-            (int,), 20, "how many deployments may exist at once", _positive
+            (int,), 20, "how many deployments may exist at once", checks.positive
         ),
         "stop_timeout": Setting(
             NUMBER,
             10.0,
             "seconds a node's process has to end after SIGTERM before it is killed "
             "(a node's stop or restart, a recreate, a teardown)",
-            _notNegative,
+            checks.notNegative,
         ),
         "default_memory": Setting(
             (str, int),
             resources.DEFAULT_MEMORY,
             "memory (swap included) of a node that sets none: bytes, or a number "
             "with k, m or g (binary)",
-            _memory,
+            checks.memory,
         ),
         "default_cpus": Setting(
-            NUMBER, resources.DEFAULT_CPUS, "CPUs (cores' time) of a node that sets none", _cpus
+            NUMBER, resources.DEFAULT_CPUS, "CPUs (cores' time) of a node that sets none",
+            checks.cpus,
         ),
         "max_memory": Setting(
             (str, int),
             resources.MAX_MEMORY,
             "the most memory a node may ask for; a topology above gets 400",
-            _memory,
+            checks.memory,
         ),
         "max_cpus": Setting(
-            NUMBER, resources.MAX_CPUS, "the most CPUs a node may ask for; above: 400", _cpus
+            NUMBER, resources.MAX_CPUS, "the most CPUs a node may ask for; above: 400", checks.cpus
         ),
         "owner": Setting(
             (str,),
             "statushub",
             "the name this hub labels its containers with; it sees only its owner's",
-            _name,
+            checks.name,
         ),
     },
     "polling": {
-        "interval": Setting(NUMBER, 2.0, "seconds between health polls", _positive),
+        "interval": Setting(NUMBER, 2.0, "seconds between health polls", checks.positive),
     },
     "engine": {
         "kind": Setting(
             (str,),
             "docker",
             "docker (one engine) or swarm (services on a Docker Swarm, through a manager)",
-            _engineKind,
+            checks.engineKind,
         ),
         "url": Setting(
             (str,),
@@ -290,7 +183,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             "empty: DOCKER_HOST, else the local socket",
         ),
         "timeout": Setting(
-            NUMBER, 10.0, "seconds any one engine call may take", _positive
+            NUMBER, 10.0, "seconds any one engine call may take", checks.positive
         ),
     },
     "events": {
@@ -319,11 +212,11 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             "var/statushub.db",
             "the SQLite database (relative: to the directory the hub starts in); "
             "a new file means a new epoch",
-            _nonEmpty,
+            checks.nonEmpty,
         ),
-        "keep_days": Setting(NUMBER, 7.0, "days a message is kept", _positive),
+        "keep_days": Setting(NUMBER, 7.0, "days a message is kept", checks.positive),
         "max_messages": Setting(
-            (int,), 100_000, "messages kept at most (the oldest go first)", _positive
+            (int,), 100_000, "messages kept at most (the oldest go first)", checks.positive
         ),
     },
     "cluster": {
@@ -333,14 +226,14 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             "redis://HOST:PORT/DB: every hub with the same redis and [deploy] owner is "
             "one hub (history and numbering in Redis, one leader acts); empty: this hub "
             "alone, its history in SQLite",
-            _redisURL,
+            checks.redisURL,
         ),
         "lease": Setting(
             NUMBER,
             5.0,
             "seconds the leader's lease lasts; another hub takes over within this + 2 s "
             "of the leader's death",
-            _lease,
+            checks.lease,
         ),
     },
     "logging": {
@@ -348,7 +241,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             (str,),
             "text",
             "log lines as twistd writes them (text) or one JSON object a line (json)",
-            _logFormat,
+            checks.logFormat,
         ),
     },
     "wamp": {
@@ -356,15 +249,15 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             (str,),
             "",
             "WebSocket URL of the WAMP router (ws://127.0.0.1:8081/ws); empty: WAMP off",
-            _wampURL,
+            checks.wampURL,
         ),
         "client_url": Setting(
             (str,),
             "",
             "router URL for clients, which /examples/wamp.html uses; empty: url",
-            _wampURL,
+            checks.wampURL,
         ),
-        "realm": Setting((str,), "statushub", "WAMP realm to join", _nonEmpty),
+        "realm": Setting((str,), "statushub", "WAMP realm to join", checks.nonEmpty),
         "prefix": Setting(
             (str,),
             "io.statushub",
@@ -372,7 +265,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             checkWampPrefix,
         ),
         "authid": Setting(
-            (str,), "statushub", "authid for WAMP-ticket authentication", _nonEmpty
+            (str,), "statushub", "authid for WAMP-ticket authentication", checks.nonEmpty
         ),
         "ticket": Setting(
             (str,),
