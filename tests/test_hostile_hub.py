@@ -53,12 +53,23 @@ def hub(tmp_path_factory: pytest.TempPathFactory, dockerEngine: DockerEngineProc
 
 
 @pytest.fixture
-def engine(docker: DockerEngineProcess) -> Iterator[DockerEngineProcess]:
+def engine(hub: HubProcess, docker: DockerEngineProcess) -> Iterator[DockerEngineProcess]:
     """
-    The private engine; after the test, nothing of ours may be on it.
+    The private engine; after the test, nothing of ours may be on it, and
+    the hub holds no deployment.
     """
     yield docker
     assert docker.labelledContainers() == []
+    assert deployments(hub) == []
+
+
+def deployments(hub: HubProcess) -> list[str]:
+    """
+    The names of the deployments the hub holds.
+    """
+    answer = exchange(hub.port, requestHead("GET", "/api/deployments", hub.port, bearer(VIEWER)))
+    assert answer.code == 200, answer.body
+    return [picture["deployment"] for picture in answer.json()["deployments"]]
 
 
 class AuditLines:
@@ -170,7 +181,8 @@ def test_a_body_within_max_body_is_taken(hub, engine) -> None:
     blockUntil(deployed, timeout=60, what="deployed")
     assert exchange(hub.port, requestHead(
         "DELETE", "/api/deployments/hostile", hub.port, bearer(OPERATOR))).code == 202
-    blockUntil(lambda: engine.labelledContainers() == [], timeout=60, what="teardown")
+    blockUntil(lambda: engine.labelledContainers() == [] and deployments(hub) == [],
+               timeout=60, what="teardown")
 
 
 # ---- no 500 from input -------------------------------------------------------------
