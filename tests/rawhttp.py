@@ -21,6 +21,8 @@ class Answer:
     code: int
     headers: dict[str, str]
     body: bytes
+    #: the status line's words (the feed's refusals say what is wrong there)
+    reason: str = ""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -57,6 +59,8 @@ class RawConnection:
             ("127.0.0.1", port), timeout=TIMEOUT, source_address=(source, 0) if source else None
         )
         self.sent = 0
+        #: what L{closedByHub} read before the close
+        self.received = b""
         self.method = ""
 
     def send(self, data: bytes) -> bool:
@@ -80,22 +84,25 @@ class RawConnection:
         response = http.client.HTTPResponse(self.sock, method=self.method or "GET")
         response.begin()
         body = response.read()
-        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, body,
+                      response.reason)
 
     def closedByHub(self, timeout: float = TIMEOUT) -> bool:
         """
         Whether the hub closes the connection within C{timeout} seconds
-        (what it still sends before is read and dropped).
+        (what it still sends before is read and kept in L{received}).
         """
         while True:
             readable, _, _ = select.select([self.sock], [], [], timeout)
             if not readable:
                 return False
             try:
-                if self.sock.recv(65536) == b"":
-                    return True
+                data = self.sock.recv(65536)
             except OSError:
                 return True
+            if data == b"":
+                return True
+            self.received += data
 
     def close(self) -> None:
         self.sock.close()

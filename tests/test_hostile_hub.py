@@ -338,10 +338,23 @@ def slowHub(hub_process) -> HubProcess:
     return hub_process(config="[server]\nrequest_timeout = 2\nmax_pending = 5\n")
 
 
+def closedByLimits(hub: HubProcess, reason: str) -> float:
+    """
+    How many connections the hub says its limits closed for C{reason}.
+    """
+    metrics = exchange(hub.port, requestHead("GET", "/metrics", hub.port))
+    assert metrics.code == 200
+    found = re.search(
+        rb'^statushub_http_connections_closed_total\{reason="%s"\} (\S+)$' % reason.encode(),
+        metrics.body, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
 def test_a_request_sent_a_byte_at_a_time_is_dropped_at_the_deadline(slowHub) -> None:
     """
     A byte every half second, with a 2-second deadline: the hub closes the
-    connection long before the request is complete, and answers nothing.
+    connection long before the request is complete, answers nothing, and
+    counts it.
     """
     request = requestHead("POST", "/api/deployments", slowHub.port, JSON,
                           "Content-Length: 100") + b"x" * 100
@@ -353,7 +366,9 @@ def test_a_request_sent_a_byte_at_a_time_is_dropped_at_the_deadline(slowHub) -> 
             break
     assert closed
     assert connection.sent < len(request)
+    assert connection.received == b""
     connection.close()
+    assert closedByLimits(slowHub, "request_timeout") == 1
 
 
 @pytest_twisted.ensureDeferred
@@ -362,6 +377,8 @@ async def test_past_max_pending_the_oldest_are_closed_and_the_hub_serves(slowHub
     # the youngest five wait; the seven before them were closed
     for connection in idle[:7]:
         assert connection.closedByHub(timeout=10)
+        assert connection.received == b""
+    assert closedByLimits(slowHub, "max_pending") >= 7
     health = await treq.get(slowHub.url + "/healthz")
     assert health.code == 200
     await health.content()
