@@ -307,14 +307,20 @@ UPGRADE = ["Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 
 
 
 @pytest.mark.parametrize(
-    "query",
-    ["deployment=x&since=%C2%B2&epoch=a", "deployment=x&since=1&since=2&epoch=a",
-     "deployment=%00", "deployment=x&since=99999999999999999999999&epoch=a"],
+    "query, words",
+    [("deployment=x&since=%C2%B2&epoch=a", "since"),
+     ("deployment=x&since=1&since=2&epoch=a", "since"),
+     ("deployment=x&since=1", "epoch"),
+     ("deployment=%00", "not a deployment name"),
+     ("deployment=x&deployment=y", "one name"),
+     ("deployment=x&since=99999999999999999999999&epoch=a", "at most 18 digits")],
 )
-def test_odd_feed_queries_get_400_before_the_upgrade(hub, engine, query: str) -> None:
+def test_odd_feed_queries_get_400_before_the_upgrade(hub, engine, query: str, words: str
+                                                     ) -> None:
     answer = exchange(hub.port, requestHead("GET", f"/ws/status?{query}", hub.port,
                                             bearer(VIEWER), *UPGRADE))
-    assert answer.code == 400, answer.body
+    # the feed's refusal says what is wrong in its status line
+    assert answer.code == 400 and words in answer.reason, (answer.reason, answer.body)
 
 
 def test_a_nul_in_a_header_gets_400(hub, engine) -> None:
