@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import urllib.parse
+from datetime import timedelta, timezone
 from typing import Any, Iterator
 
 import pytest
@@ -135,7 +136,9 @@ header = st.one_of(
 )
 PATHS = ["/", "/api/status", "/api/deployments", "/api/deployment", "/api/deployments/demo",
          "/api/deployments/demo/history", "/healthz", "/metrics", "/ws/status",
-         "/examples/wamp.json", "/api/%00", "/%2e%2e/etc/passwd", "/api/deployments/%C2%B2"]
+         "/examples/wamp.json", "/api/%00", "/%2e%2e/etc/passwd", "/api/deployments/%C2%B2",
+         "/api/deployments/demo/nodes/a/stop", "/api/deployments/demo/nodes/%00/restart",
+         "/api/deployments/demo/history?after=2026-11-26T08:00:00Z&since=1"]
 METHODS = ["GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS", "BREW"]
 
 
@@ -150,9 +153,16 @@ queryValue = st.one_of(
     oddText,
     st.sampled_from(["0", "1", "²", "١٢", "-1", "1e3", "99999999999999999999999", " 1", "0x10",
                      "demo", "a" * 65]),
+    # the history's after=TIME: odd times, the edges of the calendar
+    st.sampled_from(["2026-11-26T08:00:00Z", "2026-11-26T08:00:00", "0001-01-01T00:00:00+23:59",
+                     "9999-12-31T23:59:59-23:59", "2026-W48-4T08:00Z", "2026-11-26 08:00 01:00",
+                     "+002026-01-01", "2026-02-30T00:00:00Z"]),
+    st.datetimes(timezones=st.none() | st.builds(timezone, st.timedeltas(
+        min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)))
+    ).map(lambda moment: moment.isoformat()),
 )
 query = st.lists(
-    st.tuples(st.sampled_from(["deployment", "since", "epoch", "limit", "token", "x"]),
+    st.tuples(st.sampled_from(["deployment", "since", "epoch", "limit", "after", "token", "x"]),
               queryValue),
     max_size=5,
 )
@@ -162,7 +172,9 @@ query = st.lists(
 
 
 @EXAMPLES
-@given(body=bodies(), path=st.sampled_from(["/api/deployments", "/api/deployment"]),
+@given(body=bodies(),
+       path=st.sampled_from(["/api/deployments", "/api/deployment",
+                             "/api/deployments/demo/nodes/a/restart"]),
        token=st.sampled_from([OPERATOR, VIEWER, "wrong"]))
 def test_any_body_at_the_api_gets_2xx_or_4xx(hub, body: bytes, path: str, token: str) -> None:
     head = requestHead("POST", path, hub.port, "Content-Type: application/json",
