@@ -51,6 +51,8 @@ def _number(request: Request, name: str, default: int, highest: int) -> int:
 
 # an offset's "+" comes as a space when the URL did not encode it
 _SPACED_OFFSET = re.compile(r" (\d\d(:?\d\d)?)$")
+# what an ISO 8601 time is written with, at a length one may be
+_TIME_CHARACTERS = re.compile(r"[0-9A-Za-z:.,+\- ]{1,64}")
 
 
 def _moment(request: Request, name: str) -> Optional[float]:
@@ -67,14 +69,17 @@ def _moment(request: Request, name: str) -> Optional[float]:
     if len(values) > 1:
         raise ValueError(f"{name}: give it once, not {len(values)} times")
     try:
+        # fromisoformat stops at a NUL ("...Z\x00" is a time to it)
+        if not _TIME_CHARACTERS.fullmatch(text):
+            raise ValueError(text)
         moment = datetime.fromisoformat(_SPACED_OFFSET.sub(r"+\1", text.strip()))
     except ValueError:
         raise ValueError(
-            f"{name}: {text!r} is not an ISO 8601 time, e.g. 2026-11-26T08:00:00Z"
+            f"{name}: {text[:40]!r} is not an ISO 8601 time, e.g. 2026-11-26T08:00:00Z"
         ) from None
     if moment.tzinfo is None:
         raise ValueError(
-            f"{name}: {text!r} has no time zone: end it with Z (UTC) or an offset "
+            f"{name}: {text[:40]!r} has no time zone: end it with Z (UTC) or an offset "
             "such as +01:00"
         )
     return moment.timestamp()
