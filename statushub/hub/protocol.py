@@ -64,7 +64,8 @@ class StatusProtocol(WebSocketServerProtocol):
             raise ConnectionDeny(400, "deployment: give one name, not several")
         if not SAFE_NAME.match(names[0]):
             raise ConnectionDeny(
-                400, f"deployment: {names[0]!r} is not a deployment name"
+                # cut: it goes back in the status line
+                400, f"deployment: {names[0][:40]!r} is not a deployment name"
             )
         self.subscription = names[0]
         return None
