@@ -232,6 +232,21 @@ def test_aMethodAPathDoesNotTakeIsAJSON405(api, method: bytes, path: str, allowe
     assert engine.containers == {}
 
 
+@pytest.mark.parametrize("path, allowed", [("/deployment", "DELETE, POST"),
+                                           ("/deployments", "GET, HEAD, POST")])
+def test_aHeadIsAGetWithoutItsBody(api, path: str, allowed: str) -> None:
+    """
+    A C{HEAD} where there is no C{GET} is a 405 like any other method
+    (twisted.web's own asked for the missing render_GET: a 500).
+    """
+    root, engine, board, manager = api
+    answer = root.client.request("HEAD", "/api" + path)
+    assert answer.code == (200 if "GET" in allowed else 405)
+    assert answer.body == b""
+    if answer.code == 405:
+        assert answer.headers["allow"] == allowed
+
+
 # The API acts through an IDeploymentControl: one hub's answers at once,
 # another (a follower handing the request on) later.
 

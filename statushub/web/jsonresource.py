@@ -110,6 +110,16 @@ class JSONResource(Resource):
         except UnsupportedMethod as e:
             return methodNotAllowed(request, e)
 
+    def render_HEAD(self, request: Request) -> bytes:
+        # twisted.web's answers a HEAD with render_GET, which a resource
+        # that only changes things has not: an AttributeError, a 500
+        if getattr(self, "render_GET", None) is None:
+            raise UnsupportedMethod(
+                [name[len("render_"):].encode("ascii") for name in dir(self)
+                 if name.startswith("render_")]
+            )
+        return self.render_GET(request)
+
 
 class AnyMethodAnswered(proxyForInterface(IResource)):  # type: ignore[misc]
     """
