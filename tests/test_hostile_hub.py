@@ -307,6 +307,17 @@ def test_odd_paths_and_arguments_get_400(hub, engine, path: str, words: str) -> 
     assert len(answer.error) < 200
 
 
+@pytest.mark.parametrize("path", ["/api", "/ws", "/api/deployment",
+                                  "/api/deployments/hostile/nodes/a/stop"])
+def test_a_head_where_there_is_no_get_gets_405(hub, engine, path: str) -> None:
+    """
+    twisted.web answers a HEAD with the resource's GET, and a resource
+    without one with a 500.
+    """
+    answer = exchange(hub.port, requestHead("HEAD", path, hub.port, bearer(OPERATOR)))
+    assert answer.code == 405 and "GET" not in answer.headers["allow"]
+
+
 UPGRADE = ["Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13",
            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]
 

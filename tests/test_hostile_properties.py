@@ -134,7 +134,7 @@ header = st.one_of(
                                "multipart/form-data; boundary=x", "text/plain"])),
     st.tuples(st.just("Host"), st.sampled_from(["127.0.0.1", "evil.example", "localhost:1"])),
 )
-PATHS = ["/", "/api/status", "/api/deployments", "/api/deployment", "/api/deployments/demo",
+PATHS = ["/", "/api", "/ws", "/api/status", "/api/deployments", "/api/deployment", "/api/deployments/demo",
          "/api/deployments/demo/history", "/healthz", "/metrics", "/ws/status",
          "/examples/wamp.json", "/api/%00", "/%2e%2e/etc/passwd", "/api/deployments/%C2%B2",
          "/api/deployments/demo/nodes/a/stop", "/api/deployments/demo/nodes/%00/restart",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Mapping, Optional
 
-from twisted.web.resource import IResource, Resource
+from twisted.web.resource import IResource
 from twisted.web.server import Request
 from twisted.web.static import File
 
@@ -33,7 +33,7 @@ from statushub.web.audit import Audited
 from statushub.web.feed import feedResource
 from statushub.web.guard import Hosts, Origins, RequestGuard
 from statushub.web.health import HealthResource
-from statushub.web.jsonresource import JSONError
+from statushub.web.jsonresource import JSONError, JSONResource
 from statushub.web.limits import LimitedSite, RequestLimits
 from statushub.web.roles import Roles, TokenFailures
 from statushub.web.status import StatusResource
@@ -57,9 +57,10 @@ class NotFound(JSONError):
         super().__init__(404, "no such resource")
 
 
-class APIRoot(Resource):
+class APIRoot(JSONResource):
     """
-    C{/api}: JSON 404s for unknown paths instead of twisted.web's HTML page.
+    C{/api}: JSON 404s for unknown paths instead of twisted.web's HTML page
+    (and a JSON 405 for C{/api} itself, a C{HEAD} too).
     """
 
     def getChild(self, path: bytes, request: Request) -> IResource:
@@ -128,7 +129,8 @@ def makeSite(
         apiRoot.putChild(name.encode("ascii"), Audited(resource, roles.identify))
     root.putChild(b"api", roles.guard(apiRoot))
 
-    feeds = Resource()
+    # a JSON 405 for /ws itself (a plain Resource answered a HEAD with a 500)
+    feeds = JSONResource()
     feeds.putChild(b"status", feedResource(hub, origins, config["feed"]["max_clients"]))
     root.putChild(b"ws", roles.guard(feeds))
 
