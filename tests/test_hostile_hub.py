@@ -12,7 +12,9 @@ hub of their own (they close connections, or shut a peer out for a minute).
 from __future__ import annotations
 
 import json
+import os
 import re
+import resource
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -427,6 +429,37 @@ async def test_past_max_pending_the_oldest_are_closed_and_the_hub_serves(slowHub
     await feed.close()
     for connection in idle:
         connection.close()
+
+
+def test_idle_sockets_past_the_descriptor_limit_leave_healthz_served(hub_process) -> None:
+    """
+    The issue's case: with few descriptors, idle sockets made C{/healthz}
+    fail until they closed.  The hub gets 60 descriptors more than it uses;
+    100 idle sockets come; past C{max_pending} the oldest are closed, so
+    C{/healthz} is answered while the newest still wait.
+    """
+    hub = hub_process(config="[server]\nmax_pending = 20\nrequest_timeout = 120\n")
+    assert hub.pid is not None
+    used = len(os.listdir(f"/proc/{hub.pid}/fd"))
+    resource.prlimit(hub.pid, resource.RLIMIT_NOFILE, (used + 60, used + 60))
+    idle = [RawConnection(hub.port) for _ in range(100)]
+    try:
+        def healthy() -> bool:
+            try:
+                return exchange(hub.port, requestHead("GET", "/healthz", hub.port)).code == 200
+            except OSError:
+                return False
+
+        blockUntil(healthy, timeout=60, interval=0.5, what="/healthz answered")
+        # the oldest were closed, unanswered, by max_pending, not by the deadline
+        assert idle[0].closedByHub(timeout=30) and idle[0].received == b""
+        assert closedByLimits(hub, "max_pending") > 0
+        assert closedByLimits(hub, "request_timeout") == 0
+    finally:
+        for connection in idle:
+            connection.close()
+    assert exchange(hub.port, requestHead("GET", "/healthz", hub.port)).code == 200
+    assert not [line for line in hub.log if "Traceback" in line]
 
 
 # ---- tokens ----------------------------------------------------------------------
