@@ -78,9 +78,9 @@ $(CROSSBAR_VENV)/bin/.installed:
 	touch $@
 
 # The benchmarks (bench/, BENCHMARKS.md); not tests, nothing fails on a time.
-# Quick run: make bench BENCH_SIZES=1000 BENCH_REPEAT=1 BENCH_IDLE_ROUNDS=0 BENCH_ENGINE=0 BENCH_STORM=0
-# (BENCH_SUBSCRIPTIONS=0 skips the many-deployments one.)
-# Results: bench/results/{latest,subscriptions,engine,storm}.json and the tables on stdout.
+# Quick run: make bench BENCH_SIZES=1000 BENCH_REPEAT=1 BENCH_IDLE_ROUNDS=0 BENCH_ENGINE=0 BENCH_STORM=0 BENCH_GC=0
+# (BENCH_SUBSCRIPTIONS=0 skips the many-deployments one, BENCH_LOGS=0 the log followers'.)
+# Results: bench/results/{latest,subscriptions,engine,storm,gcpause,logs}.json and the tables on stdout.
 bench: deps
 	$(BIN)/pip install -q -r bench/requirements.txt
 	cd bench && npm ci --no-audit --no-fund --loglevel=error
@@ -88,6 +88,8 @@ bench: deps
 	$(BIN)/python bench/subscriptions.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/storm.py
+	$(BIN)/python bench/gcpause.py
+	$(BIN)/python bench/logs.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

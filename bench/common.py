@@ -13,6 +13,19 @@ Control protocol (TCP on 127.0.0.1, one command a line, one answer a line):
                       <gc_total_ns> <gc_max_ns>}; the gc figures are since
                       the previous STATS
     COUNTERS          C{COUNTERS <json>}: server-specific counts (polls done)
+    GC                C{GC <collections> <full> <longest_ns> <generation>
+                      <longest_cpu_ns> <total_ns>} since the previous GC
+                      (Python servers): collections, full ones, the longest
+                      pause and its generation, the most CPU time (the
+                      collecting thread's) one collection took, and the
+                      pauses' total
+    OBJECTS           C{OBJECTS <tracked> <frozen>}: objects a full
+                      collection would walk now, and those frozen out of it
+                      (Python servers; walks them all, so only at the end)
+    THAW              C{THAW <wall_ns> <cpu_ns> <objects>}: what the hub's
+                      freezer does when it thaws, timed: unfreeze, one full
+                      collection over every object, freeze again (Python
+                      servers; only at the end)
     QUIT              stop the server
 
 Every server prints C{READY <ws_port> <control_port>} on stdout once it
@@ -76,28 +89,52 @@ def raiseFileLimit(wanted: int = 65536) -> int:
 class GCWatch:
     """
     Times the cyclic garbage collector's pauses (gc.callbacks): measurement
-    only, it changes nothing about when the collector runs.
+    only, it changes nothing about when the collector runs.  Two sets of
+    figures, each since it was last taken: L{take} for C{STATS}, and
+    L{takePhase} for C{GC}.
     """
 
     def __init__(self) -> None:
         self._started = 0
+        self._startedCpu = 0
         self.count = 0
         self.total = 0
         self.longest = 0
+        self._resetPhase()
         gc.callbacks.append(self._callback)
+
+    def _resetPhase(self) -> None:
+        self.phase = {"count": 0, "full": 0, "longest": 0, "generation": -1,
+                      "longestCpu": 0, "total": 0}
 
     def _callback(self, phase: str, info: dict) -> None:
         if phase == "start":
             self._started = time.monotonic_ns()
+            self._startedCpu = time.thread_time_ns()
         else:
             pause = time.monotonic_ns() - self._started
+            cpu = time.thread_time_ns() - self._startedCpu
             self.count += 1
             self.total += pause
             self.longest = max(self.longest, pause)
+            figures = self.phase
+            figures["count"] += 1
+            figures["total"] += pause
+            if info["generation"] == 2:
+                figures["full"] += 1
+            if pause > figures["longest"]:
+                figures["longest"] = pause
+                figures["generation"] = info["generation"]
+            figures["longestCpu"] = max(figures["longestCpu"], cpu)
 
     def take(self) -> tuple[int, int, int]:
         figures = (self.count, self.total, self.longest)
         self.count = self.total = self.longest = 0
+        return figures
+
+    def takePhase(self) -> dict[str, int]:
+        figures = self.phase
+        self._resetPhase()
         return figures
 
 
@@ -134,6 +171,20 @@ class Controlled:
                 f"STATS {time.process_time_ns()} {rssBytes()} {self._clients()}"
                 f" {count} {total} {longest}"
             )
+        if words[0] == "GC":
+            f = self._gc.takePhase()
+            return (f"GC {f['count']} {f['full']} {f['longest']} {f['generation']}"
+                    f" {f['longestCpu']} {f['total']}")
+        if words[0] == "OBJECTS":
+            return f"OBJECTS {len(gc.get_objects())} {gc.get_freeze_count()}"
+        if words[0] == "THAW":
+            objects = gc.get_freeze_count() + len(gc.get_objects())
+            wall, cpu = time.monotonic_ns(), time.thread_time_ns()
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+            wall, cpu = time.monotonic_ns() - wall, time.thread_time_ns() - cpu
+            return f"THAW {wall} {cpu} {objects}"
         if words[0] == "COUNTERS":
             return "COUNTERS " + json.dumps(self._counters(), separators=(",", ":"))
         if words[0] == "QUIT":

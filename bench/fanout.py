@@ -54,6 +54,9 @@ SERVERS = {
     # the same hub with [history] enabled = false: what keeping every
     # message in SQLite costs the broadcast (--servers hub,hub-nohistory)
     "hub-nohistory": "server_hub.py --history off",
+    # the same hub while 100 clients follow a node's log, 1,000 lines a
+    # second (--servers hub,hub-logs; issue 19, BENCHMARKS.md)
+    "hub-logs": "server_hub.py --busy-logs 100",
     "autobahn": "ref_autobahn.py",
     "websockets": "ref_websockets.py",
     "node-ws": "ref_node_ws.js",
@@ -124,7 +127,8 @@ class Server(Child):
         runner = "node" if script.endswith(".js") else sys.executable
         super().__init__([runner, script, *options, *extra], cpus, env)
         self.name = name
-        line = self._readReady(timeout=30)
+        # a hub with busy logs starts a dockerd and its followers first
+        line = self._readReady(timeout=180 if "--busy-logs" in options else 30)
         words = line.split()
         if len(words) != 3 or words[0] != "READY":
             raise RuntimeError(f"{name}: expected READY, got {line!r}")

@@ -6,11 +6,14 @@ loopback port.  A broadcast goes through the real path,
 StatusHubFactory.broadcast(message).
 
     python bench/server_hub.py [--config etc/statushub.toml] [--metrics on|off]
-                               [--history on|off]
+                               [--history on|off] [--busy-logs N]
 
 With the history on (the default, as in a real hub) each broadcast message
 is first handed to the history (a database in a temporary directory), as
 the status board does, then broadcast.
+
+With --busy-logs N (the C{hub-logs} server) the hub also serves N followers
+of a node printing 1,000 lines a second (bench/busylogs.py) all along.
 """
 
 from __future__ import annotations
@@ -59,15 +62,24 @@ def main() -> None:
                         help="count Prometheus metrics ([metrics] enabled)")
     parser.add_argument("--history", choices=("on", "off"), default="on",
                         help="keep every message in SQLite ([history] enabled)")
+    parser.add_argument("--busy-logs", type=int, default=0, metavar="N",
+                        help="N followers of a node printing 1,000 lines a second")
     args = parser.parse_args()
 
     raiseFileLimit()
+    busy = None
+    if args.busy_logs:
+        from busylogs import BusyLogs
+
+        busy = BusyLogs(args.busy_logs)
     options = Options()
     options.parseOptions(["--config", args.config, "--listen", "tcp:0:interface=127.0.0.1"])
     options.config.override("metrics", "enabled", args.metrics == "on")
     options.config.override("history", "enabled", args.history == "on")
     scratch = tempfile.TemporaryDirectory(prefix="statushub-bench-")
     options.config.override("history", "path", os.path.join(scratch.name, "history.db"))
+    if busy is not None:
+        busy.configure(options)
     service = makeService(options, reactor)
     hub = findHub(service)
     history = next((s.store for s in service if isinstance(s, HistoryService)), None)
@@ -85,18 +97,30 @@ def main() -> None:
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
 
     def listening(port):
-        serveControl(
-            Controlled(
-                broadcast=broadcast,
-                clients=lambda: len(hub),
-                counters=lambda: {"polls": pollCount(service)},
-            ),
-            port.getHost().port,
-        )
+        def ready(ignored=None):
+            serveControl(
+                Controlled(
+                    broadcast=broadcast,
+                    clients=lambda: len(hub),
+                    counters=lambda: {"polls": pollCount(service)},
+                ),
+                port.getHost().port,
+            )
+
+        if busy is None:
+            ready()
+        else:
+            # READY once every log follower follows
+            busy.start(service, reactor, port.getHost().port).addCallbacks(
+                ready, lambda failure: (failure.printTraceback(), reactor.stop()))
         return port
 
     site._waitingForPort.addCallback(listening)
-    reactor.run()
+    try:
+        reactor.run()
+    finally:
+        if busy is not None:
+            busy.stop()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from statushub import configchecks as checks, resources
+from statushub import resources
+from statushub import settingchecks as checks
 from statushub.names import checkWampPrefix
 
 
@@ -139,8 +140,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             checks.memory,
         ),
         "default_cpus": Setting(
-            NUMBER, resources.DEFAULT_CPUS, "CPUs (cores' time) of a node that sets none",
-            checks.cpus,
+            NUMBER, resources.DEFAULT_CPUS, "CPUs (cores' time) of a node that sets none", checks.cpus
         ),
         "max_memory": Setting(
             (str, int),
@@ -158,6 +158,15 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             checks.name,
         ),
     },
+    "logs": {
+        "viewer": Setting((bool,), True, "the viewer token may read nodes' logs and "
+                          "resource use (false: the operator's only)"),
+        "max_lines_per_second": Setting((int,), 1000, "lines a second of one node its "
+                                        "followers get; the rest are counted (log_gap)",
+                                        checks.positive),
+        "max_streams": Setting((int,), 200, "engine streams (logs and resource use) open "
+                               "at once, a thread each; one more is refused", checks.positive),
+    },
     "polling": {
         "interval": Setting(NUMBER, 2.0, "seconds between health polls", checks.positive),
     },
@@ -174,6 +183,8 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             "the engine's address (a swarm manager's for kind = swarm); empty: "
             "[docker] host, else DOCKER_HOST, else the local socket",
         ),
+        "hosts": Setting((dict,), {}, "swarm only: by host name, the engine address of a "
+                         "host whose nodes' resource use the hub reads", checks.engineAddresses),
     },
     "docker": {
         "host": Setting(

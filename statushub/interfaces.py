@@ -198,6 +198,30 @@ class IContainerEngine(Interface):
         fire with an L{statushub.engine.IEventStream}.
         """
 
+    def readLogs(containerId: str, tail: int):
+        """
+        Fire with the last C{tail} lines the container printed (a list of
+        L{statushub.engine.LogLine}, oldest first), running or not.
+        C{containerId} is a node's L{statushub.engine.NodeLocation}
+        C{containerId}: on a swarm, a service's id.
+        """
+
+    def followLogs(containerId: str):
+        """
+        Open a stream of the lines the container prints from now on; fire
+        with an L{ILogStream}.  The stream ends when the container stops
+        (on a swarm: when the service is removed).
+        """
+
+    def followStats(containerId: str):
+        """
+        Open a stream of the container's resource use, about one sample a
+        second; fire with an L{IStatsStream}.  The stream ends when the
+        container stops.  Fails with
+        L{statushub.engine.StatsUnavailable} when its use cannot be read
+        from here (on a swarm, a host whose engine the hub cannot reach).
+        """
+
 
 class IEventStream(Interface):
     """
@@ -215,6 +239,67 @@ class IEventStream(Interface):
         """
         End the stream; a thread blocked in L{next} returns.  Callable from
         any thread.
+        """
+
+
+class ILogStream(Interface):
+    """
+    An open log stream of one container.  Reading blocks: call L{next} from
+    a thread of its own, never from the reactor thread.
+    """
+
+    def next():
+        """
+        Block until the next L{statushub.engine.LogLine}; return L{None}
+        when the stream has ended (the container stopped, the stream was
+        closed, or the connection broke).
+        """
+
+    def close() -> None:
+        """
+        End the stream; a thread blocked in L{next} returns.  Callable from
+        any thread.
+        """
+
+
+class IStatsStream(Interface):
+    """
+    An open stream of one container's resource use.  Reading blocks, as
+    L{ILogStream}'s does.
+    """
+
+    def next():
+        """
+        Block until the next L{statushub.engine.ResourceSample}; return
+        L{None} when the stream has ended.
+        """
+
+    def close() -> None:
+        """
+        End the stream; a thread blocked in L{next} returns.  Callable from
+        any thread.
+        """
+
+
+class INodeLocator(Interface):
+    """
+    Where each node of the current deployments runs: what the logs and the
+    resource use of a node are read through (PRODUCT.md "Why a node is in
+    its state").  The deployment side knows; the insight room asks.
+    """
+
+    def deployments() -> list:
+        """
+        The names of the current deployments, sorted.
+        """
+
+    def locate(deployment: str) -> list:
+        """
+        Every node of C{deployment}, in topology order, as a list of
+        L{statushub.engine.NodeLocation}.
+
+        @raise statushub.errors.UnknownDeployment: no current deployment
+            has that name.
         """
 
 

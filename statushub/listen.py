@@ -16,6 +16,8 @@ One option is the hub's own: C{reuseport=yes} on a C{tcp} or C{tcp6}
 endpoint sets C{SO_REUSEPORT} on the listening socket, so that several hub
 processes (several hubs as one, on one machine) listen on one port and the
 kernel spreads the connections between them.
+
+And the service that serves on it says where (L{AnnouncingEndpointService}).
 """
 
 from __future__ import annotations
@@ -25,9 +27,16 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.defer import Deferred, execute
 from twisted.internet.endpoints import _parse, serverFromString
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IReactorCore,
+    IStreamServerEndpoint,
+)
+from twisted.logger import Logger
 from zope.interface import implementer
 
 # Large enough that a storm of reconnecting clients waits in the kernel's
@@ -263,3 +272,43 @@ def isTLS(description: str) -> bool:
     Whether the endpoint speaks TLS (C{https://}, C{wss://}).
     """
     return parse(description).kind == "ssl"
+
+
+class AnnouncingEndpointService(StreamServerEndpointService):
+    """
+    Logs the address actually bound, so that C{tcp:0} (any free port) is
+    usable: the tests start the hub that way and read this line.
+
+    The line waits for the reactor to run: the port is bound before twistd
+    installs its signal handlers, and a process told "serving" must already
+    stop cleanly on SIGINT or SIGTERM.
+    """
+
+    log = Logger(namespace="statushub")
+
+    def __init__(
+        self,
+        endpoint: IStreamServerEndpoint,
+        factory: IProtocolFactory,
+        reactor: IReactorCore,
+        tls: bool = False,
+    ) -> None:
+        super().__init__(endpoint, factory)
+        self._reactor = reactor
+        self.scheme = "https" if tls else "http"
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self._waitingForPort.addCallback(self._announce)
+
+    def _announce(self, port: Any) -> Any:
+        self._reactor.callWhenRunning(self._logAddress, port.getHost())
+        return port
+
+    def _logAddress(self, address: Any) -> None:
+        self.log.info(
+            "statushub serving on {scheme}://{host}:{port}/",
+            scheme=self.scheme,
+            host=getattr(address, "host", address),
+            port=getattr(address, "port", ""),
+        )

@@ -59,6 +59,8 @@ class NodeStatus:
     exitCode: Optional[int] = None
     restartCount: Optional[int] = None
     healthOutput: Optional[str] = None
+    # an exited node the kernel's OOM killer ended: True, else not sent
+    oomKilled: Optional[bool] = None
     # node actions (PRODUCT.md, "Acting on one node"): "operator" while it
     # is stopped on purpose; the action under way; how the last one failed
     stoppedBy: Optional[str] = None
@@ -90,7 +92,7 @@ class NodeStatus:
 
 _OPTIONAL = (
     "health", "host", "hostStatus", "error", "since", "exitCode", "restartCount", "healthOutput",
-    "stoppedBy", "action", "actionError",
+    "oomKilled", "stoppedBy", "action", "actionError",
 )
 _FIELDS = frozenset(("nodeId", "containerId", "status") + _OPTIONAL)
 # what a failing check may say, at most (PRODUCT.md)
@@ -180,8 +182,48 @@ def isoTimestamp(seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+class SinkFanout:
+    """
+    What every status source shares: its current messages as one snapshot,
+    and the sinks it tells of each message, in order.
+    """
+
+    log = Logger()
+
+    def __init__(self, idleMessage: dict) -> None:
+        # what the snapshot holds while no deployment is current
+        self._idleMessage = idleMessage
+        # every current deployment's message in name order, replaced whole
+        # on each change: other threads (a metrics scrape) may read it
+        self._current: tuple[dict, ...] = ()
+        self._sinks: list[IStatusSink] = []
+
+    def current(self, deployment: Optional[str] = None) -> dict:
+        raise NotImplementedError()
+
+    def snapshot(self, deployment: Optional[str] = None) -> list[dict]:
+        if deployment is not None:
+            return [self.current(deployment)]
+        current = self._current
+        return list(current) if current else [self._idleMessage]
+
+    def addSink(self, sink: IStatusSink) -> None:
+        self._sinks.append(sink)
+
+    def removeSink(self, sink: IStatusSink) -> None:
+        self._sinks.remove(sink)
+
+    def _emit(self, message: dict) -> None:
+        for sink in list(self._sinks):
+            try:
+                sink.broadcast(message)
+            except Exception:
+                # one broken sink must not starve the others
+                self.log.failure("status sink {sink!r} failed", sink=sink)
+
+
 @implementer(IStatusSource)
-class StatusBoard:
+class StatusBoard(SinkFanout):
     """
     The current picture of every deployment, and the sinks that hear about
     every change.
@@ -206,8 +248,6 @@ class StatusBoard:
         none) that the history kept, as it was sent.
     """
 
-    log = Logger()
-
     def __init__(
         self,
         clock: IReactorTime,
@@ -228,17 +268,13 @@ class StatusBoard:
         stored = self._last.get(None)
         if stored is None:
             stored = self._stamp(idle, self._numbering.last(None))
-        self._idleMessage = stored
+        super().__init__(stored)
         # the picture of no deployment changed while not shown: it is
         # numbered when it is shown again
         self._idleChanged = False
         self._pictures: dict[str, Picture] = {}
         self._messages: dict[str, dict] = {}
         self._names: list[str] = []
-        # every current deployment's message in name order, replaced whole
-        # on each change: other threads (a metrics scrape) may read it
-        self._current: tuple[dict, ...] = ()
-        self._sinks: list[IStatusSink] = []
 
     @property
     def epoch(self) -> str:
@@ -288,18 +324,6 @@ class StatusBoard:
             # message of that epoch has)
             return self._stamp(self.picture(deployment), self._numbering.last(deployment))
         return message
-
-    def snapshot(self, deployment: Optional[str] = None) -> list[dict]:
-        if deployment is not None:
-            return [self.current(deployment)]
-        current = self._current
-        return list(current) if current else [self._idleMessage]
-
-    def addSink(self, sink: IStatusSink) -> None:
-        self._sinks.append(sink)
-
-    def removeSink(self, sink: IStatusSink) -> None:
-        self._sinks.remove(sink)
 
     def restore(self, messages: list[dict]) -> None:
         """
@@ -393,14 +417,6 @@ class StatusBoard:
             self._emit(message)
             ended.append(name)
         return ended
-
-    def _emit(self, message: dict) -> None:
-        for sink in list(self._sinks):
-            try:
-                sink.broadcast(message)
-            except Exception:
-                # one broken sink must not starve the others
-                self.log.failure("status sink {sink!r} failed", sink=sink)
 
     def change(self, deployment: Optional[str] = None, **changes: Any) -> bool:
         """

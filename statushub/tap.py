@@ -7,21 +7,19 @@ plugins imports neither the reactor nor this module's dependencies.
 
 from __future__ import annotations
 
-import gc
 import os
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Optional
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IServiceCollection, MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
-from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
 
 from statushub import config as configuration
 from statushub import listen
+from statushub.listen import AnnouncingEndpointService
 from statushub.startchecks import startRefusal
 
 if TYPE_CHECKING:
@@ -29,6 +27,7 @@ if TYPE_CHECKING:
 
     from statushub.deploy.service import Orchestrator
     from statushub.hub import StatusHubFactory
+    from statushub.insight.service import InsightService
     from statushub.interfaces import IDeploymentControl, IHealthCheck, IHistory, IStatusSource
     from statushub.metrics import Metrics
     from statushub.status import StatusBoard
@@ -117,11 +116,11 @@ class HubService(MultiService):
     """
     The root of the hub's service tree.  Its children start in the order
     they were added (the history, the orchestrator, the WAMP publisher,
-    keep-alive, the listening port) and stop one after another the other
-    way round, each waiting for the one before: the port stops accepting
-    and the feed its pings, then the orchestrator stops its work on the
-    engine, and the history goes last, so that every message emitted is
-    written.
+    keep-alive, the feed's GC freezer, the GC pause metrics, the listening
+    port) and stop one after another the other way round, each waiting for
+    the one before: the port stops accepting and the feed its pings, then
+    the orchestrator stops its work on the engine, and the history goes
+    last, so that every message emitted is written.
 
     @ivar logObserver: where twistd should send the log, if not as it
         would by itself: JSON lines (C{[logging] format = "json"}), or its
@@ -179,16 +178,11 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> HubService:
     core = buildCore(config, reactor, metrics, service)
     hub = buildFeed(config, core.source, reactor, metrics, core.history, service)
     if metrics is not None:
+        metrics.gc.setServiceParent(service)  # GC pauses, timed while the hub runs
         # read at scrape time, from a thread: every deployment's current picture
         metrics.watch(hub.__len__, core.source.snapshot, core.healthChecks)
-    site = buildSite(
-        config, core.source, hub, core.control, core.history, core.healthChecks, metrics, reactor
-    )
+    site = buildSite(config, core, hub, metrics, reactor)
     listenOn(config, site, reactor, service)
-    # What start-up built (modules, the service tree) lives as long as the
-    # process: move it out of the cyclic GC's sight, so that full
-    # collections, which pause every broadcast, only walk what came later.
-    reactor.callWhenRunning(gc.freeze)
     return service
 
 
@@ -202,14 +196,15 @@ class Core:
     """
     What the feeds, the API and the dashboard stand on (the pictures, the
     kept messages if any, what the API acts through, what C{/healthz}
-    reports), whoever provides it: one hub alone (L{buildOneHub}) or one of
-    several (L{buildCluster}).
+    reports, the nodes' logs and resource use), whoever provides it: one
+    hub alone (L{buildOneHub}) or one of several (L{buildCluster}).
     """
 
     source: IStatusSource
     history: Optional[IHistory]
     control: IDeploymentControl
     healthChecks: list[IHealthCheck]
+    insight: InsightService
 
 
 def buildOneHub(
@@ -217,14 +212,22 @@ def buildOneHub(
 ) -> Core:
     """
     One hub alone: the history in SQLite, the board numbered by it, the
-    orchestrator acting on the engine, the WAMP publisher.
+    orchestrator acting on the engine, the insight room reading through its
+    engine and locator (after it in the tree: its streams close before the
+    engine stops), the WAMP publisher.
     """
+    from statushub.insight.service import insightFromConfig
+
     history, board = buildHistoryAndBoard(config, reactor, metrics, service)
     orchestrator = buildOrchestrator(config, board, reactor, metrics, service)
+    insight = insightFromConfig(
+        orchestrator.calls, orchestrator.locator, board, config, reactor, metrics
+    )
+    insight.setServiceParent(service)
     wamp = buildWamp(config, board, reactor, service)
     checks = list(orchestrator.healthChecks)  # /healthz: the engine, then these
     checks += [check for check in (history, wamp) if check is not None]
-    return Core(board, history, orchestrator.control, checks)
+    return Core(board, history, orchestrator.control, checks, insight)
 
 
 def buildCluster(
@@ -233,7 +236,8 @@ def buildCluster(
     """
     One of several hubs on C{[cluster] redis}: pictures, history and
     numbering are the cluster's; the orchestrator (and the WAMP publisher)
-    run only while this hub leads, a new one each term.
+    run only while this hub leads, a new one each term; every hub reads
+    logs and resource use from the engine itself (L{buildClusterInsight}).
     """
     from statushub.cluster.service import ClusterService
     from statushub.deploy.service import Orchestrator
@@ -260,7 +264,33 @@ def buildCluster(
         # only the leader publishes
         cluster.leaderSinks.append(wamp)
         checks.append(wamp)
-    return Core(cluster.mirror, cluster.history, cluster.control, checks)
+    insight = buildClusterInsight(config, cluster.mirror, reactor, metrics)
+    insight.setServiceParent(service)
+    return Core(cluster.mirror, cluster.history, cluster.control, checks, insight)
+
+
+def buildClusterInsight(
+    config: configuration.Config, source: IStatusSource, reactor: Any, metrics: Optional[Metrics]
+) -> InsightService:
+    """
+    A hub of a cluster reads its nodes' logs and resource use from the
+    engine itself, leader or not, through an engine of its own (never
+    fenced: reading acts on nothing) and where the pictures it shows say
+    each node runs (on a swarm, the node's service, by its name).
+    """
+    from statushub.deploy.service import engineFromConfig
+    from statushub.engine.swarm import nodeServiceName
+    from statushub.insight.locator import SourceLocator, shownContainer
+    from statushub.insight.service import insightFromConfig
+
+    engine = engineFromConfig(config, reactor)
+    owner = config["deploy"]["owner"]
+    reference = shownContainer
+    if config["engine"]["kind"] == "swarm":
+        reference = lambda deployment, node, shown: nodeServiceName(owner, deployment, node)
+    locator = SourceLocator(source, reference)
+    calls = engine if metrics is None else metrics.engine.wrap(engine)
+    return insightFromConfig(calls, locator, source, config, reactor, metrics, owned=engine)
 
 
 def logOutput(
@@ -370,9 +400,10 @@ def buildFeed(
     service: HubService,
 ) -> StatusHubFactory:
     """
-    The WebSocket hub, a sink of the source, and its keep-alive.
+    The WebSocket hub, a sink of the source, its keep-alive and GC freezer.
     """
     from statushub.hub import StatusHubFactory
+    from statushub.hub.freezer import ConnectionFreezer
     from statushub.hub.keepalive import KeepAlive
 
     feed = config["feed"]
@@ -388,16 +419,16 @@ def buildFeed(
     KeepAlive(hub, reactor, feed["ping_interval"], feed["ping_timeout"]).setServiceParent(
         service
     )
+    # start-up's objects, then each batch of clients, out of the cyclic GC's sight
+    hub.freezer = ConnectionFreezer(reactor, hub.__len__)
+    hub.freezer.setServiceParent(service)
     return hub
 
 
 def buildSite(
     config: configuration.Config,
-    source: IStatusSource,
+    core: Core,
     hub: StatusHubFactory,
-    control: IDeploymentControl,
-    history: Optional[IHistory],
-    checks: list[IHealthCheck],
     metrics: Optional[Metrics],
     reactor: Any,
 ) -> Site:
@@ -406,18 +437,23 @@ def buildSite(
     """
     from statushub.web.deployments import deploymentsAPI
     from statushub.web.examples import mountExamples
+    from statushub.web.insight import NodeReaders
     from statushub.web.metricsresource import metricsResource
+    from statushub.web.roles import Roles
     from statushub.web.site import makeSite
 
+    readers = NodeReaders.of(core.insight, Roles.fromConfig(config["server"]).identify)
+    policy = configuration.resourcePolicy(config)
     site = makeSite(
-        source,
+        core.source,
         hub,
         config,
-        api=deploymentsAPI(control, source, history, configuration.resourcePolicy(config)),
-        healthChecks=checks,
+        api=deploymentsAPI(core.control, core.source, core.history, policy, readers),
+        healthChecks=core.healthChecks,
         reactor=reactor,
         metrics=None if metrics is None else metricsResource(metrics.registry),
         webMetrics=None if metrics is None else metrics.web,
+        readers=readers,
     )
     mountExamples(site, config["wamp"])
     return site
@@ -436,43 +472,3 @@ def listenOn(config: configuration.Config, site: Site, reactor: Any, service: Hu
     # a port that cannot be bound stops twistd at start, with the reason
     server._raiseSynchronously = True
     server.setServiceParent(service)
-
-
-class AnnouncingEndpointService(StreamServerEndpointService):
-    """
-    Logs the address actually bound, so that C{tcp:0} (any free port) is
-    usable: the tests start the hub that way and read this line.
-
-    The line waits for the reactor to run: the port is bound before twistd
-    installs its signal handlers, and a process told "serving" must already
-    stop cleanly on SIGINT or SIGTERM.
-    """
-
-    log = Logger(namespace="statushub")
-
-    def __init__(
-        self,
-        endpoint: IStreamServerEndpoint,
-        factory: IProtocolFactory,
-        reactor: IReactorCore,
-        tls: bool = False,
-    ) -> None:
-        super().__init__(endpoint, factory)
-        self._reactor = reactor
-        self.scheme = "https" if tls else "http"
-
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()
-        self._waitingForPort.addCallback(self._announce)
-
-    def _announce(self, port: Any) -> Any:
-        self._reactor.callWhenRunning(self._logAddress, port.getHost())
-        return port
-
-    def _logAddress(self, address: Any) -> None:
-        self.log.info(
-            "statushub serving on {scheme}://{host}:{port}/",
-            scheme=self.scheme,
-            host=getattr(address, "host", address),
-            port=getattr(address, "port", ""),
-        )

@@ -82,6 +82,17 @@ class EngineHarness(Protocol):
         engine runs it by itself).
         """
 
+    async def say(self, containerId: str, text: str, stream: str = "stdout") -> None:
+        """
+        The node's process prints C{text} and a newline on C{stream}.
+        """
+
+    async def sampled(self, containerId: str) -> None:
+        """
+        The engine reads the node's resource use (a real engine does, about
+        once a second, by itself).
+        """
+
     def backendCalls(self) -> int:
         """
         How many calls the engine has made of what is behind it.
@@ -149,6 +160,12 @@ class FakeHarness:
     async def checkPasses(self, containerId: str, output: str) -> None:
         self.engine.setHealth(containerId, "healthy", output)
 
+    async def say(self, containerId: str, text: str, stream: str = "stdout") -> None:
+        self.engine.printLine(containerId, text, stream)
+
+    async def sampled(self, containerId: str) -> None:
+        self.engine.sample(containerId, cpu=1.5, memory=2**20)
+
     def backendCalls(self) -> int:
         return len(self.engine.calls)
 
@@ -212,6 +229,20 @@ class DockerHarness:
 
     async def checkPasses(self, containerId: str, output: str) -> None:
         pass  # the engine runs the check itself
+
+    async def say(self, containerId: str, text: str, stream: str = "stdout") -> None:
+        """
+        Written from inside to the node's process's own output (what the
+        engine logs), by an exec.
+        """
+        engine, container = await self.where(containerId)
+        descriptor = 2 if stream == "stderr" else 1
+        await deferToThread(
+            engine.docker, "exec", container, "sh", "-c", f"echo '{text}' > /proc/1/fd/{descriptor}"
+        )
+
+    async def sampled(self, containerId: str) -> None:
+        pass  # the engine reads it itself
 
     def backendCalls(self) -> int:
         return len(self.client.calls)

@@ -35,9 +35,12 @@ from statushub.engine import (
     EngineEvent,
     EngineUnreachable,
     ImageNotFound,
+    LogLine,
     RecreateIncomplete,
+    ResourceSample,
+    StatsUnavailable,
 )
-from statushub.interfaces import IContainerEngine, IEventStream
+from statushub.interfaces import IContainerEngine, IEventStream, ILogStream, IStatsStream
 
 # the exit code of a process killed by SIGKILL (a forced removal)
 KILLED = 137
@@ -102,6 +105,18 @@ class FakeEventStream:
             self._queue.put(None)
 
 
+@implementer(ILogStream, IStatsStream)
+class FakeStream(FakeEventStream):
+    """
+    A log or stats stream of one container: what the test L{push}es (or the
+    engine's L{FakeEngine.printLine}) comes out of L{next}, a Deferred.
+    """
+
+    def __init__(self, containerId: str) -> None:
+        super().__init__()
+        self.containerId = containerId
+
+
 @implementer(IContainerEngine)
 class FakeEngine:
     def __init__(self, images: tuple[str, ...] = ("statushub/busybox",)) -> None:
@@ -110,6 +125,13 @@ class FakeEngine:
         self.reachable = True
         self.calls: list[str] = []
         self.streams: list[FakeEventStream] = []
+        self.logStreams: list[FakeStream] = []
+        self.statsStreams: list[FakeStream] = []
+        # containerId -> why its resource use cannot be read
+        self.statsUnavailable: dict[str, str] = {}
+        # when set, readLogs answers only when the test calls releaseReads
+        self.holdReads = False
+        self.heldReads: list[tuple[Deferred, str, int]] = []
         # name of a method -> error it raises once, for the next call
         self.failNext: dict[str, Exception] = {}
         # when set, listContainers answers only when the test fires it
@@ -228,6 +250,7 @@ class FakeEngine:
         container = self.containers[containerId]
         container["status"] = "running"
         container["exitCode"] = None
+        container["oomKilled"] = False
         container["startedAt"] = next(self._ticks)
         # a (re)started container's check begins again
         container["health"] = "starting" if container["hasHealthcheck"] else None
@@ -244,6 +267,7 @@ class FakeEngine:
         self._emit(containerId, "kill", signal="15")
         container.update(status="exited", exitCode=TERMINATED, health=None)
         self._emit(containerId, "die", exitCode=str(TERMINATED))
+        self._endStreams(containerId)
 
     def startContainer(self, containerId: str, restart: Optional[str] = None) -> Deferred:
         failed = self._check("startContainer")
@@ -327,6 +351,7 @@ class FakeEngine:
             self._emit(containerId, "kill", signal="9")
             self._emit(containerId, "die", exitCode=str(KILLED))
         self._emit(containerId, "destroy")
+        self._endStreams(containerId)
         del self.containers[containerId]
 
     def _matching(self, labels: dict) -> list[ContainerState]:
@@ -368,6 +393,7 @@ class FakeEngine:
             # ends and again once it runs
             c.get("exitCode") or 0,
             c.get("healthOutput"),
+            oomKilled=bool(c.get("oomKilled")),
         ))
 
     def events(self, labels: dict, actions: tuple = ()) -> Deferred:
@@ -378,7 +404,96 @@ class FakeEngine:
         self.streams.append(stream)
         return succeed(stream)
 
+    def readLogs(self, containerId: str, tail: int) -> Deferred:
+        failed = self._check("readLogs")
+        if failed:
+            return failed
+        if containerId not in self.containers:
+            return fail(EngineError(f"read the log of {containerId[:12]}: no such container"))
+        if self.holdReads:
+            d: Deferred = Deferred()
+            self.heldReads.append((d, containerId, tail))
+            return d
+        return succeed(self._tail(containerId, tail))
+
+    def _tail(self, containerId: str, tail: int) -> list[LogLine]:
+        lines = self.containers[containerId].get("logs", [])
+        return list(lines[-tail:]) if tail else []
+
+    def releaseReads(self) -> None:
+        """
+        Answer the held log reads with the log as it is now.
+        """
+        held, self.heldReads = self.heldReads, []
+        for d, containerId, tail in held:
+            d.callback(self._tail(containerId, tail))
+
+    def followLogs(self, containerId: str) -> Deferred:
+        failed = self._check("followLogs")
+        if failed:
+            return failed
+        if containerId not in self.containers:
+            return fail(EngineError(f"follow the log of {containerId[:12]}: no such container"))
+        stream = FakeStream(containerId)
+        self.logStreams.append(stream)
+        if self.containers[containerId]["status"] != "running":
+            stream.push(None)  # a stopped container's log ends at once
+        return succeed(stream)
+
+    def followStats(self, containerId: str) -> Deferred:
+        failed = self._check("followStats")
+        if failed:
+            return failed
+        if containerId in self.statsUnavailable:
+            return fail(StatsUnavailable(self.statsUnavailable[containerId]))
+        if containerId not in self.containers:
+            return fail(EngineError(f"follow {containerId[:12]}: no such container"))
+        stream = FakeStream(containerId)
+        self.statsStreams.append(stream)
+        return succeed(stream)
+
     # test helpers: what happens behind the hub's back
+    def printLine(self, containerId: str, text: str, stream: str = "stdout",
+                  time: str = "") -> LogLine:
+        """
+        The container prints a line: kept for L{readLogs}, and given to
+        every open log stream of it.  Times default to one a millisecond,
+        in order.
+        """
+        logs = self.containers[containerId].setdefault("logs", [])
+        if not time:
+            count = sum(len(c.get("logs", ())) for c in self.containers.values())
+            time = f"2026-11-26T08:00:{count // 1000:02d}.{count % 1000:03d}000000Z"
+        line = LogLine(time, stream, text)
+        logs.append(line)
+        for each in self.openLogStreams(containerId):
+            each.push(line)
+        return line
+
+    def sample(self, containerId: str, cpu: float, memory: int, limit: int = 512 * 2**20,
+               time: str = "2026-11-26T08:00:00.000000000Z") -> None:
+        """
+        The engine reads the container's resource use.
+        """
+        for each in self.openStatsStreams(containerId):
+            each.push(ResourceSample(cpu, memory, limit, time))
+
+    def _endStreams(self, containerId: str) -> None:
+        """
+        The container's process ended: its log and stats streams end, as
+        Docker's do (a restarted container's log is followed anew).
+        """
+        for each in self.openLogStreams(containerId) + self.openStatsStreams(containerId):
+            each.push(None)
+
+    def openLogStreams(self, containerId: Optional[str] = None) -> list[FakeStream]:
+        return [s for s in self.logStreams
+                if not s.closed and containerId in (None, s.containerId)]
+
+    def openStatsStreams(self, containerId: Optional[str] = None) -> list[FakeStream]:
+        return [s for s in self.statsStreams
+                if not s.closed and containerId in (None, s.containerId)]
+
     def assertStreamsClosed(self) -> None:
         """
         Fail unless every event stream opened has been closed again, i.e.
@@ -391,7 +506,8 @@ class FakeEngine:
         coroutine while it is still executing, and the ValueError "coroutine
         already executing" ends up an unhandled error that names no test.
         """
-        left = sum(not stream.closed for stream in self.streams)
+        left = sum(not stream.closed
+                   for stream in self.streams + self.logStreams + self.statsStreams)
         assert not left, (
             f"{left} event stream(s) of the fake engine left open: stop every "
             "DeploymentManager / EventFollower the test started"
@@ -414,10 +530,21 @@ class FakeEngine:
         assert container["status"] == "running", f"{containerId[:12]} is not running"
         container.update(status="exited", exitCode=code, health=None)
         self._emit(containerId, "die", exitCode=str(code))
+        self._endStreams(containerId)
         policy = container["restart"]
         if policy == "any" or (policy == "on-failure" and code != 0):
             container["restartCount"] += 1
             self._run(containerId)
+
+    def outOfMemory(self, containerId: str) -> None:
+        """
+        The kernel's OOM killer ends the container's process: an C{oom}
+        event, then it dies with SIGKILL's code, and inspect says so (until
+        it starts again, as Docker's C{State.OOMKilled}).
+        """
+        self.containers[containerId]["oomKilled"] = True
+        self._emit(containerId, "oom")
+        self.exit(containerId, KILLED)
 
     def setHealth(self, containerId: str, health: str, output: Optional[str] = None) -> None:
         """

@@ -78,6 +78,12 @@ def test_defaults_fill_missing_keys(tmp_path: Path) -> None:
         ('[deploy]\nowner = "Ops!"\n', "[deploy] owner: 'Ops!' is not a name"),
         ('[deploy]\nowner = "ops\\n"\n', "[deploy] owner: 'ops\\n' is not a name"),
         ('[deploy]\nowner = ""\n', "[deploy] owner: '' is not a name"),
+        ("[logs]\nmax_lines_per_second = 0\n",
+         "[logs] max_lines_per_second: must be greater than 0"),
+        ('[logs]\nviewer = "no"\n', "[logs] viewer: expected true or false"),
+        ("[logs]\nmax_streams = 1.5\n", "[logs] max_streams: expected an integer"),
+        ("[engine]\nhosts = { worker = 2376 }\n", "[engine] hosts: 'worker': expected an engine address"),
+        ('[engine]\nhosts = "worker"\n', "[engine] hosts: expected"),
     ],
 )
 def test_invalid_file_names_file_and_key(tmp_path: Path, text: str, expected: str) -> None:

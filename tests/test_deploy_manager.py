@@ -113,10 +113,15 @@ def test_onlyChangesEmit(world) -> None:
     count = len(sink.messages)
     clock.advance(INTERVAL * 3)
     assert len(sink.messages) == count
-    engine.set(engine.idsByNode()["web"], status="exited", health=None)
+    engine.set(engine.idsByNode()["web"], status="exited", exitCode=0, health=None)
     clock.advance(INTERVAL)
-    assert len(sink.messages) == count + 1
-    assert sink.messages[-1]["nodeStatuses"][0]["status"] == "exited"
+    assert sink.messages[count]["nodeStatuses"][0]["status"] == "exited"
+    # and the one look at a dead container (for an OOM kill) may add what it
+    # tells (the restart count); then nothing more
+    after = len(sink.messages)
+    assert after in (count + 1, count + 2)
+    clock.advance(INTERVAL * 3)
+    assert len(sink.messages) == after
 
 
 def test_oneListPerPoll(world) -> None:
@@ -434,4 +439,47 @@ def test_eventAboutNoContainerPolls(world) -> None:
     engine.streams[0].push(EngineEvent("", "node update"))
     clock.advance(0)
     assert engine.calls == ["listContainers"]
+    manager.stopService()
+
+
+def test_oomKilled(world) -> None:
+    """
+    A node the OOM killer ended says so (one look at it after its death),
+    beside its exit code; one killed otherwise, with the same code, does
+    not; started again, it no longer does.
+    """
+    clock, engine, board, sink, manager = world
+    manager.deploy(topology("hungry", "killed"))
+    ids = engine.idsByNode()
+    engine.outOfMemory(ids["hungry"])
+    engine.exit(ids["killed"], 137)
+    clock.advance(INTERVAL)
+    hungry, killed = board.picture("demo").nodeStatuses
+    assert (hungry.status, hungry.exitCode, hungry.oomKilled) == ("exited", 137, True)
+    assert (killed.status, killed.exitCode, killed.oomKilled) == ("exited", 137, None)
+    message = sink.messages[-1]["nodeStatuses"]
+    assert message[0]["oomKilled"] is True and message[0]["exitCode"] == 137
+    assert "oomKilled" not in message[1]
+    engine.startContainer(ids["hungry"])
+    clock.advance(INTERVAL)
+    assert board.picture("demo").nodeStatuses[0].oomKilled is None
+    manager.stopService()
+
+
+def test_oomKilledWithoutAnEvent(world) -> None:
+    """
+    A death no event told of (it came while the deployment was deploying,
+    or before the hub started): the poll that shows it makes the one look,
+    and only one, however many polls follow.
+    """
+    clock, engine, board, sink, manager = world
+    manager.deploy(topology("hungry"))
+    [containerId] = engine.idsByNode().values()
+    engine.set(containerId, status="exited", exitCode=137, health=None, oomKilled=True)
+    engine.calls.clear()
+    clock.advance(INTERVAL)
+    [node] = board.picture("demo").nodeStatuses
+    assert (node.status, node.exitCode, node.oomKilled) == ("exited", 137, True)
+    clock.advance(INTERVAL * 3)
+    assert engine.calls.count("inspectContainer") == 1
     manager.stopService()

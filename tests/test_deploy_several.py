@@ -103,10 +103,10 @@ def test_aChangeIsNewsOnlyForItsDeployment(world) -> None:
     clock, engine, board, sink, manager, _ = world
     clock.advance(INTERVAL)
     before = len(sink.messages)
-    engine.set(containerOf(engine, "bravo", "db"), status="exited")
+    engine.set(containerOf(engine, "bravo", "db"), status="exited", exitCode=0)
     clock.advance(INTERVAL)
-    [message] = sink.messages[before:]
-    assert message["deployment"] == "bravo"
+    # the change, and what the hub's one look at the dead container adds
+    assert {m["deployment"] for m in sink.messages[before:]} == {"bravo"}
     assert statuses(board, "bravo") == ["running", "exited"]
     assert statuses(board, "alpha") == statuses(board, "charlie") == ["running", "running"]
 
@@ -127,8 +127,10 @@ def test_eventRoutedByLabel(world) -> None:
     before = len(sink.messages)
     containerId = containerOf(engine, "charlie", "web")
     [stream] = engine.streams
-    stream.push(EngineEvent(containerId, "die", engine.containers[containerId]["labels"]))
-    assert [m["deployment"] for m in sink.messages[before:]] == ["charlie"]
+    # a die carries the exit code, as Docker's does
+    labels = {**engine.containers[containerId]["labels"], "exitCode": "0"}
+    stream.push(EngineEvent(containerId, "die", labels))
+    assert {m["deployment"] for m in sink.messages[before:]} == {"charlie"}
     assert statuses(board, "charlie") == ["exited", "running"]
 
 

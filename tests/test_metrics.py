@@ -6,6 +6,7 @@ test's own (in-memory clients, the in-memory engine, a task.Clock).
 
 from __future__ import annotations
 
+import gc
 import re
 from typing import Optional
 
@@ -357,3 +358,26 @@ def test_two_hubs_in_one_process_keep_apart() -> None:
     board1.update(deployed())
     assert value(first, "statushub_status_messages_total") == 1
     assert value(second, "statushub_status_messages_total") == 0
+
+
+def test_gc_pauses_are_timed_while_the_hub_runs() -> None:
+    metrics = Metrics()
+
+    def full() -> float:
+        return value(metrics, "statushub_gc_pause_seconds_count", generation="gen2")
+
+    assert [value(metrics, "statushub_gc_pause_seconds_count", generation=f"gen{g}")
+            for g in range(3)] == [0, 0, 0]
+    gc.collect()
+    assert full() == 0  # not started: not timed
+    metrics.gc.startService()
+    try:
+        before = full()
+        gc.collect()
+        assert full() == before + 1
+        assert value(metrics, "statushub_gc_pause_seconds_sum", generation="gen2") > 0
+    finally:
+        metrics.gc.stopService()
+    stopped = full()
+    gc.collect()
+    assert full() == stopped

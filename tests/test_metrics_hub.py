@@ -56,6 +56,10 @@ async def test_metrics_for_the_viewer_or_the_operator(hub_process) -> None:
     text = (await served.content()).decode()
     assert re.search(r"^statushub_feed_clients 0\.0$", text, re.MULTILINE)
     assert "statushub_process_resident_memory_bytes" in text
+    # the freezer's first step, a full collection as the hub starts, was timed
+    full = re.search(r'^statushub_gc_pause_seconds_count\{generation="gen2"\} (\S+)$', text,
+                     re.MULTILINE)
+    assert full is not None and float(full.group(1)) >= 1
     assert (await treq.get(hub.url + "/metrics", headers=bearer(TOKEN))).code == 200
     byQuery = await treq.get(f"{hub.url}/metrics?token={VIEWER}")
     assert byQuery.code == 200

@@ -15,7 +15,10 @@ from twisted.internet.defer import maybeDeferred
 from statushub.deploy.service import Orchestrator
 from statushub.history.service import HistoryService
 from statushub.history.store import openDatabase
+from statushub.hub.freezer import ConnectionFreezer
 from statushub.hub.keepalive import KeepAlive
+from statushub.metrics import GCPauseMetrics
+from statushub.insight.service import InsightService
 from statushub.status import NodeStatus, Picture
 from statushub.tap import AnnouncingEndpointService, Options, makeService
 
@@ -32,14 +35,18 @@ def options(tmp_path: Path) -> Options:
 def test_treeInStartOrder(tmp_path: Path) -> None:
     service = makeService(options(tmp_path), reactor)
     kinds = [type(child) for child in service]
-    assert kinds == [HistoryService, Orchestrator, KeepAlive, AnnouncingEndpointService]
+    assert kinds == [
+        HistoryService, Orchestrator, InsightService, KeepAlive, ConnectionFreezer,
+        GCPauseMetrics, AnnouncingEndpointService,
+    ]
 
 
 @pytest_twisted.ensureDeferred
 async def test_stopsInTurnAndTheHistoryLast(tmp_path: Path) -> None:
     """
     Each child stops once the one started after it has stopped: the port
-    first, the history last, with every message the board emitted written.
+    first, the insight room's streams before the engine they read from, the
+    history last, with every message the board emitted written.
     """
     service = makeService(options(tmp_path), reactor)
     steps: list[str] = []
@@ -65,7 +72,10 @@ async def test_stopsInTurnAndTheHistoryLast(tmp_path: Path) -> None:
         ))
     await service.stopService()
     # one after another: each starts stopping once the one before is done
-    order = ["AnnouncingEndpointService", "KeepAlive", "Orchestrator", "HistoryService"]
+    order = [
+        "AnnouncingEndpointService", "GCPauseMetrics", "ConnectionFreezer", "KeepAlive",
+        "InsightService", "Orchestrator", "HistoryService",
+    ]
     assert steps == [step for name in order for step in (f"stop {name}", f"stopped {name}")]
     connection, opened = openDatabase(str(tmp_path / "h.db"))
     try:
@@ -83,15 +93,25 @@ def test_withClusterRedisTheTreeIsAClusters(tmp_path: Path) -> None:
     One place chooses: with C{[cluster] redis} the history, the numbering
     and the orchestrator are the cluster's (the orchestrator built each
     term, while this hub leads); the feed and the port are the same.
+    Every hub of it, leader or not, reads logs and resource use from the
+    engine itself, where the pictures it shows say each node runs.
     """
     from statushub.cluster.mirror import Mirror
     from statushub.cluster.service import ClusterService
+    from statushub.insight.locator import SourceLocator
 
     parsed = options(tmp_path)
     parsed.config.override("cluster", "redis", "redis://127.0.0.1:1/0")
     service = makeService(parsed, reactor)
     kinds = [type(child) for child in service]
-    assert kinds == [ClusterService, KeepAlive, AnnouncingEndpointService]
+    assert kinds == [
+        ClusterService, InsightService, KeepAlive, ConnectionFreezer, GCPauseMetrics,
+        AnnouncingEndpointService,
+    ]
     hub = next(child for child in service if isinstance(child, KeepAlive))._hub
     assert isinstance(hub._source, Mirror)
+    insight = next(child for child in service if isinstance(child, InsightService))
+    assert isinstance(insight.logHub.locator, SourceLocator)
+    assert insight.logHub.locator._source is hub._source
+    assert insight.logHub in hub._source._sinks  # a gone container ends its log
     assert not (tmp_path / "h.db").exists()  # no SQLite

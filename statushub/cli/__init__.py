@@ -1,11 +1,12 @@
 """
 The C{statushub} command: C{deploy FILE}, C{list}, C{status [NAME]},
-C{teardown [NAME]}, C{watch [NAME]}, and C{restart|stop|start|recreate NAME
-NODE} (one node of a deployment).
+C{teardown [NAME]}, C{watch [NAME]}, C{restart|stop|start|recreate NAME
+NODE} (one node of a deployment), C{logs NAME NODE}, C{top [NAME]}.
 
 C{deploy}, C{list}, C{teardown} and C{status} are an HTTP request or two
 each (blocking is fine in a command); C{watch} is a Twisted client in L{statushub.cli.watch},
-imported only when asked for, so the other verbs start fast.
+C{logs} and C{top} in L{statushub.cli.insight}, imported only when asked for, so the
+other verbs start fast.
 """
 
 from __future__ import annotations
@@ -352,6 +353,10 @@ def parser() -> argparse.ArgumentParser:
     # which parses its own options and is imported only then
     verbs.add_parser("watch", help="a live view in the terminal, of one deployment or all "
                                    "(--help for options)")
+    # the same for these two: statushub.cli.insight
+    verbs.add_parser("logs", help="a node's last lines; --follow for every new one "
+                                  "(--help for options)")
+    verbs.add_parser("top", help="CPU and memory of every running node, live (--help for options)")
     return top
 
 
@@ -363,6 +368,10 @@ def main(argv: Optional[list[str]] = None, out: TextIO = None, err: TextIO = Non
         from statushub.cli import watch
 
         return watch.main(argv[1:])
+    if argv[:1] in (["logs"], ["top"]):
+        from statushub.cli import insight
+
+        return insight.main(argv[0], argv[1:], out, err)
     args = parser().parse_args(argv)
     try:
         return args.run(args, out)

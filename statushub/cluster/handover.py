@@ -97,8 +97,33 @@ def refusalFromJSON(data: dict) -> RequestError:
     return error
 
 
+class _ControlByCall:
+    """
+    An L{IDeploymentControl} whose every method is one C{call(method,
+    *args)}: what the two controls below do differently is only that call.
+    """
+
+    def call(self, method: str, *args: Any) -> "Deferred[Any]":
+        raise NotImplementedError()
+
+    def deploy(self, topology: Any) -> "Deferred[dict]":
+        return self.call("deploy", topology)
+
+    def teardown(self, name: str) -> "Deferred[dict]":
+        return self.call("teardown", name)
+
+    def act(self, name: str, node: str, action: str) -> "Deferred[tuple[bool, dict]]":
+        return self.call("act", name, node, action)
+
+    def __getattr__(self, name: str) -> Any:
+        # every other method of the contract, as it grows
+        if name in METHODS:
+            return lambda *args: self.call(name, *args)
+        raise AttributeError(name)
+
+
 @implementer(IDeploymentControl)
-class ConfirmedControl:
+class ConfirmedControl(_ControlByCall):
     """
     The leader's own deployment control, answering only once the picture
     it answers with is written (shown by this hub's mirror): no client ever
@@ -111,24 +136,9 @@ class ConfirmedControl:
         self._clock = clock
         self._timeout = timeout
 
-    def deploy(self, topology: Any) -> "Deferred[dict]":
-        return self.call("deploy", topology)
-
-    def teardown(self, name: str) -> "Deferred[dict]":
-        return self.call("teardown", name)
-
-    def act(self, name: str, node: str, action: str) -> "Deferred[tuple[bool, dict]]":
-        return self.call("act", name, node, action)
-
     def call(self, method: str, *args: Any) -> "Deferred[Any]":
         d = maybeDeferred(getattr(self._local, method), *args)
         return d.addCallback(self._confirmed)
-
-    def __getattr__(self, name: str) -> Any:
-        # every other method of the contract, as it grows (node actions)
-        if name in METHODS:
-            return lambda *args: self.call(name, *args)
-        raise AttributeError(name)
 
     def _confirmed(self, result: Any) -> "Deferred[Any]":
         # a picture, or (act) a pair (started, picture)
@@ -146,7 +156,7 @@ class ConfirmedControl:
 
 
 @implementer(IDeploymentControl)
-class ClusterControl:
+class ClusterControl(_ControlByCall):
     """
     What the API acts through on a cluster.
 
@@ -180,22 +190,6 @@ class ClusterControl:
         self.timeout = timeout
         self.local: Any = None
         self._waiting: dict[str, tuple[Deferred[dict], Any]] = {}
-
-    def deploy(self, topology: Any) -> "Deferred[dict]":
-        return self.call("deploy", topology)
-
-    def teardown(self, name: str) -> "Deferred[dict]":
-        return self.call("teardown", name)
-
-    def act(self, name: str, node: str, action: str) -> "Deferred[tuple[bool, dict]]":
-        return self.call("act", name, node, action)
-
-    def __getattr__(self, name: str) -> Any:
-        # every other method of the contract, as it grows:
-        # its arguments cross as they are unless a codec says otherwise
-        if name in METHODS:
-            return lambda *args: self.call(name, *args)
-        raise AttributeError(name)
 
     def call(self, method: str, *args: Any) -> "Deferred[dict]":
         """

@@ -22,8 +22,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from statushub.interfaces import IStatusSink, IStatusSource
-from statushub.status import Picture, isoTimestamp
+from statushub.interfaces import IStatusSource
+from statushub.status import Picture, SinkFanout, isoTimestamp
 
 #: fetch(deployment, after, upto): the stored messages of deployment with a
 #: seq above after and at most upto, oldest first
@@ -46,7 +46,7 @@ class ClusterState:
 
 
 @implementer(IStatusSource)
-class Mirror:
+class Mirror(SinkFanout):
     """
     The current picture of every deployment, as the cluster wrote it.
 
@@ -61,17 +61,13 @@ class Mirror:
         self._clock = clock
         self._fetch = fetch
         self.epoch = ""
-        self._idleMessage = Picture().toMessage(0, self._now(), self.epoch)
+        super().__init__(Picture().toMessage(0, self._now(), self.epoch))
         self._messages: dict[str, dict] = {}
         # the last message of every deployment that ended: what it shows
         # while not current (one seq, one message, on every hub)
         self._ended: dict[str, dict] = {}
         self._names: list[str] = []
-        # every current deployment's message in name order, replaced whole
-        # on each change: other threads (a metrics scrape) may read it
-        self._current: tuple[dict, ...] = ()
         self._last: dict[Optional[str], int] = {}
-        self._sinks: list[IStatusSink] = []
         # per deployment with a gap being filled: the messages that came after it
         self._waiting: dict[Optional[str], list[dict]] = {}
         self._seen: list[tuple[Optional[str], int, Deferred[None]]] = []
@@ -100,18 +96,6 @@ class Mirror:
             "seq": self._last.get(deployment, 0),
             "timestamp": self._now(),
         }
-
-    def snapshot(self, deployment: Optional[str] = None) -> list[dict]:
-        if deployment is not None:
-            return [self.current(deployment)]
-        current = self._current
-        return list(current) if current else [self._idleMessage]
-
-    def addSink(self, sink: IStatusSink) -> None:
-        self._sinks.append(sink)
-
-    def removeSink(self, sink: IStatusSink) -> None:
-        self._sinks.remove(sink)
 
     def last(self, deployment: Optional[str]) -> int:
         """
@@ -212,14 +196,6 @@ class Mirror:
             self._seen = [w for w in self._seen if w not in ready]
             for _, _, d in ready:
                 d.callback(None)
-
-    def _emit(self, message: dict) -> None:
-        for sink in list(self._sinks):
-            try:
-                sink.broadcast(message)
-            except Exception:
-                # one broken sink must not starve the others
-                self.log.failure("status sink {sink!r} failed", sink=sink)
 
     def _replace(self, state: ClusterState) -> None:
         """

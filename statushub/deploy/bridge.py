@@ -47,10 +47,15 @@ def nodeStatuses(
             health = state.health
         detail = details.get(containerId)
         exitCode = None
+        oomKilled = None
         if status in ("exited", "dead"):
             exitCode = state.exitCode
             if exitCode is None and detail is not None:
                 exitCode = detail.exitCode
+            # from the look taken after it died (exit 137 alone cannot tell
+            # the OOM killer from a docker kill)
+            if detail is not None and detail.oomKilled:
+                oomKilled = True
         output = None
         if health == "unhealthy" and detail is not None and detail.healthOutput is not None:
             output = detail.healthOutput.strip()[:HEALTH_OUTPUT_MAX]
@@ -67,6 +72,7 @@ def nodeStatuses(
                 exitCode=exitCode,
                 restartCount=None if detail is None else detail.restartCount,
                 healthOutput=output,
+                oomKilled=oomKilled,
             )
         )
     return tuple(statuses)

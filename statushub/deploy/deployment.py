@@ -26,11 +26,11 @@ from twisted.logger import Logger
 from statushub.deploy.actions import ActionObserver, NodeActions
 from statushub.deploy.adoption import adoptedTopology
 from statushub.deploy.bridge import nodeStatuses
+from statushub.deploy.details import ContainerDetails
 from statushub.deploy.owner import Owner
 from statushub.topology import Node, Topology
 from statushub.engine import (
     DEFAULT_STOP_TIMEOUT,
-    ContainerDetail,
     ContainerSpec,
     ContainerState,
     EngineError,
@@ -60,8 +60,9 @@ RECHECK_ACTIONS = frozenset({"oom", "rename", "update", "create"})
 # the engine sends only these (health_status matches "health_status: ...")
 FOLLOWED_ACTIONS = tuple(sorted({*_EVENT_STATUS, *RECHECK_ACTIONS, "health_status"}))
 # events after which one look at the container tells what the list cannot:
-# its restart count (a start), its last check's output (a health change)
-INSPECT_ACTIONS = frozenset({"start", "restart"})
+# its restart count (a start), whether the OOM killer ended it (a die), its
+# last check's output (a health change)
+INSPECT_ACTIONS = frozenset({"start", "restart", "die"})
 # how often, and how far apart, teardown looks for containers still there
 REMOVAL_CHECKS = 20
 REMOVAL_CHECK_DELAY = 0.25
@@ -125,7 +126,7 @@ class Deployment:
         # containerId -> (fields an event told us, believed until)
         self._overlay: dict[str, tuple[dict[str, Any], float]] = {}
         # containerId -> what inspecting it last told
-        self._details: dict[str, ContainerDetail] = {}
+        self._details = ContainerDetails()
         self.picture = Picture(deployStatus="idle", deployment=name)
         self.working: Deferred[None] = succeed(None)
 
@@ -320,7 +321,8 @@ class Deployment:
             about nodes stopped or started is learnt.
         """
         self._lastSeen = seen
-        nodes = nodeStatuses(self._withEvents(seen), self._mapping, self._details)
+        merged = self._withEvents(seen)
+        nodes = nodeStatuses(merged, self._mapping, self._details.known)
         if seen is not None and asOf is not None:
             self.actions.observed(nodes, self._mapping, seen, asOf)
         self._publish(
@@ -329,6 +331,10 @@ class Deployment:
                 engine="unreachable" if seen is None else "reachable",
             )
         )
+        if self.status == "deployed":
+            # only a look tells whether the OOM killer ended one
+            for containerId in self._details.deathsToLookAt(merged, self._mapping):
+                self._inspect(containerId)
 
     # -- node actions ----------------------------------------------------
 
@@ -361,7 +367,7 @@ class Deployment:
         old = self.containerOf(nodeId)
         self._mapping = [(n, containerId if n == nodeId else c) for n, c in self._mapping]
         self._overlay.pop(old, None)
-        self._details.pop(old, None)
+        self._details.forget(old)
 
     def believe(self, containerId: str, status: str) -> None:
         """
@@ -431,7 +437,7 @@ class Deployment:
                 return
             if self.status != "deployed" or not self.owns(containerId):
                 return
-            self._details[containerId] = detail
+            self._details.known[containerId] = detail
             if self._lastSeen is not None:
                 self.show(self._lastSeen)
 
@@ -459,6 +465,10 @@ class Deployment:
             told["status"] = status
             if event.action == "die" and str(event.labels.get("exitCode", "")).lstrip("-").isdigit():
                 told["exitCode"] = int(event.labels["exitCode"])
+            if event.action == "die":
+                self._details.died(event.containerId)
+            elif event.action in ("start", "restart"):
+                self._details.started(event.containerId)
             if event.action in INSPECT_ACTIONS:
                 self._inspect(event.containerId)
             if status in ("exited", "missing"):

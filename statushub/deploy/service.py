@@ -15,13 +15,33 @@ from twisted.internet.defer import Deferred
 from statushub.config import Config, engineAddress, resourcePolicy
 from statushub.deploy.actions import ActionObserver
 from statushub.deploy.control import ManagerControl
+from statushub.deploy.locator import ManagerLocator
 from statushub.deploy.manager import DeploymentManager, EngineHealth
 from statushub.deploy.owner import Owner
 from statushub.engine.docker import DockerEngine
 from statushub.engine.swarm import SwarmEngine
-from statushub.interfaces import IContainerEngine, IDeploymentControl, IHealthCheck
+from statushub.interfaces import (
+    IContainerEngine,
+    IDeploymentControl,
+    IHealthCheck,
+    INodeLocator,
+)
 from statushub.metrics import EngineMetrics
 from statushub.status import StatusBoard
+
+
+def engineFromConfig(config: Config, reactor: Any) -> DockerEngine:
+    """
+    The engine C{[engine]} names: one Docker engine, or a Swarm through its
+    manager (with the engines of its other hosts, C{[engine] hosts}, for
+    resource use).
+    """
+    address, timeout = engineAddress(config), config["docker"]["timeout"]
+    if config["engine"]["kind"] == "swarm":
+        return SwarmEngine(
+            reactor, host=address, timeout=timeout, hostEngines=config["engine"]["hosts"]
+        )
+    return DockerEngine(reactor, host=address, timeout=timeout)
 
 
 class Orchestrator(MultiService):
@@ -36,6 +56,8 @@ class Orchestrator(MultiService):
         leader's calls stop with its leadership).
     @param observeAction: told how each node action ended (the metrics').
     @ivar control: what the API acts through.
+    @ivar locator: where each node runs (the insight room reads logs and
+        resource use through it, and through C{calls}).
     @ivar healthChecks: what C{/healthz} should report.
     """
 
@@ -49,9 +71,11 @@ class Orchestrator(MultiService):
         observeAction: Optional[ActionObserver] = None,
     ) -> None:
         super().__init__()
-        kind = SwarmEngine if config["engine"]["kind"] == "swarm" else DockerEngine
-        self.engine = kind(
-            reactor, host=engineAddress(config), timeout=config["docker"]["timeout"]
+        self.engine = engineFromConfig(config, reactor)
+        #: the engine as the other rooms read it (counted, like the manager's
+        #: calls; never fenced: reading a log acts on nothing)
+        self.calls: IContainerEngine = (
+            self.engine if metrics is None else metrics.wrap(self.engine)
         )
         # fence: of several hubs, every call fails once this one no longer leads
         acting = fence(self.engine)
@@ -72,6 +96,7 @@ class Orchestrator(MultiService):
         # starts; an engine that is down is retried, the hub serves meanwhile
         self.manager.setServiceParent(self)
         self.control: IDeploymentControl = ManagerControl(self.manager, board)
+        self.locator: INodeLocator = ManagerLocator(self.manager)
         self.healthChecks: list[IHealthCheck] = [EngineHealth(self.manager)]
 
     def stopService(self) -> "Deferred[None]":

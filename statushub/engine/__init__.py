@@ -61,6 +61,13 @@ class ImageNotFound(EngineError):
     """
 
 
+class StatsUnavailable(EngineError):
+    """
+    The resource use of a container cannot be read from here: on a swarm,
+    the engine of the host it runs on is not one the hub can reach.
+    """
+
+
 class RecreateIncomplete(EngineError):
     """
     Recreating a container failed after its old container was removed.
@@ -153,6 +160,8 @@ class ContainerDetail:
     restartCount: int = 0
     exitCode: Optional[int] = None
     healthOutput: Optional[str] = None
+    # the kernel's OOM killer ended it (the engine's State.OOMKilled)
+    oomKilled: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,3 +175,65 @@ class EngineEvent:
     action: str
     labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     timeNano: int = 0
+
+
+#: a log line longer than this many characters is cut (PRODUCT.md)
+MAX_LINE_CHARACTERS = 4096
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """
+    One line a container printed.
+
+    @ivar time: when the engine read it: RFC 3339 (ISO 8601) in UTC with
+        nanoseconds, fixed width, so that times compare as strings.
+    @ivar stream: C{stdout} or C{stderr}.
+    @ivar text: the line without its newline, at most
+        L{MAX_LINE_CHARACTERS} characters, invalid UTF-8 replaced.
+    """
+
+    time: str
+    stream: str
+    text: str
+
+    def toJSON(self) -> dict[str, str]:
+        return {"time": self.time, "stream": self.stream, "text": self.text}
+
+
+@dataclass(frozen=True)
+class ResourceSample:
+    """
+    A container's resource use at one moment.
+
+    @ivar cpu: percent of one core since the previous sample (200.0: two
+        cores busy).
+    @ivar memoryBytes: memory in use, the page cache that could be dropped
+        left out (what C{docker stats} shows).
+    @ivar memoryLimitBytes: its memory limit (the host's memory when it
+        has none).
+    @ivar time: when the engine read it, RFC 3339.
+    """
+
+    cpu: float
+    memoryBytes: int
+    memoryLimitBytes: int
+    time: str
+
+
+@dataclass(frozen=True)
+class NodeLocation:
+    """
+    Where one node of a deployment runs, as the engine's log and resource
+    calls need it.
+
+    @ivar containerId: what L{statushub.interfaces.IContainerEngine}'s
+        C{readLogs}, C{followLogs} and C{resourceUse} take: the container's
+        id on one engine, the service's on a swarm; C{""} when the node has
+        none (its container was gone when the hub adopted it).
+    @ivar status: the node's status in the feed (C{running}, C{exited}, ...).
+    """
+
+    nodeId: str
+    containerId: str
+    status: str

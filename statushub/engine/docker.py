@@ -34,9 +34,11 @@ from statushub.engine import (
     EngineEvent,
     EngineUnreachable,
     ImageNotFound,
+    LogLine,
     RecreateIncomplete,
 )
-from statushub.interfaces import IContainerEngine, IEventStream
+from statushub.engine.dockerstreams import CONTAINER_LOGS, followLogs, followStats, readLogs
+from statushub.interfaces import IContainerEngine, IEventStream, ILogStream, IStatsStream
 from statushub.resources import LOG_FILE_SIZE, LOG_FILES
 
 # every container's log: json-file (the default driver, and one the engine
@@ -384,6 +386,7 @@ class DockerEngine:
                 restartCount=int(found.get("RestartCount") or 0),
                 exitCode=state.get("ExitCode"),
                 healthOutput=checks[-1].get("Output") if checks else None,
+                oomKilled=bool(state.get("OOMKilled")),
             )
 
         return self._call(f"inspect container {containerId[:12]}", inspect)
@@ -400,3 +403,28 @@ class DockerEngine:
             return DockerEventStream(stream)
 
         return self._call("open the event stream", openStream)
+
+    # -- logs and resource use -------------------------------------------
+    #
+    # Opening a stream is a call like any other (in the pool, with its
+    # time-out); reading it is not: the stream is handed over open, and its
+    # reader blocks in a thread of its own (statushub.insight).
+
+    _logsPath = CONTAINER_LOGS
+
+    def readLogs(self, containerId: str, tail: int) -> "Deferred[list[LogLine]]":
+        return self._call(
+            f"read the log of {containerId[:12]}",
+            readLogs, self._client, self._logsPath, containerId, tail,
+        )
+
+    def followLogs(self, containerId: str) -> "Deferred[ILogStream]":
+        return self._call(
+            f"follow the log of {containerId[:12]}",
+            followLogs, self._client, self._logsPath, containerId,
+        )
+
+    def followStats(self, containerId: str) -> "Deferred[IStatsStream]":
+        return self._call(
+            f"follow the resource use of {containerId[:12]}", followStats, self._client, containerId
+        )

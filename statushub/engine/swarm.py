@@ -18,6 +18,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Optional
 
+import docker
+import requests.exceptions
+
 import docker.errors
 from docker.types import (
     ContainerSpec as SwarmContainerSpec,
@@ -44,16 +47,21 @@ from statushub.engine import (
     EngineEvent,
     ImageNotFound,
     RecreateIncomplete,
+    StatsUnavailable,
     containerName,
 )
 from statushub.engine.docker import (
+    API_VERSION,
     LOG_DRIVER,
     LOG_OPTIONS,
     DockerEngine,
     DockerEventStream,
+    dockerHost,
 )
+from statushub.engine.dockerstreams import SERVICE_LOGS, followStats
 from statushub.engine.swarmstates import (  # noqa: F401 (the engine's public names)
     HOST_LABEL,
+    currentTask,
     hostName,
     hostStatus,
     listSwarm,
@@ -61,7 +69,7 @@ from statushub.engine.swarmstates import (  # noqa: F401 (the engine's public na
     taskStatus,
     wantedReplicas,
 )
-from statushub.interfaces import IContainerEngine, IEventStream
+from statushub.interfaces import IContainerEngine, IEventStream, IStatsStream
 
 # how long a started service may take to run its task, and how often we look
 START_DEADLINE = 60.0
@@ -94,8 +102,18 @@ def serviceName(spec: ContainerSpec) -> str:
     name in use rather than share it).
     """
     labels = dict(spec.labels)
-    deployment, node = labels[DEPLOYMENT_LABEL], labels[NODE_LABEL]
-    unique = containerName(labels.get(OWNER_LABEL, DEFAULT_OWNER), deployment, node)
+    return nodeServiceName(
+        labels.get(OWNER_LABEL, DEFAULT_OWNER), labels[DEPLOYMENT_LABEL], labels[NODE_LABEL]
+    )
+
+
+def nodeServiceName(owner: str, deployment: str, node: str) -> str:
+    """
+    The name of the service of C{node} of C{deployment}, made by a hub of
+    C{owner} (L{serviceName}); the engine's calls take it as they take the
+    service's id.
+    """
+    unique = containerName(owner, deployment, node)
     digest = hashlib.sha256(unique.encode()).hexdigest()[:_DIGEST]
     return f"{deployment[:_SHOWN]}_{node[:_SHOWN]}_{digest}"
 
@@ -125,7 +143,78 @@ class SwarmEngine(DockerEngine):
     A Docker Swarm, through the manager at C{host}: the same client, thread
     pool and error handling as L{DockerEngine}, services instead of
     containers.
+
+    The logs of every node come through the manager (its service's log).
+    Resource use comes from the engine of the host a node's task runs on:
+    the manager's own, and those named in C{hostEngines} (a host's readable
+    name, see L{hostName}, to that engine's address); a node elsewhere has
+    none (L{StatsUnavailable}).
     """
+
+    _logsPath = SERVICE_LOGS
+
+    def __init__(
+        self,
+        reactor: Any,
+        host: str = "",
+        timeout: float = 10.0,
+        hostEngines: Optional[Mapping[str, str]] = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(reactor, host=host, timeout=timeout, **kwargs)
+        self.hostEngines = dict(hostEngines or {})
+        self._hostClients: dict[str, Any] = {}
+
+    def stop(self) -> None:
+        super().stop()
+        for client in self._hostClients.values():
+            client.close()
+
+    def _clientOf(self, address: str) -> Any:
+        if address not in self._hostClients:
+            self._hostClients[address] = docker.APIClient(
+                base_url=dockerHost(address), version=API_VERSION, timeout=self.timeout
+            )
+        return self._hostClients[address]
+
+    def followStats(self, containerId: str) -> "Deferred[IStatsStream]":
+        """
+        The resource use of the container the service's running task is in,
+        read from the engine of its host.
+        """
+        what = f"follow the resource use of service {containerId[:12]}"
+
+        def openStream() -> IStatsStream:
+            tasks = self._client.tasks(filters={"service": containerId, "desired-state": "running"})
+            running = [t for t in tasks if (t.get("Status") or {}).get("State") == "running"]
+            if not running:
+                raise EngineError(f"{what}: no task of it runs")
+            task = currentTask(running)
+            container = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+            nodes = self._client.nodes()
+            node = next((n for n in nodes if n["ID"] == task.get("NodeID")), None)
+            if node is None or not container:
+                raise EngineError(f"{what}: its task has no container yet")
+            own = (self._client.info().get("Swarm") or {}).get("NodeID")
+            if node["ID"] == own:
+                client = self._client
+            else:
+                name = hostName(node, nodes)
+                address = self.hostEngines.get(name)
+                if address is None:
+                    raise StatsUnavailable(
+                        f"runs on host {name}, whose engine the hub does not reach "
+                        "(name it in [engine] hosts)"
+                    )
+                try:
+                    return followStats(self._clientOf(address), container)
+                except (requests.exceptions.RequestException, OSError) as e:
+                    raise StatsUnavailable(
+                        f"runs on host {name}, whose engine at {address} does not answer: {e}"
+                    ) from e
+            return followStats(client, container)
+
+        return self._call(what, openStream)
 
     def createContainer(self, spec: ContainerSpec) -> "Deferred[str]":
         name = serviceName(spec)

@@ -70,7 +70,7 @@ def hostName(node: Mapping[str, Any], nodes: Iterable[Mapping[str, Any]]) -> str
     return f"{hostname or 'node'} {node['ID'][:12]}"
 
 
-def _current(tasks: list[Mapping[str, Any]]) -> Mapping[str, Any]:
+def currentTask(tasks: list[Mapping[str, Any]]) -> Mapping[str, Any]:
     """
     The task that says how a one-replica service is: the newest one meant
     to run, else the newest of all.
@@ -112,7 +112,7 @@ def swarmStates(
                 serviceId, "exited" if stopped else "pending", labels=labels, keptStopped=stopped,
             ))
             continue
-        task = _current(serviceTasks)
+        task = currentTask(serviceTasks)
         state = _taskState(serviceId, labels, task, byId, nodes, service)
         states.append(replace(state, keptStopped=True) if stopped else state)
     for serviceId, serviceTasks in byService.items():

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 from time import perf_counter
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
-from autobahn.twisted.websocket import WebSocketServerFactory
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.logger import Logger
@@ -19,6 +20,7 @@ from zope.interface import implementer
 from statushub.historypage import Page
 from statushub.hub import closecodes
 from statushub.hub.directwrite import writeFrame
+from statushub.hub.freezer import ConnectionFreezer
 from statushub.hub.protocol import StatusProtocol
 from statushub.interfaces import IHistory, IStatusSink, IStatusSource
 
@@ -106,6 +108,34 @@ class StatusHubFactory(WebSocketServerFactory):
         # clients whose replay is being read: the live frames of their
         # deployment wait here, with their seq, until it is sent
         self._resuming: dict[StatusProtocol, list[tuple[int, bytes]]] = {}
+        # (options, the protocol class that carries them): buildProtocol
+        self._optionsClass: Optional[tuple[dict[str, Any], type]] = None
+        # told of every client that opens, to freeze them out of the
+        # cyclic GC in batches (hub/freezer.py); set by the service tree
+        self.freezer: Optional[ConnectionFreezer] = None
+
+    def buildProtocol(self, addr: Any) -> StatusProtocol:
+        """
+        A protocol whose class carries this factory's WebSocket options,
+        shared by all its connections instead of copied into each one.
+        """
+        options = {name: getattr(self, name) for name in WebSocketServerProtocol.CONFIG_ATTRS}
+        shared = self._optionsClass
+        if shared is None or shared[0] != options or shared[1].__base__ is not self.protocol:
+            # the first connection, or the options changed: later
+            # connections get the new ones, as they would from Autobahn
+            base = self.protocol
+            attributes = {
+                # a function on a class would become a method of the client
+                name: staticmethod(value) if isinstance(value, FunctionType) else value
+                for name, value in options.items()
+            }
+            attributes.update(__module__=base.__module__, __qualname__=base.__qualname__)
+            cls = type(base.__name__, (base,), attributes)
+            shared = self._optionsClass = (options, cls)
+        protocol = shared[1]()
+        protocol.factory = self
+        return protocol
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -146,6 +176,8 @@ class StatusHubFactory(WebSocketServerFactory):
         self._clients[client] = None
         if self.metrics is not None:
             self.metrics.opened()
+        if self.freezer is not None:
+            self.freezer.opened()
         if self._startResume(client):
             return
         self._subscribe(client)

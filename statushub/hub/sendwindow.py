@@ -26,6 +26,9 @@ class SendWindow:
         what the client has not read.
     """
 
+    # one per client
+    __slots__ = ("_bufferSize", "paused", "unsent")
+
     def __init__(self, bufferSize: int) -> None:
         self._bufferSize = bufferSize
         self.paused = False

@@ -33,6 +33,7 @@ from statushub.metrics.engine import (
     MeteredEventStream,
 )
 from statushub.metrics.feed import BROADCAST_BUCKETS, DROP_REASONS, FeedMetrics
+from statushub.metrics.gc import GC_PAUSE_BUCKETS, GCPauseMetrics
 from statushub.metrics.prefix import PREFIX
 from statushub.metrics.status import (
     DEPLOY_STATUSES,
@@ -40,21 +41,24 @@ from statushub.metrics.status import (
     StateCollector,
     StatusMetrics,
 )
+from statushub.metrics.streams import StreamsCollector
 from statushub.metrics.web import CLOSE_REASONS, WebMetrics
 
 __all__ = [
-    "ACTION_OUTCOMES", "ActionMetrics", "BROADCAST_BUCKETS", "CLOSE_REASONS", "DEPLOY_STATUSES", "DROP_REASONS", "ENGINE_ERROR_KINDS",
-    "ENGINE_EVENT_ACTIONS", "ENGINE_OPERATIONS", "OUTCOMES", "POLL_BUCKETS", "PREFIX",
-    "EngineMetrics", "FeedMetrics", "MeteredEngine", "MeteredEventStream", "Metrics",
-    "StateCollector", "StatusMetrics", "WebMetrics",
+    "ACTION_OUTCOMES", "ActionMetrics", "BROADCAST_BUCKETS", "CLOSE_REASONS", "DEPLOY_STATUSES",
+    "DROP_REASONS", "ENGINE_ERROR_KINDS", "ENGINE_EVENT_ACTIONS", "ENGINE_OPERATIONS",
+    "GC_PAUSE_BUCKETS", "OUTCOMES", "POLL_BUCKETS", "PREFIX", "EngineMetrics", "FeedMetrics",
+    "GCPauseMetrics", "MeteredEngine", "MeteredEventStream", "Metrics", "StateCollector",
+    "StatusMetrics", "StreamsCollector", "WebMetrics",
 ]
 
 
 class Metrics:
     """
     Every metric of one hub, on a registry of its own: the parts that count
-    take theirs from here (C{feed}, C{engine}, C{status}, C{actions}, C{web}); L{watch} adds
-    what is read at scrape time; the process's own figures come with it.
+    take theirs from here (C{feed}, C{engine}, C{status}, C{actions}, C{web}); L{watch}
+    adds what is read at scrape time; the process's own figures come with it,
+    and its GC pauses (C{gc}, a service: timed while it runs).
     """
 
     def __init__(self, registry: Optional[CollectorRegistry] = None) -> None:
@@ -64,6 +68,7 @@ class Metrics:
         self.status = StatusMetrics(self.registry)
         self.actions = ActionMetrics(self.registry)
         self.web = WebMetrics(self.registry)
+        self.gc = GCPauseMetrics(self.registry)
         # CPU, memory, open files, start time: statushub_process_*
         ProcessCollector(namespace=PREFIX, registry=self.registry)
 
@@ -77,3 +82,11 @@ class Metrics:
         Read these when scraped (see L{StateCollector}).
         """
         self.registry.register(StateCollector(clients, pictures, healthChecks))
+
+    def watchStreams(self, **counts: Callable[[], int]) -> None:
+        """
+        Read the engine streams open (and their clients) when scraped: the
+        gauges C{statushub_log_streams}, C{statushub_stats_streams}, ...
+        (see L{StreamsCollector}).
+        """
+        self.registry.register(StreamsCollector(counts))

@@ -30,6 +30,9 @@ ENGINE_OPERATIONS = {
     "listContainers": "list",
     "inspectContainer": "inspect",
     "events": "events",
+    "readLogs": "read_logs",
+    "followLogs": "follow_logs",
+    "followStats": "follow_stats",
 }
 #: the C{kind} label of a failed engine call
 ENGINE_ERROR_KINDS = ("unreachable", "error")
@@ -168,6 +171,15 @@ class MeteredEngine:
 
     def listContainers(self, labels: dict) -> Any:
         return self._call("listContainers", labels)
+
+    def readLogs(self, containerId: str, tail: int) -> Any:
+        return self._call("readLogs", containerId, tail)
+
+    def followLogs(self, containerId: str) -> Any:
+        return self._call("followLogs", containerId)
+
+    def followStats(self, containerId: str) -> Any:
+        return self._call("followStats", containerId)
 
     def events(self, labels: dict, actions: tuple = ()) -> Any:
         return self._call("events", labels, actions).addCallback(

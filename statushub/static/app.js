@@ -463,6 +463,9 @@
         healthBadge.dataset.state = "";
       }
       addCell(row, "since", "");
+      // CPU, memory, the node's log, an OOM kill (insight.js)
+      window.statushubInsight.fillRow(row, node);
+      window.statushubInsight.nodeChanged(node);
       if (state.canChange) {
         addActionsCell(row, node);
       }
@@ -1030,6 +1033,7 @@
 
     window.setInterval(tick, 1000);
     connect();
+    window.statushubInsight.start();
     if (viewing !== null) {
       loadHistory();
       // the bars slide left as time goes on

@@ -7,6 +7,8 @@ picture; the work goes on, and the feed tells how it ends.
     POST   /api/deployments         deploy the topology in the body
     GET    /api/deployments/NAME    one deployment; 404 if none has that name
     GET    /api/deployments/NAME/history  its kept messages (statushub.web.history)
+    GET    /api/deployments/NAME/stats    its running nodes' resource use (statushub.web.insight)
+    GET    /api/deployments/NAME/nodes/NODE/logs  a node's last lines (statushub.web.insight)
     DELETE /api/deployments/NAME    tear it down; 404 if none has that name
     POST   /api/deployments/NAME/nodes/NODE/ACTION  act on one node
                                     (statushub.web.nodeactions)
@@ -31,6 +33,7 @@ from statushub.names import SAFE_NAME
 from statushub.resources import ResourcePolicy
 from statushub.topology import Topology, TopologyError, validateTopology
 from statushub.web.history import HistoryResource
+from statushub.web.insight import NodeReaders
 from statushub.web.jsonbody import BodyError, parseBody
 from statushub.web.jsonresource import (
     JSONError,
@@ -122,12 +125,14 @@ class DeploymentsResource(JSONResource):
         source: IStatusSource,
         history: Optional[IHistory] = None,
         resources: ResourcePolicy = ResourcePolicy(),
+        readers: Optional[NodeReaders] = None,
     ) -> None:
         super().__init__()
         self._control = control
         self._source = source
         self._history = history
         self._resources = resources
+        self._readers = readers
 
     def getChild(self, path: bytes, request: Request) -> IResource:
         if path == b"":
@@ -139,6 +144,10 @@ class DeploymentsResource(JSONResource):
             if self._history is None:
                 return JSONError(404, "no history is kept ([history] enabled = false)")
             return HistoryResource(self._history, name, self._source.epoch)
+        if self._readers is not None:
+            child = self._readers.apiChild(name, request.postpath)
+            if child is not None:
+                return child  # stats, nodes/NODE/logs
         if request.postpath[:1] == [b"nodes"]:
             return nodeActionChild(self._control, name, request.postpath)
         return OneDeploymentResource(self._control, self._source, name)
@@ -220,15 +229,17 @@ def deploymentsAPI(
     source: IStatusSource,
     history: Optional[IHistory] = None,
     resources: ResourcePolicy = ResourcePolicy(),
+    readers: Optional[NodeReaders] = None,
 ) -> dict[str, IResource]:
     """
     The resources to mount under C{/api}, by name: C{deployment} and
-    C{deployments}.
+    C{deployments} (with a deployment's C{stats} and its nodes' C{logs}
+    when C{readers} is given).
 
     @param resources: what a topology's nodes get and may ask for
         (C{[deploy]}).
     """
     return {
         "deployment": DeploymentResource(control, source, resources),
-        "deployments": DeploymentsResource(control, source, history, resources),
+        "deployments": DeploymentsResource(control, source, history, resources, readers),
     }

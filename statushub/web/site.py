@@ -3,6 +3,8 @@ The site: which resource answers which path.
 
     /            the dashboard (statushub/static)
     /ws/status   the WebSocket feed (feed.py)         role, origin
+    /ws/logs     a node's log, live (insight.py)      role, origin ([logs] viewer)
+    /ws/stats    resource use, live (insight.py)      role, origin ([logs] viewer)
     /api/status  one deployment's picture (status.py) role
     /api/whoami  what the token may do (whoami.py)     role
     /api/...     the API's resources (deployments.py) role, audited
@@ -33,6 +35,7 @@ from statushub.web.audit import Audited
 from statushub.web.feed import feedResource
 from statushub.web.guard import Hosts, Origins, RequestGuard
 from statushub.web.health import HealthResource
+from statushub.web.insight import NodeReaders
 from statushub.web.jsonresource import JSONError, JSONResource
 from statushub.web.limits import LimitedSite, RequestLimits
 from statushub.web.roles import Roles, TokenFailures
@@ -100,6 +103,7 @@ def makeSite(
     reactor: Optional[Any] = None,
     metrics: Optional[IResource] = None,
     webMetrics: Optional[Any] = None,
+    readers: Optional[NodeReaders] = None,
 ) -> StatusHubSite:
     """
     Build the site.  C{api} maps names to resources mounted under C{/api}
@@ -110,6 +114,8 @@ def makeSite(
         tokens' window (default: the global reactor).
     @param webMetrics: what counts wrong tokens and the connections the
         request limits close (a L{statushub.metrics.WebMetrics}).
+    @param readers: the insight room's feeds, mounted at C{/ws/logs} and
+        C{/ws/stats} (its API children come through C{api}).
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -132,6 +138,9 @@ def makeSite(
     # a JSON 405 for /ws itself (a plain Resource answered a HEAD with a 500)
     feeds = JSONResource()
     feeds.putChild(b"status", feedResource(hub, origins, config["feed"]["max_clients"]))
+    if readers is not None:
+        for path, resource in readers.feeds(origins, config["feed"]["max_clients"]).items():
+            feeds.putChild(path, resource)
     root.putChild(b"ws", roles.guard(feeds))
 
     root.putChild(b"healthz", HealthResource(hub, healthChecks))

@@ -1,7 +1,7 @@
 """
-The checks of single configuration values: each takes a value of the right
-type and returns the error text (without the file, section and key, which
-L{statushub.config} adds) or L{None}.
+The checks of single configuration values (L{statushub.config}'s
+L{Setting.check}): each returns an error text that names the problem, or
+L{None}.
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ def wampURL(value: Any) -> Optional[str]:
 
 def engineKind(value: Any) -> Optional[str]:
     return None if value in ("docker", "swarm") else f"{value!r} is not docker or swarm"
+
+
+def engineAddresses(value: Any) -> Optional[str]:
+    bad = [name for name, address in value.items() if not (isinstance(address, str) and address)]
+    return f"{bad[0]!r}: expected an engine address (unix:///path or tcp://host:port)" if bad else None
 
 
 def nonEmpty(value: Any) -> Optional[str]:
