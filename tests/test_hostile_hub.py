@@ -343,17 +343,18 @@ def test_odd_feed_queries_get_400_before_the_upgrade(hub, engine, query: str, wo
     assert len(answer.reason) < 200
 
 
+@pytest.mark.parametrize("feed", ["/ws/status", "/ws/logs", "/ws/stats"])
 @pytest.mark.parametrize(
     "query", ["", "?redirect=https%3A%2F%2Fevil.example%2F",
               "?redirect=https%3A%2F%2Fevil.example%2F&after=abc"],
     ids=["plain", "redirect", "redirect after abc"],
 )
-def test_a_get_of_the_feed_without_upgrade_gets_426(hub, engine, query: str) -> None:
+def test_a_get_of_a_feed_without_upgrade_gets_426(hub, engine, feed: str, query: str) -> None:
     """
     Autobahn's status page is off: it had none of the hub's answer headers,
     its ?redirect= sent anyone anywhere, and ?after=abc raised.
     """
-    answer = exchange(hub.port, requestHead("GET", f"/ws/status{query}", hub.port,
+    answer = exchange(hub.port, requestHead("GET", f"{feed}{query}", hub.port,
                                             bearer(VIEWER)))
     assert answer.code == 426 and "Upgrade" in answer.reason
     assert "location" not in answer.headers and b"<html" not in answer.body.lower()
