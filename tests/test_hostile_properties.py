@@ -138,7 +138,9 @@ PATHS = ["/", "/api", "/ws", "/api/status", "/api/deployments", "/api/deployment
          "/api/deployments/demo/history", "/healthz", "/metrics", "/ws/status",
          "/examples/wamp.json", "/api/%00", "/%2e%2e/etc/passwd", "/api/deployments/%C2%B2",
          "/api/deployments/demo/nodes/a/stop", "/api/deployments/demo/nodes/%00/restart",
-         "/api/deployments/demo/history?after=2026-11-26T08:00:00Z&since=1"]
+         "/api/deployments/demo/history?after=2026-11-26T08:00:00Z&since=1",
+         "/ws/logs", "/ws/stats", "/api/deployments/demo/stats",
+         "/api/deployments/demo/nodes/a/logs?tail=5"]
 METHODS = ["GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS", "BREW"]
 
 
@@ -162,7 +164,8 @@ queryValue = st.one_of(
     ).map(lambda moment: moment.isoformat()),
 )
 query = st.lists(
-    st.tuples(st.sampled_from(["deployment", "since", "epoch", "limit", "after", "token", "x"]),
+    st.tuples(st.sampled_from(["deployment", "since", "epoch", "limit", "after", "tail", "token",
+                               "x"]),
               queryValue),
     max_size=5,
 )
@@ -202,25 +205,29 @@ UPGRADE = ["Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 
 
 # what Autobahn's status page took (a GET without Upgrade), besides the feed's own
 feedQuery = st.lists(
-    st.tuples(st.sampled_from(["deployment", "since", "epoch", "redirect", "after", "x"]),
+    st.tuples(st.sampled_from(["deployment", "node", "since", "epoch", "tail", "redirect",
+                               "after", "x"]),
               st.one_of(queryValue, st.just("https://evil.example/"))),
     max_size=5,
 )
 
 
 @EXAMPLES
-@given(pairs=feedQuery, token=st.sampled_from([OPERATOR, VIEWER]), upgrade=st.booleans())
-def test_any_feed_query_gets_101_or_4xx(hub, pairs: list[tuple[str, str]], token: str,
+@given(feed=st.sampled_from(["/ws/status", "/ws/logs", "/ws/stats"]), pairs=feedQuery,
+       token=st.sampled_from([OPERATOR, VIEWER]), upgrade=st.booleans())
+def test_any_feed_query_gets_101_or_4xx(hub, feed: str, pairs: list[tuple[str, str]], token: str,
                                         upgrade: bool) -> None:
-    head = requestHead("GET", f"/ws/status?{encodedQuery(pairs)}", hub.port,
+    head = requestHead("GET", f"{feed}?{encodedQuery(pairs)}", hub.port,
                        f"Authorization: Bearer {token}", *(UPGRADE if upgrade else []))
     code = send(hub, head)
     assert acceptable(code) and not 300 <= code < 400
 
 
 @EXAMPLES
-@given(pairs=query, name=st.sampled_from(["demo", "a", "%00", "x" * 70]))
-def test_any_history_query_gets_2xx_or_4xx(hub, pairs: list[tuple[str, str]], name: str) -> None:
-    head = requestHead("GET", f"/api/deployments/{name}/history?{encodedQuery(pairs)}",
+@given(pairs=query, name=st.sampled_from(["demo", "a", "%00", "x" * 70]),
+       what=st.sampled_from(["history", "stats", "nodes/a/logs", "nodes/%00/logs"]))
+def test_any_history_or_insight_query_gets_2xx_or_4xx(hub, pairs: list[tuple[str, str]],
+                                                      name: str, what: str) -> None:
+    head = requestHead("GET", f"/api/deployments/{name}/{what}?{encodedQuery(pairs)}",
                        hub.port, f"Authorization: Bearer {VIEWER}")
     assert acceptable(send(hub, head))
