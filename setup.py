@@ -30,7 +30,8 @@ setup(
             "pytest-twisted>=1.14",
             "treq>=24.9",
             "playwright>=1.49",
-            # property tests: any bytes a log may carry
+            # property tests: any bytes a log may carry; generated bodies,
+            # headers and queries thrown at a real hub
             "hypothesis>=6.100",
             # lint-imports: the layers of .importlinter, run by make test
             "import-linter>=2.1",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 from statushub import resources
 from statushub import settingchecks as checks
@@ -77,6 +77,27 @@ SCHEMA: dict[str, dict[str, Setting]] = {
             False,
             "serve on an address other than loopback without an operator token "
             "(protected mode refuses to start otherwise)",
+        ),
+        "max_body": Setting(
+            (int,),
+            256 * 1024,
+            "largest request body, in bytes: a larger declared Content-Length gets "
+            "413 before the body is read; a chunked body is read up to it, then 413",
+            checks.positive,
+        ),
+        "request_timeout": Setting(
+            NUMBER,
+            30.0,
+            "seconds a connection has to send a whole request (headers and body), "
+            "however slowly it trickles in; also how long an idle keep-alive "
+            "connection is kept",
+            checks.positive,
+        ),
+        "max_pending": Setting(
+            (int,),
+            1000,
+            "connections waiting for their request at most; beyond, the oldest is closed",
+            checks.positive,
         ),
     },
     "feed": {

@@ -20,6 +20,7 @@ from twisted.python.components import Componentized
 from statushub import config as configuration
 from statushub import listen
 from statushub.listen import AnnouncingEndpointService
+from statushub.startchecks import startRefusal
 
 if TYPE_CHECKING:
     from twisted.web.server import Site
@@ -106,30 +107,9 @@ class Options(usage.Options):
             raise usage.UsageError(str(e))
         self.config = loaded
         # last: after everything that can set the listen address or the token
-        refusal = protectedModeRefusal(loaded)
+        refusal = startRefusal(loaded)
         if refusal is not None:
             raise usage.UsageError(refusal)
-
-
-def protectedModeRefusal(config: configuration.Config) -> Optional[str]:
-    """
-    Why the hub must not start, or L{None}: serving on an address other
-    hosts can reach, with no operator token, would let anyone who can reach
-    it deploy containers (Redis's protected mode is the model).
-    """
-    server = config["server"]
-    if server["token"] or server["allow_anonymous_remote"]:
-        return None
-    if listen.isLoopbackOnly(server["listen"]):
-        return None
-    return (
-        f"protected mode: [server] listen = '{server['listen']}' can be reached from "
-        "other hosts, and no operator token is set, so anyone who can reach it could "
-        "deploy containers on the Docker engine. Set [server] token (or the "
-        "environment variable STATUSHUB_TOKEN), or listen on loopback only "
-        "(interface=127.0.0.1), or, to serve without a token anyway, set "
-        "[server] allow_anonymous_remote = true."
-    )
 
 
 class HubService(MultiService):
@@ -472,6 +452,7 @@ def buildSite(
         healthChecks=core.healthChecks,
         reactor=reactor,
         metrics=None if metrics is None else metricsResource(metrics.registry),
+        webMetrics=None if metrics is None else metrics.web,
         readers=readers,
     )
     mountExamples(site, config["wamp"])

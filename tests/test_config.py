@@ -173,7 +173,7 @@ def test_protected_mode_refuses_other_hosts_without_a_token(
 
 @pytest.mark.parametrize(
     "text",
-    ['[server]\ntoken = "s3cret"\n', "[server]\nallow_anonymous_remote = true\n"],
+    ['[server]\ntoken = "s3cret-s3cret-s3cret"\n', "[server]\nallow_anonymous_remote = true\n"],
 )
 def test_protected_mode_lets_a_token_or_the_opt_out_through(
     tmp_path: Path, text: str
@@ -186,7 +186,7 @@ def test_protected_mode_lets_a_token_or_the_opt_out_through(
 def test_protected_mode_takes_the_token_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("STATUSHUB_TOKEN", "s3cret")
+    monkeypatch.setenv("STATUSHUB_TOKEN", "s3cret-s3cret-s3cret")
     Options().parseOptions(["--listen", "tcp:0:interface=0.0.0.0"])
 
 
@@ -199,6 +199,55 @@ def test_protected_mode_reads_the_listen_address_from_the_file(
         Options().parseOptions(["--config", path])
     # the command line's loopback address wins over the file's
     Options().parseOptions(["--config", path, "--listen", "tcp:0:interface=127.0.0.1"])
+
+
+@pytest.mark.parametrize(
+    "server, env",
+    [
+        ('token = "fifteen-chars15"', {}),
+        ("", {"STATUSHUB_TOKEN": "short"}),
+        ('token = "operator-token-of-20"\nviewer_token = "view"', {}),
+    ],
+)
+def test_a_short_token_beyond_loopback_stops_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: str, env: dict
+) -> None:
+    for variable in ("STATUSHUB_TOKEN", "STATUSHUB_VIEWER_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    path = write(tmp_path, f"[server]\n{server}\n")
+    with pytest.raises(UsageError) as e:
+        Options().parseOptions(["--config", path, "--listen", "tcp:0:interface=0.0.0.0"])
+    message = str(e.value)
+    assert "at least 16 characters" in message
+    assert "secrets.token_urlsafe" in message
+    # on loopback the same tokens are fine
+    Options().parseOptions(["--config", path, "--listen", "tcp:0:interface=127.0.0.1"])
+
+
+def test_a_token_of_16_characters_serves_other_hosts(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\ntoken = "sixteen-chars-16"\n')
+    Options().parseOptions(["--config", path, "--listen", "tcp:0:interface=0.0.0.0"])
+
+
+@pytest.mark.parametrize("listen", ["tcp:0:interface=127.0.0.1", "tcp:0:interface=0.0.0.0"])
+def test_any_host_without_a_token_stops_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listen: str
+) -> None:
+    monkeypatch.delenv("STATUSHUB_TOKEN", raising=False)
+    path = write(
+        tmp_path, '[server]\nallowed_hosts = ["*"]\nallow_anonymous_remote = true\n'
+    )
+    with pytest.raises(UsageError) as e:
+        Options().parseOptions(["--config", path, "--listen", listen])
+    message = str(e.value)
+    assert 'allowed_hosts = ["*"]' in message
+    assert "DNS rebinding" in message
+    assert "[server] token" in message
+    # with a token, any host may be named
+    monkeypatch.setenv("STATUSHUB_TOKEN", "a-token-of-sixteen")
+    Options().parseOptions(["--config", path, "--listen", listen])
 
 
 def test_engine_address(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from statushub.errors import DeploymentConflict, RequestError
 from statushub.hub import StatusHubFactory
 from statushub.interfaces import IDeploymentControl
 from statushub.status import StatusBoard
-from statushub.web.deployments import MAX_BODY, deploymentsAPI
+from statushub.web.deployments import deploymentsAPI
 from statushub.web.site import makeSite
 from tests.fakeengine import FakeEngine, callNow
 from tests.siteclient import SiteClient, answered, fired
@@ -107,11 +107,25 @@ def test_notJSON(api) -> None:
     assert engine.calls == []
 
 
-def test_tooLarge(api) -> None:
+@pytest.mark.parametrize(
+    "raw, words, field",
+    [
+        (b"[" * 100_000, "nested more than", "body"),
+        (b'{"name": "x", "nodes": [{"id": "a", "image": "i", '
+         b'"healthcheck": {"test": ["CMD", "true"], "interval": NaN}}]}', "NaN",
+         "nodes[0].healthcheck.interval"),
+        (b'{"name": "x\\u0000", "nodes": []}', "NUL character in name", "name"),
+    ],
+)
+def test_oddBodies(api, raw: bytes, words: str, field: str) -> None:
+    """
+    What JSON allows but nothing here can use: 400 naming it, and where it
+    is (too large a body is the site's: tests/test_request_limits.py).
+    """
     root, engine, board, manager = api
-    code, body = call(root, b"POST", "/deployment", b" " * (MAX_BODY + 1))
-    assert code == 413
-    assert engine.calls == []
+    code, body = call(root, b"POST", "/deployments", raw)
+    assert (code, body["field"]) == (400, field) and words in body["error"]
+    assert engine.calls == [] and board.names() == []
 
 
 # Several deployments, the plural paths.
@@ -216,6 +230,21 @@ def test_aMethodAPathDoesNotTakeIsAJSON405(api, method: bytes, path: str, allowe
     assert code == 405
     assert method.decode() in body["error"] and allowed in body["error"]
     assert engine.containers == {}
+
+
+@pytest.mark.parametrize("path, allowed", [("/deployment", "DELETE, POST"),
+                                           ("/deployments", "GET, HEAD, POST")])
+def test_aHeadIsAGetWithoutItsBody(api, path: str, allowed: str) -> None:
+    """
+    A C{HEAD} where there is no C{GET} is a 405 like any other method
+    (twisted.web's own asked for the missing render_GET: a 500).
+    """
+    root, engine, board, manager = api
+    answer = root.client.request("HEAD", "/api" + path)
+    assert answer.code == (200 if "GET" in allowed else 405)
+    assert answer.body == b""
+    if answer.code == 405:
+        assert answer.headers["allow"] == allowed
 
 
 # The API acts through an IDeploymentControl: one hub's answers at once,

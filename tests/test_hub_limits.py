@@ -1,6 +1,6 @@
 """
 The limits that keep a shared hub serving: the accept backlog, protected
-mode, the most feed clients, and the time-out on idle connections.
+mode and the most feed clients (the request limits: test_request_limits.py).
 Unit tests on a fake clock and transport; the rest on real hubs.
 """
 
@@ -15,71 +15,13 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 import treq
-from twisted.internet.address import IPv4Address
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from twisted.web.resource import Resource
 from twisted.web.test.requesthelper import DummyRequest
 
-from statushub import config as configuration
-from statushub.hub import StatusHubFactory
-from statushub.status import StatusBoard
 from statushub.web.clientlimit import ClientLimit
-from statushub.web.site import makeSite
 from tests.fixtures.hubprocess import REPO
 from tests.waiting import waitUntil
 from tests.wsclient import connectFeed
-
-# ---- the idle-connection time-out (fake clock) ---------------------------
-
-
-def siteConnection(clock: Clock) -> StringTransport:
-    """
-    One HTTP connection to the hub's site, on C{clock}.
-    """
-    board = StatusBoard(clock)
-    site = makeSite(board, StatusHubFactory(board, clock), configuration.defaults(),
-                    reactor=clock)
-    channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
-    transport = StringTransport()
-    channel.makeConnection(transport)
-    return channel, transport
-
-
-@pytest.mark.parametrize(
-    "sent",
-    [
-        b"",
-        b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n",
-        b"POST /api/deployment HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{",
-    ],
-    ids=["nothing", "half the headers", "half the body"],
-)
-def test_a_connection_without_a_complete_request_is_dropped_after_a_minute(
-    sent: bytes,
-) -> None:
-    clock = Clock()
-    channel, transport = siteConnection(clock)
-    channel.dataReceived(sent)
-    clock.advance(59)
-    assert not transport.disconnecting
-    clock.advance(1.5)
-    assert transport.disconnecting
-    assert transport.value() == b""
-
-
-def test_an_idle_keep_alive_connection_is_dropped_a_minute_after_its_response() -> None:
-    clock = Clock()
-    channel, transport = siteConnection(clock)
-    clock.advance(50)
-    channel.dataReceived(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    assert transport.value().startswith(b"HTTP/1.1 200")
-    # the minute starts again with each request
-    clock.advance(59)
-    assert not transport.disconnecting
-    clock.advance(1.5)
-    assert transport.disconnecting
-
 
 # ---- the client limit (unit) -----------------------------------------------
 
@@ -169,12 +111,12 @@ NO_ENGINE = '[docker]\nhost = "unix:///nonexistent/docker.sock"\n'
 @pytest_twisted.ensureDeferred
 async def test_with_a_token_the_hub_serves_other_hosts(hub_process) -> None:
     hub = hub_process(
-        config='[server]\ntoken = "s3cret"\n' + NO_ENGINE,
+        config='[server]\ntoken = "s3cret-s3cret-s3cret"\n' + NO_ENGINE,
         listen="tcp:{port}:interface=0.0.0.0",
     )
     url = f"http://127.0.0.1:{hub.port}/api/status"
     assert (await treq.get(url)).code == 401
-    authorised = await treq.get(url, headers={"Authorization": "Bearer s3cret"})
+    authorised = await treq.get(url, headers={"Authorization": "Bearer s3cret-s3cret-s3cret"})
     assert authorised.code == 200
 
 

@@ -139,6 +139,10 @@ def test_refusals(world, audit) -> None:
     ]
     assert world.client.request("GET", "/api/deployments/demo/nodes/web/stop",
                                 headers={"Authorization": f"Bearer {OPERATOR}"}).code == 405
+    # nor a HEAD (twisted.web's own looked for render_GET: a 500)
+    head = world.client.request("HEAD", "/api/deployments/demo/nodes/web/stop",
+                                headers={"Authorization": f"Bearer {OPERATOR}"})
+    assert (head.code, head.headers["allow"]) == (405, "POST")
 
 
 def test_conflicts(world) -> None:

@@ -17,33 +17,43 @@ import pytest
 pytestmark = [pytest.mark.wamp, pytest.mark.browser]
 
 
-def getJSON(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
+def getJSON(url: str, token: str = "") -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
+
+
+VIEWER = "viewer-token-0123456789"
 
 
 def test_example_page_follows_the_status_through_the_router(
     hub_process: Any, crossbar_router: Any, page: Any
 ) -> None:
+    """
+    With tokens on the hub: the page, its scripts and wamp.json follow the
+    viewer role, and the page passes its own ?token= on to them.
+    """
     from playwright.sync_api import expect
 
     router = crossbar_router()
     hub = hub_process(
-        env={"STATUSHUB_WAMP_TICKET": router.ticket},
+        env={"STATUSHUB_WAMP_TICKET": router.ticket,
+             "STATUSHUB_TOKEN": "operator-token-0123456789", "STATUSHUB_VIEWER_TOKEN": VIEWER},
         args=["--wamp-url", router.hubUrl, "--wamp-realm", "statushub"],
     )
     # the page joins where clients go (the same port here)
-    page.goto(f"{hub.url}/examples/wamp.html?url={router.url}")
+    page.goto(f"{hub.url}/examples/wamp.html?url={router.url}&token={VIEWER}")
     state = page.locator("#wamp-state")
     expect(state).to_have_attribute("data-state", "joined")
 
     # a hub with no deployment: list_deployments answers none
-    assert getJSON(f"{hub.url}/api/deployments") == {"deployments": []}
+    assert getJSON(f"{hub.url}/api/deployments", VIEWER) == {"deployments": []}
     expect(page.locator("#no-deployments")).to_be_visible()
     expect(page.locator("#deployments section")).to_have_count(0)
     shown = page.evaluate("window.statushubWamp.messages")
     # what came, if anything (the router's retained event), is the hub's picture
-    current = getJSON(f"{hub.url}/api/status")
+    current = getJSON(f"{hub.url}/api/status", VIEWER)
     assert all(message["deployment"] is None for message in shown), shown
     assert not shown or shown[-1] == current
 

@@ -68,6 +68,39 @@ def loadTopology(path: str) -> Any:
     return data
 
 
+def origin(url: str) -> tuple[str, str, int]:
+    """
+    The origin of C{url}: scheme, host and port (the scheme's default
+    filled in).
+    """
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or {"https": 443}.get(scheme, 80)
+
+
+class SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """
+    Follows a redirect that carries the token only to the origin the
+    request was sent to: urllib's own would send C{Authorization} on to
+    wherever the hub (or whoever answers in its place) points.
+    """
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> Optional[urllib.request.Request]:
+        if req.has_header("Authorization") and origin(newurl) != origin(req.full_url):
+            fp.close()
+            raise CommandError(
+                f"the hub at {req.full_url} redirected ({code}) to {newurl}, another "
+                "origin: not followed, so that the token is not sent there (if that is "
+                "the hub, give it as --url)",
+                EXIT_REFUSED,
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_opener = urllib.request.build_opener(SameOriginRedirects)
+
+
 def request(url: str, method: str, path: str, token: Optional[str],
             body: Any = None) -> tuple[int, Any]:
     """
@@ -83,7 +116,7 @@ def request(url: str, method: str, path: str, token: Optional[str],
     target = url.rstrip("/") + path
     req = urllib.request.Request(target, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT) as response:
+        with _opener.open(req, timeout=TIMEOUT) as response:
             code, payload = response.status, response.read()
     except urllib.error.HTTPError as e:
         code, payload = e.code, e.read()

@@ -110,7 +110,7 @@ class HistoryStore:
             finally:
                 connection.close()
         except (sqlite3.Error, OSError) as e:
-            self._fail(f"cannot open {self.path}: {e}")
+            self._fail("cannot open", e)
             return None
         if self.opened.renumbered:
             self.log.warn(
@@ -137,7 +137,7 @@ class HistoryStore:
         try:
             self._connection, _ = openDatabase(self.path, self.lockTimeout)
         except (sqlite3.Error, OSError) as e:
-            self._fail(f"cannot open {self.path}: {e}")
+            self._fail("cannot open", e)
             self.opened = None
             return
         self._thread = threading.Thread(target=self._work, name="statushub-history", daemon=True)
@@ -163,13 +163,23 @@ class HistoryStore:
         return stopped
 
     def health(self) -> str:
+        # a word for /healthz, which is open: the file and the error's text
+        # are in the log only
         if self._problem is not None:
             return self._problem
         return "ok" if self.opened is not None else "off"
 
-    def _fail(self, problem: str) -> None:
+    def _fail(self, problem: str, error: BaseException) -> None:
+        """
+        C{problem} ("cannot open", "cannot write", "cannot prune", "cannot
+        close cleanly") is
+        /healthz's word; the log line names the file and the error.
+        """
         if self._problem != problem:
-            self.log.error("history: {problem}; the hub serves on without it", problem=problem)
+            self.log.error(
+                "history: {problem} {path}: {error}; the hub serves on without it",
+                problem=problem, path=self.path, error=error,
+            )
         self._problem = problem
 
     # -- the writer thread ---------------------------------------------
@@ -209,7 +219,7 @@ class HistoryStore:
             releaseDatabase(connection, complete=not self._lost)
         except sqlite3.Error as e:
             # the mark stays: the next hub starts a new epoch
-            self._fail(f"cannot close {self.path} cleanly: {e}")
+            self._fail("cannot close cleanly", e)
 
     def _write(self, connection: sqlite3.Connection, batch: list[dict]) -> None:
         now = self._now()
@@ -239,7 +249,7 @@ class HistoryStore:
                 )
         except sqlite3.Error as e:
             self._lost = True
-            self._fail(f"cannot write to {self.path}: {e}")
+            self._fail("cannot write", e)
             return
         if self._problem is not None:
             self.log.info("history: writing to {path} works again", path=self.path)
@@ -267,7 +277,7 @@ class HistoryStore:
                     (self.maxMessages,),
                 )
         except sqlite3.Error as e:
-            self._fail(f"cannot prune {self.path}: {e}")
+            self._fail("cannot prune", e)
 
     def _read(self, function: Callable[[sqlite3.Connection], Any]) -> "Deferred[Any]":
         """

@@ -89,6 +89,11 @@ class StatusHubFactory(WebSocketServerFactory):
             autoPingInterval=0,
             # every client gets the same bytes, so no per-client compression
             perMessageCompressionAccept=lambda offers: None,
+            # a GET without Upgrade is a 426, not Autobahn's status page: that
+            # page had none of the hub's answer headers, its ?redirect=URL
+            # sent anyone anywhere (303), and a ?after= not a number was an
+            # unhandled ValueError
+            webStatus=False,
         )
         self.maxSendBuffer = maxSendBuffer
         self._source = source

@@ -5,6 +5,7 @@ One connected feed client.
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from functools import cached_property
 from typing import Any, Optional
@@ -85,6 +86,11 @@ def _sharedWhileOpen(name: str, value: Any) -> bool:
     return value is shared or (shared == () and not value)
 
 
+#: a seq as a client sends it back: ASCII digits (str.isdigit() takes "²",
+#: which int() refuses), small enough for SQLite's integers
+SEQ = re.compile(r"[0-9]{1,18}")
+
+
 class StatusProtocol(WebSocketServerProtocol):
     """
     Registers with the hub once the handshake is done, unregisters on every
@@ -128,16 +134,19 @@ class StatusProtocol(WebSocketServerProtocol):
             return None
         since, epoch = request.params.get("since"), request.params.get("epoch")
         if since or epoch:
-            if not (since and epoch and len(since) == len(epoch) == 1 and since[0].isdigit()):
+            if not (since and epoch and len(since) == len(epoch) == 1
+                    and SEQ.fullmatch(since[0])):
                 raise ConnectionDeny(
-                    400, "since, epoch: give both, once each; since a whole number"
+                    400, "since, epoch: give both, once each; since a whole number "
+                    "(0-9, at most 18 digits)"
                 )
             self.resumeFrom = (int(since[0]), epoch[0])
         if len(names) > 1:
             raise ConnectionDeny(400, "deployment: give one name, not several")
         if not SAFE_NAME.match(names[0]):
             raise ConnectionDeny(
-                400, f"deployment: {names[0]!r} is not a deployment name"
+                # cut: it goes back in the status line
+                400, f"deployment: {names[0][:40]!r} is not a deployment name"
             )
         self.subscription = names[0]
         return None

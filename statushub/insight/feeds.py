@@ -65,7 +65,8 @@ def oneParameter(request: ConnectionRequest, name: str, required: bool = True) -
 def nameParameter(request: ConnectionRequest, name: str, required: bool = True) -> Optional[str]:
     value = oneParameter(request, name, required)
     if value is not None and not SAFE_NAME.fullmatch(value):
-        raise ConnectionDeny(400, f"{name}: {value!r} is not a {name} name")
+        # cut: it goes back in the status line
+        raise ConnectionDeny(400, f"{name}: {value[:40]!r} is not a {name} name")
     return value
 
 
@@ -261,6 +262,9 @@ class InsightFeedFactory(WebSocketServerFactory):
             autoPingInterval=pingInterval,
             autoPingTimeout=pingTimeout,
             perMessageCompressionAccept=lambda offers: None,
+            # a GET without Upgrade is a 426, as on /ws/status: Autobahn's
+            # status page had a ?redirect=URL to anywhere
+            webStatus=False,
         )
 
     def __len__(self) -> int:

@@ -42,21 +42,22 @@ from statushub.metrics.status import (
     StatusMetrics,
 )
 from statushub.metrics.streams import StreamsCollector
+from statushub.metrics.web import CLOSE_REASONS, WebMetrics
 
 __all__ = [
-    "ACTION_OUTCOMES", "ActionMetrics", "BROADCAST_BUCKETS", "DEPLOY_STATUSES", "DROP_REASONS",
-    "ENGINE_ERROR_KINDS", "ENGINE_EVENT_ACTIONS", "ENGINE_OPERATIONS", "GC_PAUSE_BUCKETS",
-    "OUTCOMES", "POLL_BUCKETS", "PREFIX", "EngineMetrics", "FeedMetrics", "GCPauseMetrics",
-    "MeteredEngine", "MeteredEventStream", "Metrics", "StateCollector", "StatusMetrics",
-    "StreamsCollector",
+    "ACTION_OUTCOMES", "ActionMetrics", "BROADCAST_BUCKETS", "CLOSE_REASONS", "DEPLOY_STATUSES",
+    "DROP_REASONS", "ENGINE_ERROR_KINDS", "ENGINE_EVENT_ACTIONS", "ENGINE_OPERATIONS",
+    "GC_PAUSE_BUCKETS", "OUTCOMES", "POLL_BUCKETS", "PREFIX", "EngineMetrics", "FeedMetrics",
+    "GCPauseMetrics", "MeteredEngine", "MeteredEventStream", "Metrics", "StateCollector",
+    "StatusMetrics", "StreamsCollector", "WebMetrics",
 ]
 
 
 class Metrics:
     """
     Every metric of one hub, on a registry of its own: the parts that count
-    take theirs from here (C{feed}, C{engine}, C{status}, C{actions}); L{watch} adds
-    what is read at scrape time; the process's own figures come with it,
+    take theirs from here (C{feed}, C{engine}, C{status}, C{actions}, C{web}); L{watch}
+    adds what is read at scrape time; the process's own figures come with it,
     and its GC pauses (C{gc}, a service: timed while it runs).
     """
 
@@ -66,6 +67,7 @@ class Metrics:
         self.engine = EngineMetrics(self.registry)
         self.status = StatusMetrics(self.registry)
         self.actions = ActionMetrics(self.registry)
+        self.web = WebMetrics(self.registry)
         self.gc = GCPauseMetrics(self.registry)
         # CPU, memory, open files, start time: statushub_process_*
         ProcessCollector(namespace=PREFIX, registry=self.registry)

@@ -135,9 +135,12 @@
   }
 
   async function settings() {
-    const response = await fetch("wamp.json", { cache: "no-store" });
-    const configured = await response.json();
     const query = new URLSearchParams(window.location.search);
+    // the hub's token, if it has one, comes in this page's URL
+    const token = query.get("token");
+    const info = token ? "wamp.json?token=" + encodeURIComponent(token) : "wamp.json";
+    const response = await fetch(info, { cache: "no-store" });
+    const configured = await response.json();
     return {
       url: query.get("url") || configured.url,
       realm: query.get("realm") || configured.realm,

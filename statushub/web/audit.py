@@ -23,6 +23,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from statushub.names import NODE_ACTIONS
+from statushub.web.jsonbody import BodyError, parseBody
 from statushub.web.jsonresource import respondJSON
 
 log = Logger(namespace="statushub.audit")
@@ -127,8 +128,8 @@ def _deploymentInBody(request: Request) -> Optional[str]:
     position = content.tell()
     try:
         content.seek(0)
-        data = json.loads(content.read(_NAME_SEARCH_LIMIT + 1))
-    except (ValueError, UnicodeDecodeError):
+        data = parseBody(content.read(_NAME_SEARCH_LIMIT + 1))
+    except BodyError:
         return None
     finally:
         content.seek(position)

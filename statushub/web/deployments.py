@@ -19,7 +19,6 @@ picture; the work goes on, and the feed tells how it ends.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional, Union
 
 from twisted.internet.defer import Deferred
@@ -35,6 +34,7 @@ from statushub.resources import ResourcePolicy
 from statushub.topology import Topology, TopologyError, validateTopology
 from statushub.web.history import HistoryResource
 from statushub.web.insight import NodeReaders
+from statushub.web.jsonbody import BodyError, parseBody
 from statushub.web.jsonresource import (
     JSONError,
     JSONResource,
@@ -43,8 +43,6 @@ from statushub.web.jsonresource import (
     respondWhenFired,
 )
 from statushub.web.nodeactions import nodeActionChild
-
-MAX_BODY = 256 * 1024
 
 log = Logger()
 
@@ -70,16 +68,12 @@ def unknownDeployment(request: Request, name: str) -> bytes:
 def _readTopology(request: Request, policy: ResourcePolicy) -> Union[Topology, bytes]:
     """
     The valid topology in the body, or the rendered error that says why not.
+    The site has kept the body within C{[server] max_body}.
     """
-    body = request.content.read(MAX_BODY + 1) if request.content else b""
-    if len(body) > MAX_BODY:
-        return respondJSON(
-            request, 413, {"error": f"body: larger than {MAX_BODY} bytes", "field": "body"}
-        )
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        return respondJSON(request, 400, {"error": f"body: not valid JSON: {e}", "field": "body"})
+        data = parseBody(request.content.read() if request.content else b"")
+    except BodyError as e:
+        return respondJSON(request, 400, {"error": str(e), "field": e.field})
     try:
         return validateTopology(data, policy)
     except TopologyError as e:

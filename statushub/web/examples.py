@@ -9,6 +9,8 @@ C{/examples/}: the browser example of a WAMP client, served by the hub.
 
 The page is plain static files; C{wamp.json} tells it the router the hub
 itself joins (never the hub's ticket: the page joins as an anonymous client).
+With tokens set, all of it needs one (the viewer's will do): the page is
+opened with C{?token=}, and passes it on to its scripts and C{wamp.json}.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ def examplesResource(wamp: Mapping[str, Any]) -> Resource:
 
 def mountExamples(site: Site, wamp: Mapping[str, Any]) -> None:
     """
-    Serve the examples at C{/examples/} on C{site}.
+    Serve the examples at C{/examples/} on C{site} (a
+    L{statushub.web.site.StatusHubSite}), for the viewer or the operator:
+    what the page shows is the feed's, and the feed needs a token.
     """
-    site.resource.putChild(b"examples", examplesResource(wamp))
+    site.resource.putChild(b"examples", site.roles.guard(examplesResource(wamp)))

@@ -1,10 +1,15 @@
 """
 What the site answers at all, in front of everything it serves:
 
-    RequestGuard  wraps the site's root.  Refuses (403) a request whose Host
-                  is not the hub's (DNS rebinding), a change request from a
-                  page of another origin (cross-site), and (415) a change
-                  request whose body is not JSON.
+    RequestGuard  wraps the site's root.  Refuses (400) a request that sends
+                  Host, Origin, Content-Type or Authorization twice, or a
+                  NUL in its path; (403) one whose Host is not the hub's
+                  (DNS rebinding), a change request from a page of another
+                  origin (cross-site); and (415) a body that is not JSON.
+
+The guards decide from the request line and the headers only: the site
+asks them again as soon as the headers are in, and a refusal is sent before
+the body is read (L{statushub.web.limits}).
     OriginGuard   which browser origins may open the feed.
 
 Who may do what once a request is let in is L{statushub.web.roles}.
@@ -198,6 +203,9 @@ class Origins:
 
 JSON_TYPE = "application/json"
 
+#: headers a request may send once only
+ONCE_ONLY = (b"host", b"origin", b"content-type", b"content-length", b"authorization")
+
 
 class RequestGuard(Guard):
     """
@@ -220,6 +228,18 @@ class RequestGuard(Guard):
         self._identify = identify
 
     def refusal(self, request: Request) -> Optional[IResource]:
+        for name in ONCE_ONLY:
+            values = request.requestHeaders.getRawHeaders(name) or []
+            if len(values) > 1:
+                # which one counts differs between a proxy and the hub
+                return self._refuse(
+                    400,
+                    f"the {name.decode('ascii').title()} header is sent {len(values)} "
+                    "times: send it once",
+                    request,
+                )
+        if b"\x00" in request.path or b"%00" in request.path:
+            return self._refuse(400, "the path contains a NUL character (%00)", request)
         host = _header(request, b"host")
         if not self._hosts.allows(host):
             # a page on a name that resolves here (DNS rebinding), or a
@@ -230,28 +250,14 @@ class RequestGuard(Guard):
                 "localhost and the names in [server] allowed_hosts",
                 request,
             )
-        if not isChange(request):
-            return None
-        origin = _header(request, b"origin")
-        if origin is not None:
-            if not self._origins.trusts(origin, request):
-                return self._refuse(
-                    403,
-                    f"cross-site request refused: a page of origin {origin!r} may not "
-                    "change anything here (allow it in [server] allowed_origins)",
-                    request,
-                )
-        elif _header(request, b"sec-fetch-site") == "cross-site":
-            return self._refuse(
-                403,
-                "cross-site request refused: the browser says it comes from a page of "
-                "another site (Sec-Fetch-Site: cross-site)",
-                request,
-            )
-        if _hasBody(request):
+        if isChange(request):
+            crossSite = self._crossSite(request)
+            if crossSite is not None:
+                return self._refuse(403, crossSite, request)
+        if hasBody(request):
             # A browser sends text/plain, a form or multipart across
             # origins without asking first (no CORS preflight); JSON it
-            # never does.
+            # never does.  Nothing here reads a body of another type.
             contentType = _header(request, b"content-type") or ""
             if contentType.partition(";")[0].strip().lower() != JSON_TYPE:
                 return self._refuse(
@@ -262,19 +268,38 @@ class RequestGuard(Guard):
                 )
         return None
 
+    def _crossSite(self, request: Request) -> Optional[str]:
+        """
+        Why C{request}, a change, comes from a page of another site, if it does.
+        """
+        origin = _header(request, b"origin")
+        if origin is not None:
+            if self._origins.trusts(origin, request):
+                return None
+            return (
+                f"cross-site request refused: a page of origin {origin!r} may not "
+                "change anything here (allow it in [server] allowed_origins)"
+            )
+        if _header(request, b"sec-fetch-site") == "cross-site":
+            return (
+                "cross-site request refused: the browser says it comes from a page of "
+                "another site (Sec-Fetch-Site: cross-site)"
+            )
+        return None
+
     def _refuse(self, code: int, text: str, request: Request) -> IResource:
         return Refusal(code, text, self._identify(request))
 
 
-def _hasBody(request: Request) -> bool:
-    content = request.content
-    if content is None:
-        return False
-    position = content.tell()
-    content.seek(0, 2)
-    size = content.tell()
-    content.seek(position)
-    return size > 0
+def hasBody(request: Request) -> bool:
+    """
+    Whether C{request} comes with a body, by its headers: known before the
+    body is read (L{statushub.web.limits}).
+    """
+    if request.requestHeaders.hasHeader(b"transfer-encoding"):
+        return True
+    length = request.getHeader(b"content-length")
+    return length is not None and length.strip(b"0") != b""
 
 
 class OriginGuard(Guard):

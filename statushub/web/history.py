@@ -27,6 +27,7 @@ from statushub.interfaces import IHistory
 from statushub.web.jsonresource import JSONResource, respondJSON, respondWhenFired
 
 DEFAULT_LIMIT = 1000
+_DIGITS = re.compile(r"[0-9]{1,19}")
 MAX_LIMIT = 10_000
 
 log = Logger()
@@ -42,13 +43,16 @@ def _number(request: Request, name: str, default: int, highest: int) -> int:
     if not values:
         return default
     text = values[0].decode("utf-8", "replace")
-    if len(values) > 1 or not text.isdigit() or int(text) > highest:
-        raise ValueError(f"{name}: {text!r} is not a whole number from 0 to {highest}")
+    # ASCII digits: str.isdigit() takes "²", which int() then refuses
+    if len(values) > 1 or not _DIGITS.fullmatch(text) or int(text) > highest:
+        raise ValueError(f"{name}: {text[:32]!r} is not a whole number from 0 to {highest}")
     return int(text)
 
 
 # an offset's "+" comes as a space when the URL did not encode it
 _SPACED_OFFSET = re.compile(r" (\d\d(:?\d\d)?)$")
+# what an ISO 8601 time is written with, at a length one may be
+_TIME_CHARACTERS = re.compile(r"[0-9A-Za-z:.,+\- ]{1,64}")
 
 
 def _moment(request: Request, name: str) -> Optional[float]:
@@ -65,14 +69,17 @@ def _moment(request: Request, name: str) -> Optional[float]:
     if len(values) > 1:
         raise ValueError(f"{name}: give it once, not {len(values)} times")
     try:
+        # fromisoformat stops at a NUL ("...Z\x00" is a time to it)
+        if not _TIME_CHARACTERS.fullmatch(text):
+            raise ValueError(text)
         moment = datetime.fromisoformat(_SPACED_OFFSET.sub(r"+\1", text.strip()))
     except ValueError:
         raise ValueError(
-            f"{name}: {text!r} is not an ISO 8601 time, e.g. 2026-11-26T08:00:00Z"
+            f"{name}: {text[:40]!r} is not an ISO 8601 time, e.g. 2026-11-26T08:00:00Z"
         ) from None
     if moment.tzinfo is None:
         raise ValueError(
-            f"{name}: {text!r} has no time zone: end it with Z (UTC) or an offset "
+            f"{name}: {text[:40]!r} has no time zone: end it with Z (UTC) or an offset "
             "such as +01:00"
         )
     return moment.timestamp()

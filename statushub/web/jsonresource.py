@@ -8,8 +8,9 @@ import json
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.python.components import proxyForInterface
 from twisted.web.error import UnsupportedMethod
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from statushub.errors import DeploymentConflict, RequestError
@@ -81,6 +82,22 @@ class JSONError(Resource):
         return respondJSON(request, self._code, {"error": self._text})
 
 
+def methodNotAllowed(request: Request, error: UnsupportedMethod) -> bytes:
+    """
+    The JSON 405 for a method the resource has no C{render_METHOD} for,
+    naming the allowed ones.
+    """
+    methods = {m.decode("ascii") for m in error.allowedMethods}
+    if "GET" not in methods:
+        methods.discard("HEAD")  # twisted.web lists it always
+    allowed = ", ".join(sorted(methods))
+    request.setHeader(b"allow", allowed.encode("ascii"))
+    method = request.method.decode("ascii", "replace")
+    return respondJSON(
+        request, 405, {"error": f"{method} is not allowed here (allowed: {allowed})"}
+    )
+
+
 class JSONResource(Resource):
     """
     A resource of the API: a method it has no C{render_METHOD} for gets a
@@ -91,12 +108,32 @@ class JSONResource(Resource):
         try:
             return super().render(request)
         except UnsupportedMethod as e:
-            methods = {m.decode("ascii") for m in e.allowedMethods}
-            if "GET" not in methods:
-                methods.discard("HEAD")  # twisted.web lists it always
-            allowed = ", ".join(sorted(methods))
-            request.setHeader(b"allow", allowed.encode("ascii"))
-            method = request.method.decode("ascii", "replace")
-            return respondJSON(
-                request, 405, {"error": f"{method} is not allowed here (allowed: {allowed})"}
+            return methodNotAllowed(request, e)
+
+    def render_HEAD(self, request: Request) -> bytes:
+        # twisted.web's answers a HEAD with render_GET, which a resource
+        # that only changes things has not: an AttributeError, a 500
+        if getattr(self, "render_GET", None) is None:
+            raise UnsupportedMethod(
+                [name[len("render_"):].encode("ascii") for name in dir(self)
+                 if name.startswith("render_")]
             )
+        return self.render_GET(request)
+
+
+class AnyMethodAnswered(proxyForInterface(IResource)):  # type: ignore[misc]
+    """
+    C{original}, with a method it does not take answered by
+    L{methodNotAllowed}: twisted.web answers a method it does not know
+    (C{DELETE} or C{BREW} on a static file) 501, as if the server were at
+    fault.  A C{HEAD} where C{GET} is taken goes on to twisted.web, which
+    answers it with the headers of the C{GET}.
+    """
+
+    def render(self, request: Request) -> bytes:
+        try:
+            return self.original.render(request)
+        except UnsupportedMethod as e:
+            if request.method == b"HEAD" and b"GET" in e.allowedMethods:
+                raise
+            return methodNotAllowed(request, e)

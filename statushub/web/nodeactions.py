@@ -16,7 +16,6 @@ before, as for a deploy.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from twisted.python.failure import Failure
@@ -26,6 +25,7 @@ from twisted.web.server import Request
 from statushub.errors import RequestError
 from statushub.interfaces import IDeploymentControl
 from statushub.names import NODE_ACTIONS, SAFE_NAME
+from statushub.web.jsonbody import BodyError, parseBody
 from statushub.web.jsonresource import (
     JSONError,
     JSONResource,
@@ -64,9 +64,10 @@ def _bodyProblem(request: Request) -> str | None:
     if not body.strip():
         return None
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return "body: not valid JSON; a node action takes an empty body or {}"
+        data = parseBody(body)
+    except BodyError as e:
+        # deep nesting among them: json.loads would raise RecursionError
+        return f"{e}; a node action takes an empty body or {{}}"
     if data != {}:
         return "body: a node action takes an empty body or {}, nothing more"
     return None
