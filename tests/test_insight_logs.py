@@ -135,6 +135,26 @@ def test_nothingLostOrDoubledWhileTheTailIsRead() -> None:
     assert follower.texts() == ["1", "2", "3", "4", "5"]
 
 
+def test_nothingDoubledFromTheStreamsLastBatch() -> None:
+    """
+    Lines the stream had read, but not yet sent as a batch, when a
+    follower's tail was read are in both: the follower gets them once.
+    """
+    setup = Setup()
+    setup.print("1")
+    setup.engine.holdReads = True
+    follower = setup.follow(tail=100)
+    setup.print("2", "3")  # read by the stream, their batch not yet sent
+    setup.engine.releaseReads()
+    assert follower.texts() == ["1", "2", "3"]
+    setup.clock.advance(1)  # the batch of 2 and 3 goes out
+    setup.print("4")
+    setup.clock.advance(1)
+    assert follower.texts() == ["1", "2", "3", "4"]
+    # a follower that was live before gets every batch as it is
+    assert setup.follow(tail=0).texts() == []
+
+
 def test_batchesAtMostEveryInterval() -> None:
     """
     A line after a quiet while goes at once; lines close behind it wait for

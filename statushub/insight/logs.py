@@ -20,7 +20,6 @@ one that comes back (a reloaded page), then closes.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -33,8 +32,11 @@ from zope.interface import Interface, implementer
 from statushub.engine import EngineError, LogLine, NodeLocation
 from statushub.errors import RequestError, UnknownDeployment, UnknownNode
 from statushub.insight.frames import textFrame
+from statushub.insight.linebuffer import LineBuffer
 from statushub.insight.pumps import IStreamPump
 from statushub.interfaces import IContainerEngine, INodeLocator, IStatusSink
+
+__all__ = ["ILogFollower", "LineBuffer", "LogHub", "SharedLog"]
 
 DEFAULT_MAX_LINES_PER_SECOND = 1000
 #: the most lines a tail may ask for (PRODUCT.md)
@@ -73,52 +75,6 @@ class ILogFollower(Interface):
         """
 
 
-class LineBuffer:
-    """
-    Lines read and not yet sent: filled by the reading thread, taken by the
-    reactor.  A token bucket keeps a node to C{perSecond} lines a second
-    (bursts up to a second's worth pass); lines beyond are counted, not
-    kept, so the buffer holds at most about a second's worth.
-    """
-
-    def __init__(self, clock: IReactorTime, perSecond: int) -> None:
-        self._clock = clock
-        self._rate = float(perSecond)
-        self._tokens = float(perSecond)
-        self._last = clock.seconds()
-        self._lock = threading.Lock()
-        self._lines: list[LogLine] = []
-        self._dropped = 0
-
-    def add(self, line: LogLine) -> bool:
-        """
-        Keep C{line}, or count it left out.  From any thread.
-
-        @return: whether a batch begins with it (the buffer was empty): the
-            reactor should be told.
-        """
-        with self._lock:
-            now = self._clock.seconds()
-            self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
-            self._last = now
-            begins = not self._lines and not self._dropped
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                self._lines.append(line)
-            else:
-                self._dropped += 1
-            return begins
-
-    def take(self) -> tuple[list[LogLine], int]:
-        """
-        The lines kept since the last call, and how many were left out.
-        """
-        with self._lock:
-            lines, dropped = self._lines, self._dropped
-            self._lines, self._dropped = [], 0
-            return lines, dropped
-
-
 @dataclass
 class _Joining:
     """
@@ -145,6 +101,10 @@ class SharedLog:
         self.node = location.nodeId
         self.containerId = location.containerId
         self.followers: dict[ILogFollower, Optional[_Joining]] = {}
+        # a follower just given its tail: the time of the newest line it
+        # has, until the stream brings a newer one (lines the stream had
+        # not handed over yet when the tail was read are in both)
+        self._sentUpTo: dict[ILogFollower, str] = {}
         self.buffer = LineBuffer(hub.clock, hub.maxLinesPerSecond)
         self._stream: Any = None
         self._opening: Optional[list[Deferred]] = None
@@ -227,10 +187,12 @@ class SharedLog:
         if lines:
             frame = self._hub.frame(self._message(lines))
             for follower, joining in list(self.followers.items()):
-                if joining is None:
-                    follower.send(frame, len(lines))
-                else:
+                if joining is not None:
                     joining.lines.extend(lines)
+                elif follower in self._sentUpTo:
+                    self._sendNewer(follower, lines)
+                else:
+                    follower.send(frame, len(lines))
         if dropped:
             self.log.debug("{deployment}/{node}: {dropped} lines above the rate left out",
                            deployment=self.deployment, node=self.node, dropped=dropped)
@@ -240,6 +202,15 @@ class SharedLog:
                     follower.send(frame, dropped)
                 else:
                     joining.dropped += dropped
+
+    def _sendNewer(self, follower: ILogFollower, lines: list[LogLine]) -> None:
+        """
+        Send C{follower} what of C{lines} its tail did not have.
+        """
+        newer = [line for line in lines if line.time > self._sentUpTo[follower]]
+        if newer:
+            del self._sentUpTo[follower]  # the stream has passed its tail
+            follower.send(self._hub.frame(self._message(newer)), len(newer))
 
     def _streamEnded(self) -> None:
         """
@@ -252,6 +223,7 @@ class SharedLog:
         ending = [f for f, joining in self.followers.items() if joining is None]
         for follower in ending:
             del self.followers[follower]
+            self._sentUpTo.pop(follower, None)
         self._hub.forget(self)
         for follower in ending:
             follower.end()
@@ -294,6 +266,7 @@ class SharedLog:
         newer = [line for line in joining.lines if line.time > last]
         if newer:
             follower.send(self._hub.frame(self._message(newer)), len(newer))
+            last = newer[-1].time
         if joining.dropped:
             follower.send(self._hub.frame(self._gap(joining.dropped)), joining.dropped)
         if self.ended:
@@ -301,11 +274,14 @@ class SharedLog:
             follower.end()
             return
         self.followers[follower] = None
+        if last:
+            self._sentUpTo[follower] = last
 
     def leave(self, follower: ILogFollower) -> None:
         """
         Forget C{follower}; the last to leave starts the linger.
         """
+        self._sentUpTo.pop(follower, None)
         if self.followers.pop(follower, self) is self or self.followers:
             return
         if self.ended:
