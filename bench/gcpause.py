@@ -321,7 +321,7 @@ def main() -> int:
     report = table(summary, args.servers)
     print(report)
     loads = [run["load_serving_end"][0] for run in runs]
-    print(f"\nload average (1 min) at the end of each repetition's broadcasts: "
+    print("\nload average (1 min) at the end of each repetition's broadcasts: "
           + ", ".join(f"{load:.1f}" for load in loads))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out + ".tmp", "w") as out:

@@ -6,7 +6,6 @@ Docker engine: the real SDK, every read off the reactor thread.
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 import pytest_twisted

@@ -21,8 +21,7 @@ import pytest_twisted
 import treq
 from twisted.internet.threads import deferToThread
 
-from tests.fixtures.docker import IMAGE
-from tests.hubapi import SERVICE, topology
+from tests.hubapi import topology
 from tests.waiting import waitUntil
 from tests.wsclient import FeedClient, connectFeed
 

@@ -16,7 +16,7 @@ with the host it is on.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import docker
 import requests.exceptions
