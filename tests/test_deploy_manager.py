@@ -422,7 +422,7 @@ def test_execEventsCostNothing(world) -> None:
         engine.streams[0].push(event(engine, "web", action))
     clock.advance(1.0)
     assert engine.calls == []
-    engine.streams[0].push(event(engine, "web", "oom"))
+    engine.streams[0].push(event(engine, "web", "rename"))
     clock.advance(0)
     assert engine.calls == ["listContainers"]
     manager.stopService()
@@ -463,6 +463,25 @@ def test_oomKilled(world) -> None:
     engine.startContainer(ids["hungry"])
     clock.advance(INTERVAL)
     assert board.picture("demo").nodeStatuses[0].oomKilled is None
+    manager.stopService()
+
+
+def test_oomMarkAfterTheDeath(world) -> None:
+    """
+    The engine may mark a container OOM-killed only after its die event
+    (the look after the die saw no mark): its oom event is a look of its own.
+    """
+    clock, engine, board, sink, manager = world
+    manager.deploy(topology("hungry"))
+    [containerId] = engine.idsByNode().values()
+    engine.exit(containerId, 137)
+    clock.advance(0)
+    assert board.picture("demo").nodeStatuses[0].oomKilled is None
+    engine.containers[containerId]["oomKilled"] = True
+    engine.streams[0].push(event(engine, "hungry", "oom"))
+    clock.advance(0)
+    [node] = board.picture("demo").nodeStatuses
+    assert (node.status, node.exitCode, node.oomKilled) == ("exited", 137, True)
     manager.stopService()
 
 

@@ -155,6 +155,25 @@ def test_nothingDoubledFromTheStreamsLastBatch() -> None:
     assert setup.follow(tail=0).texts() == []
 
 
+def test_aLineStampedEarlierOnTheOtherStream() -> None:
+    """
+    The engine reads stdout and stderr apart: a stderr line may be stamped
+    a little before a stdout line written ahead of it.  Coming after the
+    follower's tail, it is not taken for one the tail had.
+    """
+    setup = Setup()
+    web = setup.ids["web"]
+    setup.engine.printLine(web, "out 1", time="2026-11-26T08:00:00.000000100Z")
+    setup.engine.holdReads = True
+    follower = setup.follow(tail=100)
+    setup.engine.printLine(web, "out 2", time="2026-11-26T08:00:00.000000300Z")
+    setup.engine.releaseReads()
+    assert follower.texts() == ["out 1", "out 2"]
+    setup.engine.printLine(web, "err 1", "stderr", time="2026-11-26T08:00:00.000000200Z")
+    setup.clock.advance(1)
+    assert follower.texts() == ["out 1", "out 2", "err 1"]
+
+
 def test_batchesAtMostEveryInterval() -> None:
     """
     A line after a quiet while goes at once; lines close behind it wait for

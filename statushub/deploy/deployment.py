@@ -59,9 +59,8 @@ _NO_HEALTH = object()
 RECHECK_ACTIONS = frozenset({"oom", "rename", "update", "create"})
 # the engine sends only these (health_status matches "health_status: ...")
 FOLLOWED_ACTIONS = tuple(sorted({*_EVENT_STATUS, *RECHECK_ACTIONS, "health_status"}))
-# events after which one look at the container tells what the list cannot:
-# its restart count (a start), whether the OOM killer ended it (a die), its
-# last check's output (a health change)
+# events after which one look at the container tells what the list cannot: its
+# restart count (a start), the OOM killer's mark (a die, an oom), a check's output
 INSPECT_ACTIONS = frozenset({"start", "restart", "die"})
 # how often, and how far apart, teardown looks for containers still there
 REMOVAL_CHECKS = 20
@@ -479,6 +478,8 @@ class Deployment:
         elif event.action in RECHECK_ACTIONS:
             # an event we cannot read a state from: ask the list
             self._pollSoon(0)
+            if event.action == "oom":  # marked OOM-killed after the die's look, maybe
+                self._inspect(event.containerId)
             return
         else:
             # exec_* (every health check run), attach, resize...: no news

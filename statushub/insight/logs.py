@@ -85,6 +85,25 @@ class _Joining:
     dropped: int = 0
 
 
+class _Sent:
+    """
+    The lines a follower was given from its tail on.  Lines compare by
+    their engine time, but the engine reads stdout and stderr apart: a
+    line of one may be stamped a little before a line of the other that
+    came first.  So a line is new when it is not among these and not
+    older than the oldest of them.
+    """
+
+    def __init__(self, lines: list[LogLine]) -> None:
+        self.lines = set(lines)
+        times = [line.time for line in lines]
+        self.oldest = min(times, default="")
+        self.newest = max(times, default="")
+
+    def newer(self, lines: list[LogLine]) -> list[LogLine]:
+        return [line for line in lines if line not in self.lines and line.time >= self.oldest]
+
+
 class SharedLog:
     """
     One node's log stream and its followers.
@@ -101,10 +120,10 @@ class SharedLog:
         self.node = location.nodeId
         self.containerId = location.containerId
         self.followers: dict[ILogFollower, Optional[_Joining]] = {}
-        # a follower just given its tail: the time of the newest line it
-        # has, until the stream brings a newer one (lines the stream had
-        # not handed over yet when the tail was read are in both)
-        self._sentUpTo: dict[ILogFollower, str] = {}
+        # a follower just given its tail: what it has, until the stream
+        # brings a line newer than all of it (lines the stream had not sent
+        # yet when the tail was read are in both)
+        self._sentUpTo: dict[ILogFollower, _Sent] = {}
         self.buffer = LineBuffer(hub.clock, hub.maxLinesPerSecond)
         self._stream: Any = None
         self._opening: Optional[list[Deferred]] = None
@@ -207,9 +226,11 @@ class SharedLog:
         """
         Send C{follower} what of C{lines} its tail did not have.
         """
-        newer = [line for line in lines if line.time > self._sentUpTo[follower]]
-        if newer:
+        sent = self._sentUpTo[follower]
+        newer = sent.newer(lines)
+        if any(line.time > sent.newest for line in lines):
             del self._sentUpTo[follower]  # the stream has passed its tail
+        if newer:
             follower.send(self._hub.frame(self._message(newer)), len(newer))
 
     def _streamEnded(self) -> None:
@@ -262,11 +283,11 @@ class SharedLog:
         if not isinstance(joining, _Joining):
             return  # gone meanwhile
         follower.send(self._hub.frame(self._message(tail)), len(tail))
-        last = tail[-1].time if tail else ""
-        newer = [line for line in joining.lines if line.time > last]
+        sent = _Sent(tail)
+        newer = sent.newer(joining.lines)
         if newer:
             follower.send(self._hub.frame(self._message(newer)), len(newer))
-            last = newer[-1].time
+            sent = _Sent(tail + newer)
         if joining.dropped:
             follower.send(self._hub.frame(self._gap(joining.dropped)), joining.dropped)
         if self.ended:
@@ -274,8 +295,8 @@ class SharedLog:
             follower.end()
             return
         self.followers[follower] = None
-        if last:
-            self._sentUpTo[follower] = last
+        if sent.lines:
+            self._sentUpTo[follower] = sent
 
     def leave(self, follower: ILogFollower) -> None:
         """
