@@ -16,6 +16,7 @@ from statushub.deploy.manager import (
     EngineHealth,
     UnknownDeployment,
 )
+from statushub.deploy.details import RELOOKS
 from statushub.topology import validateTopology
 from statushub.engine import DEPLOYMENT_LABEL, EngineError, EngineEvent
 from statushub.interfaces import IContainerEngine, IHealthCheck
@@ -482,6 +483,51 @@ def test_oomMarkAfterTheDeath(world) -> None:
     clock.advance(0)
     [node] = board.picture("demo").nodeStatuses
     assert (node.status, node.exitCode, node.oomKilled) == ("exited", 137, True)
+    manager.stopService()
+
+
+def test_oomMarkAfterTheLook(world) -> None:
+    """
+    A death by SIGKILL whose look saw no OOM mark is looked at again a
+    little later, a few times: the engine may set the mark a moment after
+    the death, with no event of its own.
+    """
+    clock, engine, board, sink, manager = world
+    manager.deploy(topology("hungry"))
+    [containerId] = engine.idsByNode().values()
+    engine.exit(containerId, 137)
+    clock.advance(0)
+    assert board.picture("demo").nodeStatuses[0].oomKilled is None
+    engine.containers[containerId]["oomKilled"] = True  # set late, told by nothing
+    clock.advance(INTERVAL)
+    assert board.picture("demo").nodeStatuses[0].oomKilled is True
+    engine.calls.clear()
+    for _ in range(5):
+        clock.advance(INTERVAL)
+    assert board.picture("demo").nodeStatuses[0].oomKilled is True
+    assert "inspectContainer" not in engine.calls
+    manager.stopService()
+
+
+def test_killedIsLookedAtAFewTimesOnly(world) -> None:
+    """
+    A node killed by someone else (137, never marked) costs a few more
+    looks, then none.
+    """
+    clock, engine, board, sink, manager = world
+    manager.deploy(topology("killed"))
+    [containerId] = engine.idsByNode().values()
+    engine.calls.clear()
+    engine.exit(containerId, 137)
+    for _ in range(10):
+        clock.advance(INTERVAL)
+    # its death's look (the die event's, maybe the poll's too), and those
+    assert engine.calls.count("inspectContainer") <= 2 + RELOOKS
+    engine.calls.clear()
+    for _ in range(10):
+        clock.advance(INTERVAL)
+    assert "inspectContainer" not in engine.calls
+    assert board.picture("demo").nodeStatuses[0].oomKilled is None
     manager.stopService()
 
 

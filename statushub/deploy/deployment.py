@@ -125,7 +125,7 @@ class Deployment:
         # containerId -> (fields an event told us, believed until)
         self._overlay: dict[str, tuple[dict[str, Any], float]] = {}
         # containerId -> what inspecting it last told
-        self._details = ContainerDetails()
+        self._details = ContainerDetails(clock, lambda c: self._inspect(c))
         self.picture = Picture(deployStatus="idle", deployment=name)
         self.working: Deferred[None] = succeed(None)
 
@@ -436,7 +436,7 @@ class Deployment:
                 return
             if self.status != "deployed" or not self.owns(containerId):
                 return
-            self._details.known[containerId] = detail
+            self._details.looked(containerId, detail)
             if self._lastSeen is not None:
                 self.show(self._lastSeen)
 
