@@ -125,7 +125,7 @@ class Deployment:
         # containerId -> (fields an event told us, believed until)
         self._overlay: dict[str, tuple[dict[str, Any], float]] = {}
         # containerId -> what inspecting it last told
-        self._details = ContainerDetails(clock, lambda c: self._inspect(c))
+        self._details = ContainerDetails(clock, self._inspect)
         self.picture = Picture(deployStatus="idle", deployment=name)
         self.working: Deferred[None] = succeed(None)
 
