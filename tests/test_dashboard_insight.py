@@ -14,7 +14,7 @@ import re
 import pytest
 
 from tests.blockingapi import api
-from tests.fixtures.docker import IMAGE
+from tests.fixtures.docker import HUNGRY, IMAGE
 from tests.test_dashboard import screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
@@ -182,7 +182,7 @@ def test_outOfMemory(hub_process, docker, page) -> None:
 
     hub = startHub(hub_process, docker)
     status, body = api(hub, "POST", "/api/deployments", {"name": "memory", "nodes": [
-        {"id": "hungry", "image": IMAGE, "command": ["sh", "-c", "x=a; while :; do x=$x$x; done"],
+        {"id": "hungry", "image": IMAGE, "command": ["sh", "-c", HUNGRY],
          "resources": {"memory": "16m"}},
         {"id": "calm", "image": IMAGE, "command": ["sleep", "infinity"],
          "resources": {"memory": "64m"}},

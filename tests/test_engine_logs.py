@@ -14,7 +14,7 @@ from twisted.internet.threads import deferToThread
 
 from statushub.engine import DEPLOYMENT_LABEL, NODE_LABEL, ContainerSpec, MAX_LINE_CHARACTERS
 from statushub.engine.docker import DockerEngine
-from tests.fixtures.docker import IMAGE
+from tests.fixtures.docker import HUNGRY, IMAGE
 from tests.waiting import waitUntil
 
 pytestmark = pytest.mark.docker
@@ -186,7 +186,7 @@ async def test_oomKilled(engine, docker) -> None:
     labels = ["--label", f"{DEPLOYMENT_LABEL}=logtest"]
     hungry = docker.docker(
         "run", "-d", *labels, "--memory", "16m", "--memory-swap", "16m", IMAGE,
-        "sh", "-c", "x=a; while :; do x=$x$x; done",
+        "sh", "-c", HUNGRY,
     ).strip()
     killed = docker.docker("run", "-d", *labels, IMAGE, "sleep", "infinity").strip()
     docker.docker("kill", killed)

@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.threads import deferToThread
 
-from tests.fixtures.docker import IMAGE
+from tests.fixtures.docker import HUNGRY, IMAGE
 from tests.hubapi import getJSON, post
 from tests.waiting import waitUntil
 from tests.wsclient import FeedClient, connectFeed
@@ -190,7 +190,6 @@ async def _status(hub, deployment: str, node: str, status: str) -> Optional[dict
 
 
 # allocates without end: each round doubles a shell string
-HUNGRY = "x=a; while :; do x=$x$x; done"
 
 
 @pytest_twisted.ensureDeferred
